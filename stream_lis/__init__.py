@@ -1,0 +1,1 @@
+"""Streaming online evaluation of recommender learners (LIS/AIS)."""

@@ -1,0 +1,241 @@
+"""Configuration: every knob of the evaluation, typed and validated in one place.
+
+Time semantics are explicit configuration, never implicit: the attribution window, the
+look-ahead horizon and the allowed lateness are all *event-time* durations (see
+``TimeConfig``). Configs are TOML or YAML files decoded straight into ``msgspec`` structs, so
+a typo or a wrong type fails at start-up with the path of the offending key rather than deep
+inside a running worker.
+
+>>> cfg = Config()
+>>> cfg.time.attribution_window_ms, cfg.time.horizon_ms
+(1800000, 3600000)
+>>> parse_duration("90s"), parse_duration("1h30m"), parse_duration(2.5)
+(90000, 5400000, 2500)
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import re
+from typing import Any
+
+import msgspec
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+#: Probes that ship with stream_lis (``stream_lis.probes``).
+BUILTIN_PROBES = ("next_click", "future_item", "co_click", "noise", "external")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the key and the reason."""
+
+
+def parse_duration(value: str | int | float) -> int:
+    """Parse ``"30m"``, ``"1h30m"``, ``"500ms"`` or a number of seconds into milliseconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"not a duration: {value!r}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"duration must be a finite number of seconds >= 0, got {value!r}")
+        return int(round(value * 1000))
+    text = value.strip().lower().replace(" ", "")
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_MS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ConfigError(f"not a duration: {value!r} (use e.g. '500ms', '90s', '30m', '1h30m')")
+    return int(round(total))
+
+
+Duration = str | int | float
+
+
+class TimeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Event-time semantics.
+
+    * ``attribution_window`` (W): a click counts for an impression if its event time is
+      within W of the impression's; the label is final once the watermark passes ``ts + W``.
+    * ``horizon`` (H): a labelled example is evaluated only once the watermark passes
+      ``ts + H``; leaky probes see the window ``(ts, ts + H]``. Examples are held for
+      ``max(W, H)``.
+    * ``allowed_lateness``: the watermark is the largest event time seen minus this; events
+      older than the watermark are late and dead-lettered.
+    * ``experiment_idle_timeout``: an experiment with no event for this long (event time)
+      has ended; its state and metric series are dropped.
+    """
+
+    attribution_window: Duration = "30m"
+    horizon: Duration = "1h"
+    allowed_lateness: Duration = "2m"
+    experiment_idle_timeout: Duration = "6h"
+
+    @property
+    def attribution_window_ms(self) -> int:
+        return parse_duration(self.attribution_window)
+
+    @property
+    def horizon_ms(self) -> int:
+        return parse_duration(self.horizon)
+
+    @property
+    def allowed_lateness_ms(self) -> int:
+        return parse_duration(self.allowed_lateness)
+
+    @property
+    def experiment_idle_timeout_ms(self) -> int:
+        return parse_duration(self.experiment_idle_timeout)
+
+
+class ExperimentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A declared experiment; events for undeclared arms are invalid (``unknown_arm``)."""
+
+    name: str
+    arms: list[str]
+
+
+class ExternalProbeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The user's preference dataset: JSON Lines of ``{item_id, vector}`` or ``{item_id, items}``."""
+
+    path: str | None = None
+    #: Treat the dataset as *future* knowledge (the default: it was built after the traffic).
+    name: str = "external"
+
+
+class ProbesConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Which preference-data probes run, one ``leaky:<probe>`` learner each."""
+
+    enabled: list[str] = msgspec.field(
+        default_factory=lambda: ["future_item", "next_click", "co_click", "noise"]
+    )
+    co_click_top_k: int = 5
+    future_item_prior_strength: float = 20.0
+    noise_dims: int = 1
+    external: ExternalProbeConfig = msgspec.field(default_factory=ExternalProbeConfig)
+
+
+class LearnerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The online learner used for every learner of an arm.
+
+    ``model`` is ``"ftrl"`` (the built-in hashed-feature logistic regression, vectorised over
+    micro-batches) or the dotted path of any River classifier, e.g.
+    ``"river.linear_model.LogisticRegression"``, optionally with ``params``.
+    """
+
+    model: str = "ftrl"
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    hash_bits: int = 20
+    #: Pairs of categorical features crossed into one feature (user-context interactions).
+    crosses: list[list[str]] = msgspec.field(default_factory=list)
+    #: Examples scored together then learnt together; deterministic chunks of this size.
+    batch_size: int = 128
+
+
+class EvaluationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Windows and confidence levels of the reported numbers."""
+
+    window_size: int = 20_000
+    confidence_level: float = 0.95
+    #: Bins of the since-start AUC; its stated error bound is exported next to it.
+    cumulative_bins: int = 1 << 14
+
+
+class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Bounds that keep a worker alive on bad input and flat in memory on an endless stream."""
+
+    max_event_bytes: int = 65_536
+    max_embedding_dims: int = 1024
+    max_pending_impressions: int = 2_000_000
+    max_string_length: int = 512
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Top-level configuration; every section has defaults, so an empty file is valid."""
+
+    #: Declared experiments; when empty every (experiment, arm) seen in events is accepted.
+    experiments: list[ExperimentConfig] = msgspec.field(default_factory=list)
+    time: TimeConfig = msgspec.field(default_factory=TimeConfig)
+    probes: ProbesConfig = msgspec.field(default_factory=ProbesConfig)
+    learner: LearnerConfig = msgspec.field(default_factory=LearnerConfig)
+    evaluation: EvaluationConfig = msgspec.field(default_factory=EvaluationConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def declared_arms(self) -> dict[str, set[str]] | None:
+        """``{experiment: {arms}}`` or ``None`` when arms are not declared."""
+        if not self.experiments:
+            return None
+        return {e.name: set(e.arms) for e in self.experiments}
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks msgspec's types cannot express."""
+    t = cfg.time
+    for key in ("attribution_window", "horizon", "allowed_lateness", "experiment_idle_timeout"):
+        parse_duration(getattr(t, key))
+    if t.attribution_window_ms <= 0:
+        raise ConfigError("time.attribution_window must be > 0")
+    unknown = [p for p in cfg.probes.enabled if p not in BUILTIN_PROBES]
+    if unknown:
+        raise ConfigError(f"probes.enabled: unknown probe(s) {unknown}; known: {list(BUILTIN_PROBES)}")
+    if len(set(cfg.probes.enabled)) != len(cfg.probes.enabled):
+        raise ConfigError("probes.enabled lists a probe twice")
+    if "external" in cfg.probes.enabled and not cfg.probes.external.path:
+        raise ConfigError("probes.enabled has 'external' but probes.external.path is not set")
+    if not 0.5 < cfg.evaluation.confidence_level < 1:
+        raise ConfigError("evaluation.confidence_level must be in (0.5, 1)")
+    if cfg.evaluation.window_size < 100:
+        raise ConfigError("evaluation.window_size must be >= 100")
+    if not 8 <= cfg.learner.hash_bits <= 26:
+        raise ConfigError("learner.hash_bits must be in [8, 26]")
+    if cfg.learner.batch_size < 1:
+        raise ConfigError("learner.batch_size must be >= 1")
+    for cross in cfg.learner.crosses:
+        if len(cross) != 2:
+            raise ConfigError(f"learner.crosses entries are pairs, got {cross}")
+    names = [e.name for e in cfg.experiments]
+    if len(set(names)) != len(names):
+        raise ConfigError("experiments: an experiment is declared twice")
+    for e in cfg.experiments:
+        if not e.arms:
+            raise ConfigError(f"experiments[{e.name}]: no arms declared")
+
+
+def load_config(path: str | pathlib.Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load a TOML or YAML config (by extension), apply ``{"section.key": value}`` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = pathlib.Path(path)
+        try:
+            text = p.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {p}: {exc.strerror}") from exc
+        try:
+            if p.suffix.lower() in (".yaml", ".yml"):
+                raw = msgspec.yaml.decode(text) or {}
+            else:
+                raw = msgspec.toml.decode(text)
+        except msgspec.DecodeError as exc:
+            raise ConfigError(f"{p}: {exc}") from exc
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid config: {exc}") from exc
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """The effective config as plain data (for ``--print-config`` and summaries)."""
+    return msgspec.to_builtins(cfg)

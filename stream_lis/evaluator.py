@@ -1,0 +1,227 @@
+"""Prequential evaluation of one arm: its learners, their paired scores, and the numbers.
+
+Every labelled example of an arm goes through all of the arm's learners in the same order:
+each chunk of ``batch_size`` examples is *scored by every learner before any learns from
+it*. The learners' scores for an example are therefore paired, and the AUC differences
+(LIS per probe, AIS) get the paired DeLong variance over the window of the last ``N``
+examples. Chunks are cut by count, not by arrival, so a replay gives identical numbers
+whatever the input's batching.
+
+>>> from stream_lis.config import Config
+>>> ev = ArmEvaluator("exp", "control", Config(), probe_names=["noise"])
+>>> ev.learner_names
+['clean', 'leaky:noise', 'mllm']
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .config import Config
+from .features import Row, clean_features, embedding_features
+from .join import LabelledExample
+from .learners import FeatureBatch, Learner, make_learner
+from .stats.auc import BinnedAUC, auc, delong_many
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A paired AUC difference with its confidence interval."""
+
+    value: float
+    low: float
+    high: float
+    se: float
+
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+@dataclass(frozen=True)
+class LearnerStats:
+    auc_window: float
+    auc_cumulative: float
+    auc_cumulative_error: float
+
+
+@dataclass
+class ArmStats:
+    """What one arm reports; ``None`` where a number is undefined (never ``inf``)."""
+
+    experiment: str
+    arm: str
+    labelled_positive: int
+    labelled_negative: int
+    window_examples: int
+    learners: dict[str, LearnerStats]
+    lis: dict[str, Interval]
+    ais: Interval | None
+    efficiency: dict[str, float | None]
+    production_auc_window: float | None
+    production_auc_cumulative: float | None
+    has_embeddings: bool
+    truncated: int = 0
+    impressions: int = 0
+    clicks: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def labelled(self) -> int:
+        return self.labelled_positive + self.labelled_negative
+
+    @property
+    def ctr(self) -> float | None:
+        return self.labelled_positive / self.labelled if self.labelled else None
+
+
+class ScoreWindow:
+    """Ring buffer of the last ``size`` labels and paired learner scores."""
+
+    def __init__(self, size: int, columns: int) -> None:
+        self.size = size
+        self.labels = np.zeros(size, dtype=np.int8)
+        self.scores = np.zeros((size, columns))
+        self.count = 0  # total appended
+
+    def append(self, y: np.ndarray, scores: np.ndarray) -> None:
+        n = len(y)
+        if n >= self.size:
+            y, scores = y[-self.size:], scores[-self.size:]
+            start = (self.count + n - self.size) % self.size
+            n_eff = self.size
+        else:
+            start, n_eff = self.count % self.size, n
+        idx = (start + np.arange(n_eff)) % self.size
+        self.labels[idx] = y
+        self.scores[idx] = scores
+        self.count += n
+
+    def view(self) -> tuple[np.ndarray, np.ndarray]:
+        k = min(self.count, self.size)
+        return self.labels[:k], self.scores[:k]
+
+
+class ArmEvaluator:
+    """The learners of one (experiment, arm) and the statistics of their paired scores."""
+
+    def __init__(self, experiment: str, arm: str, cfg: Config, probe_names: Sequence[str]) -> None:
+        self.experiment, self.arm = experiment, arm
+        self.cfg = cfg
+        self.probe_names = list(probe_names)
+        self.learner_names = ["clean", *(f"leaky:{p}" for p in probe_names), "mllm"]
+        self.learners: dict[str, Learner] = {n: make_learner(cfg.learner) for n in self.learner_names}
+        k = len(self.learner_names)
+        # Column k holds the production score (NaN where the event had none).
+        self.window = ScoreWindow(cfg.evaluation.window_size, k + 1)
+        self.cumulative = [BinnedAUC(cfg.evaluation.cumulative_bins) for _ in range(k + 1)]
+        self.positives = 0
+        self.negatives = 0
+        self.has_embeddings = False
+        self.truncated = 0
+        self._buffer: list[tuple[LabelledExample, dict[str, Row], bool]] = []
+        self._version = 0
+        self._cached: tuple[int, ArmStats] | None = None
+
+    def add(self, example: LabelledExample, leaked: dict[str, Row], complete: bool = True) -> None:
+        """Queue one released example; chunks of ``batch_size`` are evaluated as they fill.
+
+        ``complete=False`` marks an example released by the end of a finite input before its
+        future window was over: the learners still learn from it, but it is left out of the
+        AUCs, since its leaked features saw a truncated future and would dilute LIS.
+        """
+        self._buffer.append((example, leaked, complete))
+        if len(self._buffer) >= self.cfg.learner.batch_size:
+            self._evaluate(self._buffer)
+            self._buffer = []
+
+    def flush(self) -> None:
+        """Evaluate a partial chunk (end of input, shutdown, or a freshness deadline)."""
+        if self._buffer:
+            self._evaluate(self._buffer)
+            self._buffer = []
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def _evaluate(self, chunk: list[tuple[LabelledExample, dict[str, Row], bool]]) -> None:
+        crosses = self.cfg.learner.crosses
+        imps = [ex.impression for ex, _, _ in chunk]
+        y = np.fromiter((ex.label for ex, _, _ in chunk), dtype=np.int8, count=len(chunk))
+        clean = FeatureBatch([clean_features(imp, crosses) for imp in imps])
+        emb = [embedding_features(imp) for imp in imps]
+        if not self.has_embeddings and any(emb):
+            self.has_embeddings = True
+        batches = {"clean": clean, "mllm": clean.plus(emb)}
+        for p in self.probe_names:
+            batches[f"leaky:{p}"] = clean.plus([leaked[p] for _, leaked, _ in chunk])
+        # Prequential: all learners score the chunk, then all learn from it.
+        cols = [self.learners[n].predict_batch(batches[n]) for n in self.learner_names]
+        prod = np.fromiter((math.nan if i.score is None else i.score for i in imps), dtype=np.float64, count=len(imps))
+        scores = np.column_stack([*cols, prod])
+        yf = y.astype(np.float64)
+        for n in self.learner_names:
+            self.learners[n].learn_batch(batches[n], yf)
+        pos = int(y.sum())
+        self.positives += pos
+        self.negatives += len(y) - pos
+        self._version += 1
+        complete = np.fromiter((c for _, _, c in chunk), dtype=bool, count=len(chunk))
+        if not complete.all():
+            self.truncated += int((~complete).sum())
+            y, scores, prod = y[complete], scores[complete], prod[complete]
+        self.window.append(y, scores)
+        for k, b in enumerate(self.cumulative[:-1]):
+            b.update_many(y, scores[:, k])
+        has = ~np.isnan(prod)
+        if has.any():
+            self.cumulative[-1].update_many(y[has], prod[has])
+
+    def stats(self) -> ArmStats:
+        """The arm's figures from the current window (cached until the next chunk)."""
+        if self._cached is not None and self._cached[0] == self._version:
+            return self._cached[1]
+        level = self.cfg.evaluation.confidence_level
+        labels, scores = self.window.view()
+        k = len(self.learner_names)
+        nan = math.nan
+        pairs = delong_many(labels, scores[:, :k], reference=0, level=level) if len(labels) else []
+        learners = {}
+        for j, name in enumerate(self.learner_names):
+            aw = pairs[j].auc_b if pairs else nan
+            cum = self.cumulative[j]
+            learners[name] = LearnerStats(aw, cum.auc(), cum.error_bound())
+        diff = {name: Interval(p.diff, p.ci_low, p.ci_high, p.se) for name, p in zip(self.learner_names, pairs)}
+        lis = {p: diff.get(f"leaky:{p}", Interval(nan, nan, nan, nan)) for p in self.probe_names}
+        ais = diff.get("mllm") if self.has_embeddings else None
+        eff: dict[str, float | None] = {}
+        for p, iv in lis.items():
+            # Defined only where the probe's LIS is significantly positive: a ratio over an
+            # LIS whose interval covers 0 is noise, and over a negative one meaningless.
+            ok = ais is not None and math.isfinite(iv.low) and iv.low > 0 and math.isfinite(ais.value)
+            eff[p] = ais.value / iv.value if ok else None
+        prod = scores[:, k] if len(labels) else np.empty(0)
+        has = ~np.isnan(prod)
+        prod_w = auc(labels[has], prod[has]) if has.sum() > 1 else nan
+        prod_c = self.cumulative[-1].auc() if self.cumulative[-1].n_pos + self.cumulative[-1].n_neg else nan
+        out = ArmStats(
+            experiment=self.experiment,
+            arm=self.arm,
+            labelled_positive=self.positives,
+            labelled_negative=self.negatives,
+            window_examples=len(labels),
+            learners=learners,
+            lis=lis,
+            ais=ais,
+            efficiency=eff,
+            production_auc_window=None if math.isnan(prod_w) else prod_w,
+            production_auc_cumulative=None if math.isnan(prod_c) else prod_c,
+            has_embeddings=self.has_embeddings,
+            truncated=self.truncated,
+        )
+        self._cached = (self._version, out)
+        return out

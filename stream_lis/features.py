@@ -1,0 +1,121 @@
+"""Feature sets of the learners, as plain dicts and as hashed sparse batches.
+
+Each learner of an arm sees a *feature set*: ``clean`` (what the production ranker has at
+impression time), ``clean + leaked[probe]`` or ``clean + embedding``. Features are
+``{name: value}`` dicts, the form every River learner takes; categorical values are
+``"name=value": 1.0``. The vectorised learners take the same rows hashed into a CSR matrix,
+built once per micro-batch and shared by all learners (``hash_rows``); the hash is CRC-32,
+stable across processes so a checkpointed model means the same thing after a restart.
+
+>>> from stream_lis.events import Impression
+>>> imp = Impression(impression_id="i", ts=0, user_id="u1", item_id="a", experiment="e",
+...                  arm="c", score=0.5, features={"device": "ios"})
+>>> sorted(clean_features(imp, crosses=[["device", "item"]]).items())
+[('f:device=ios', 1.0), ('i=a', 1.0), ('score_logit', 0.0), ('u=u1', 1.0), ('x:device=ios|item=a', 1.0)]
+>>> X = hash_rows([{"a": 1.0}, {"a": 2.0, "b": 1.0}], bits=8)
+>>> X.n_rows, X.indptr.tolist(), X.data.tolist()
+(2, [0, 1, 3], [1.0, 2.0, 1.0])
+>>> X.concat(hash_rows([{"c": 5.0}, {}], bits=8)).data.tolist()
+[1.0, 5.0, 2.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, NamedTuple, Sequence
+from zlib import crc32
+
+import numpy as np
+
+from .events import Impression
+
+Row = dict[str, float]
+
+_LOGIT_CLIP = 1e-6
+
+
+def logit(p: float) -> float:
+    p = min(max(p, _LOGIT_CLIP), 1 - _LOGIT_CLIP)
+    return math.log(p / (1 - p))
+
+
+def clean_features(imp: Impression, crosses: Sequence[Sequence[str]] = ()) -> Row:
+    """What the production ranker knows at impression time: ids, context, its own score."""
+    row: Row = {"u=" + imp.user_id: 1.0, "i=" + imp.item_id: 1.0}
+    for k, v in imp.features.items():
+        row[f"f:{k}={v}"] = 1.0
+    for k, v in imp.dense.items():
+        row["d:" + k] = v
+    if imp.score is not None:
+        row["score_logit"] = logit(imp.score)
+    if crosses:
+        ctx = {"user": imp.user_id, "item": imp.item_id, **imp.features}
+        for a, b in crosses:
+            if a in ctx and b in ctx:
+                row[f"x:{a}={ctx[a]}|{b}={ctx[b]}"] = 1.0
+    return row
+
+
+def embedding_features(imp: Impression) -> Row:
+    """The arm's MLLM item representation as dense features (empty when the event has none)."""
+    if not imp.embedding:
+        return {}
+    return {_EMB_NAMES[k] if k < len(_EMB_NAMES) else f"e:{k}": v for k, v in enumerate(imp.embedding)}
+
+
+_EMB_NAMES = [f"e:{k}" for k in range(256)]
+_hash_cache: dict[str, int] = {}
+
+
+def _index(name: str, mask: int) -> int:
+    h = _hash_cache.get(name)
+    if h is None:
+        h = crc32(name.encode())
+        if len(_hash_cache) < 1_000_000:
+            _hash_cache[name] = h
+    return h & mask
+
+
+class Hashed(NamedTuple):
+    """Rows of hashed features in CSR layout; a row may repeat a column (values add up)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.indptr) - 1
+
+    def row_ids(self) -> np.ndarray:
+        """The row of every stored value."""
+        return np.repeat(np.arange(self.n_rows), np.diff(self.indptr))
+
+    def concat(self, other: "Hashed") -> "Hashed":
+        """Row-wise concatenation (row r = self's row r then other's), vectorised."""
+        na, nb = np.diff(self.indptr), np.diff(other.indptr)
+        indptr = np.zeros(len(na) + 1, dtype=np.int64)
+        np.cumsum(na + nb, out=indptr[1:])
+        ra, rb = self.row_ids(), other.row_ids()
+        pos_a = indptr[ra] + (np.arange(len(self.indices)) - self.indptr[ra])
+        pos_b = indptr[rb] + na[rb] + (np.arange(len(other.indices)) - other.indptr[rb])
+        indices = np.empty(indptr[-1], dtype=np.int64)
+        data = np.empty(indptr[-1], dtype=np.float64)
+        indices[pos_a], indices[pos_b] = self.indices, other.indices
+        data[pos_a], data[pos_b] = self.data, other.data
+        return Hashed(indptr, indices, data)
+
+
+def hash_rows(rows: Iterable[Row], bits: int) -> Hashed:
+    """Hash feature dicts into CSR rows over ``2**bits`` columns."""
+    mask = (1 << bits) - 1
+    indptr = [0]
+    indices: list[int] = []
+    data: list[float] = []
+    for row in rows:
+        for name, value in row.items():
+            indices.append(_index(name, mask))
+            data.append(value)
+        indptr.append(len(indices))
+    return Hashed(np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64),
+                  np.asarray(data, dtype=np.float64))

@@ -1,0 +1,158 @@
+"""Impression-click join: turns impressions and clicks into final labels in event time.
+
+An impression is *positive* if a click for it with event time in ``[ts, ts + W]`` arrives
+before its label is final, and *negative* once the watermark passes ``ts + W`` without one.
+Every click has exactly one outcome, each counted and none able to change a final label:
+
+``attributed``       the first click in the window of a pending impression;
+``duplicate``        another click for an impression that already has one;
+``late``             a click for an impression whose label was already final (negative);
+``out_of_window``    a click whose event time lies outside ``[ts, ts + W]``;
+``orphan``           a click for an impression never seen (kept while the watermark allows
+                     its impression to still arrive, so out-of-order pairs join).
+
+>>> from stream_lis.events import Impression, Click
+>>> j = ClickJoiner(window_ms=100)
+>>> imp = Impression(impression_id="i1", ts=0, user_id="u", item_id="a", experiment="e", arm="c")
+>>> j.add_impression(imp)  # outcomes of clicks that arrived before it
+[]
+>>> j.add_click(Click(impression_id="i1", ts=40)), j.add_click(Click(impression_id="i1", ts=41))
+('attributed', 'duplicate')
+>>> [(x.impression.impression_id, x.label) for x in j.expire(watermark=101)]
+[('i1', 1)]
+>>> j.add_click(Click(impression_id="i1", ts=50))
+'duplicate'
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Iterator
+
+import msgspec
+
+from .events import Click, Impression
+
+CLICK_OUTCOMES = ("attributed", "duplicate", "late", "out_of_window", "orphan")
+
+
+class LabelledExample(msgspec.Struct, array_like=True):
+    """An impression with its final label; ``click_ts`` is set for positives."""
+
+    impression: Impression
+    label: int
+    click_ts: int | None
+    label_ts: int
+
+
+class _Pending(msgspec.Struct, array_like=True):
+    impression: Impression
+    click_ts: int | None = None
+
+
+class ClickJoiner:
+    """Pending impressions keyed by id, closed in deadline order by the watermark.
+
+    Memory is bounded by the attribution window: a pending impression lives ``W`` of event
+    time; a final label is remembered another ``W`` (to tell *late* clicks from orphans).
+    """
+
+    def __init__(self, window_ms: int) -> None:
+        self.window_ms = window_ms
+        self.pending: dict[str, _Pending] = {}
+        self._deadlines: list[tuple[int, str]] = []
+        # impression_id -> label of recently finalised impressions, in finalisation order.
+        self._final: dict[str, int] = {}
+        self._final_order: deque[tuple[int, str]] = deque()
+        # Clicks whose impression has not arrived yet: impression_id -> clicks.
+        self._early: dict[str, list[Click]] = {}
+        self._early_order: deque[tuple[int, str]] = deque()
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def knows(self, impression_id: str) -> bool:
+        """True for a pending or recently finalised impression (duplicate detection)."""
+        return impression_id in self.pending or impression_id in self._final
+
+    def add_impression(self, imp: Impression) -> list[str]:
+        """Start waiting for clicks; returns outcomes of clicks that arrived before it."""
+        p = _Pending(imp)
+        self.pending[imp.impression_id] = p
+        heapq.heappush(self._deadlines, (imp.ts + self.window_ms, imp.impression_id))
+        early = self._early.pop(imp.impression_id, None)
+        return [self._attribute(p, c) for c in early] if early else []
+
+    def add_click(self, click: Click) -> str:
+        """Apply a click; returns its outcome (one of ``CLICK_OUTCOMES``)."""
+        p = self.pending.get(click.impression_id)
+        if p is not None:
+            return self._attribute(p, click)
+        label = self._final.get(click.impression_id)
+        if label is not None:
+            return "duplicate" if label == 1 else "late"
+        self._early.setdefault(click.impression_id, []).append(click)
+        self._early_order.append((click.ts, click.impression_id))
+        return "held"
+
+    def _attribute(self, p: _Pending, click: Click) -> str:
+        ts = p.impression.ts
+        if not ts <= click.ts <= ts + self.window_ms:
+            return "out_of_window"
+        if p.click_ts is not None:
+            return "duplicate"
+        p.click_ts = click.ts
+        return "attributed"
+
+    def expire(self, watermark: int) -> list[LabelledExample]:
+        """Finalise every impression whose window closed (``watermark > ts + W``)."""
+        out: list[LabelledExample] = []
+        dl = self._deadlines
+        while dl and dl[0][0] < watermark:
+            _, iid = heapq.heappop(dl)
+            p = self.pending.pop(iid, None)
+            if p is None:
+                continue
+            label = 1 if p.click_ts is not None else 0
+            label_ts = p.click_ts if p.click_ts is not None else p.impression.ts + self.window_ms
+            out.append(LabelledExample(p.impression, label, p.click_ts, label_ts))
+            self._final[iid] = label
+            self._final_order.append((p.impression.ts + self.window_ms, iid))
+        # Forget final labels a full window later, and early clicks the watermark passed.
+        fo = self._final_order
+        while fo and fo[0][0] + self.window_ms < watermark:
+            self._final.pop(fo.popleft()[1], None)
+        return out
+
+    def expire_orphans(self, watermark: int) -> Iterator[Click]:
+        """Clicks held for an impression that can no longer arrive: they are orphans."""
+        eo = self._early_order
+        while eo and eo[0][0] < watermark:
+            _, iid = eo.popleft()
+            clicks = self._early.pop(iid, None)
+            if clicks:
+                yield from clicks
+
+    def state(self) -> dict:
+        """Plain-data state for checkpoints."""
+        return {
+            "pending": list(self.pending.values()),
+            "final": list(self._final_order),
+            "final_labels": self._final,
+            "early": self._early,
+            "early_order": list(self._early_order),
+        }
+
+    def load(self, state: dict) -> None:
+        self.pending = {}
+        self._deadlines = []
+        for p in state["pending"]:
+            p = msgspec.convert(p, _Pending) if not isinstance(p, _Pending) else p
+            self.pending[p.impression.impression_id] = p
+            self._deadlines.append((p.impression.ts + self.window_ms, p.impression.impression_id))
+        heapq.heapify(self._deadlines)
+        self._final_order = deque(tuple(x) for x in state["final"])
+        self._final = dict(state["final_labels"])
+        self._early = {k: [msgspec.convert(c, Click) if not isinstance(c, Click) else c for c in v] for k, v in state["early"].items()}
+        self._early_order = deque(tuple(x) for x in state["early_order"])

@@ -1,0 +1,30 @@
+"""Preference-data probes: each turns one candidate dataset into leaked features.
+
+Adding a probe means one module with a ``Probe`` subclass and one line in ``build_probes``.
+"""
+
+from __future__ import annotations
+
+from ..config import ProbesConfig
+from .base import Probe
+from .co_click import CoClickProbe
+from .external import ExternalProbe
+from .future_item import FutureItemProbe
+from .log import BehaviourLog
+from .next_click import NextClickProbe
+from .noise import NoiseProbe
+
+__all__ = ["Probe", "BehaviourLog", "build_probes", "CoClickProbe", "ExternalProbe",
+           "FutureItemProbe", "NextClickProbe", "NoiseProbe"]
+
+
+def build_probes(cfg: ProbesConfig) -> list[Probe]:
+    """The enabled probes, in configured order."""
+    factories = {
+        "future_item": lambda: FutureItemProbe(cfg.future_item_prior_strength),
+        "next_click": NextClickProbe,
+        "co_click": lambda: CoClickProbe(cfg.co_click_top_k),
+        "noise": lambda: NoiseProbe(cfg.noise_dims),
+        "external": lambda: ExternalProbe.from_file(cfg.external.path),
+    }
+    return [factories[name]() for name in cfg.enabled]

@@ -1,0 +1,80 @@
+"""``external``: a preference dataset supplied by the user.
+
+Either ``item -> vector`` (e.g. item-ID embeddings exported from a later ranking-model
+snapshot: the paper's future-embedding probe) or ``item -> similar items``. Records are JSON
+Lines ``{"item_id": ..., "vector": [...]}`` or ``{"item_id": ..., "items": [...]}``, read from
+a file here, or from a compacted topic by the Kafka runtime through ``update``.
+
+>>> p = ExternalProbe()
+>>> p.update(b'{"item_id": "a", "vector": [0.5, -1.0]}'), p.update(b'{"item_id": "b", "items": ["a"]}')
+(None, None)
+>>> p.update(b'{"item_id": 3}')
+'wrong_type'
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import msgspec
+
+from ..features import Row
+from ..join import LabelledExample
+from .base import Probe
+from .log import BehaviourLog
+
+
+class PreferenceRecord(msgspec.Struct, forbid_unknown_fields=False):
+    item_id: str
+    vector: list[float] | None = None
+    items: list[str] | None = None
+
+
+_decoder = msgspec.json.Decoder(PreferenceRecord)
+
+
+class ExternalProbe(Probe):
+    """Looks each example's item up in the dataset; unknown items get no leaked feature."""
+
+    name = "external"
+
+    def __init__(self, records: Iterable[bytes] = ()) -> None:
+        self.vectors: dict[str, Row] = {}
+        self.similar: dict[str, Row] = {}
+        self.rejected = 0
+        for line in records:
+            if line.strip() and self.update(line) is not None:
+                self.rejected += 1
+
+    @classmethod
+    def from_file(cls, path: str) -> "ExternalProbe":
+        with open(path, "rb") as fh:
+            return cls(fh)
+
+    def update(self, raw: bytes) -> str | None:
+        """Upsert one record; returns a reason when it is rejected."""
+        try:
+            rec = _decoder.decode(raw)
+        except msgspec.ValidationError:
+            return "wrong_type"
+        except msgspec.DecodeError:
+            return "unparseable"
+        if rec.vector is not None:
+            if not all(map(math.isfinite, rec.vector)):
+                return "non_finite"
+            self.vectors[rec.item_id] = {f"ext:v{k}": v for k, v in enumerate(rec.vector)}
+        if rec.items is not None:
+            self.similar[rec.item_id] = {"ext:sim=" + s: 1.0 for s in rec.items}
+        if rec.vector is None and rec.items is None:
+            return "missing_field"
+        return None
+
+    def leaked(self, examples: Sequence[LabelledExample], log: BehaviourLog | None, horizon_ms: int) -> list[Row]:
+        out = []
+        for ex in examples:
+            item = ex.impression.item_id
+            row = dict(self.vectors.get(item, ()))
+            row.update(self.similar.get(item, ()))
+            out.append(row)
+        return out

@@ -1,0 +1,46 @@
+"""``noise``: a negative control whose leaked features are pure noise.
+
+Its LIS must be indistinguishable from 0; if its interval excludes 0 more often than the
+confidence level allows, the intervals (or the learners) are not to be trusted. Values are
+a function of the impression id alone, so replays and restarts give the same noise.
+
+>>> from stream_lis.events import Impression
+>>> from stream_lis.join import LabelledExample
+>>> imp = Impression(impression_id="i", ts=0, user_id="u", item_id="a", experiment="e", arm="c")
+>>> ex = LabelledExample(imp, 0, None, 0)
+>>> NoiseProbe(dims=2).leaked([ex], None, 1) == NoiseProbe(dims=2).leaked([ex], None, 1)
+True
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+from zlib import crc32
+
+import numpy as np
+from scipy.special import ndtri
+
+from ..features import Row
+from ..join import LabelledExample
+from .base import Probe
+from .log import BehaviourLog
+
+
+class NoiseProbe(Probe):
+    """``dims`` standard-normal features drawn from a hash of the impression id."""
+
+    name = "noise"
+
+    def __init__(self, dims: int = 1) -> None:
+        self.dims = dims
+        self._names = [f"nz:{k}" for k in range(dims)]
+
+    def leaked(self, examples: Sequence[LabelledExample], log: BehaviourLog | None, horizon_ms: int) -> list[Row]:
+        if not examples:
+            return []
+        h = np.array(
+            [[crc32(f"{k}:{ex.impression.impression_id}".encode()) for k in range(self.dims)] for ex in examples],
+            dtype=np.float64,
+        )
+        z = ndtri((h + 0.5) / 4294967296.0)
+        return [dict(zip(self._names, r)) for r in z.tolist()]
