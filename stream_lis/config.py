@@ -103,8 +103,6 @@ class ExternalProbeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
     """The user's preference dataset: JSON Lines of ``{item_id, vector}`` or ``{item_id, items}``."""
 
     path: str | None = None
-    #: Treat the dataset as *future* knowledge (the default: it was built after the traffic).
-    name: str = "external"
 
 
 class ProbesConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -116,6 +114,7 @@ class ProbesConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     co_click_top_k: int = 5
     future_item_prior_strength: float = 20.0
     noise_dims: int = 1
+    noise_scale: float = 0.3
     external: ExternalProbeConfig = msgspec.field(default_factory=ExternalProbeConfig)
 
 
@@ -179,7 +178,10 @@ def validate(cfg: Config) -> None:
     """Cross-field checks msgspec's types cannot express."""
     t = cfg.time
     for key in ("attribution_window", "horizon", "allowed_lateness", "experiment_idle_timeout"):
-        parse_duration(getattr(t, key))
+        try:
+            parse_duration(getattr(t, key))
+        except ConfigError as exc:
+            raise ConfigError(f"time.{key}: {exc}") from None
     if t.attribution_window_ms <= 0:
         raise ConfigError("time.attribution_window must be > 0")
     unknown = [p for p in cfg.probes.enabled if p not in BUILTIN_PROBES]

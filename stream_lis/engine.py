@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Sequence
 
 from .config import Config
 from .evaluator import ArmEvaluator, ArmStats
-from .events import Click, Impression, Invalid, decode_event
+from .events import Click, Impression, Invalid, decode_event, encode_event
 from .horizon import LookAheadBuffer
 from .join import ClickJoiner, LabelledExample
 from .probes import BehaviourLog, Probe, build_probes
@@ -63,13 +63,18 @@ class Snapshot:
     held_examples: int
     probes: list[str]
     learner_names: list[str]
+    last_evaluation_unix: float | None = None
 
 
 class Engine:
     """The core pipeline; not thread-safe (runtimes serialise calls, e.g. with a lock)."""
 
-    def __init__(self, cfg: Config, on_invalid: InvalidSink | None = None, probes: Sequence[Probe] | None = None) -> None:
+    def __init__(self, cfg: Config, on_invalid: InvalidSink | None = None, probes: Sequence[Probe] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
+        self.clock = clock
+        self.last_evaluation_unix: float | None = None
+        self._evaluated_chunks = 0
         t = cfg.time
         self.window_ms, self.horizon_ms = t.attribution_window_ms, t.horizon_ms
         self.watermark = Watermark(t.allowed_lateness_ms)
@@ -96,31 +101,40 @@ class Engine:
     def process_records(self, records: Iterable[bytes | str], source: str = "input") -> None:
         """Decode, validate and process raw records (one JSON object each)."""
         events: list[Impression | Click] = []
+        raws: list[bytes | str] = []
         for raw in records:
             ev = decode_event(raw, **self._decode_kw)
             if isinstance(ev, Invalid):
                 self._reject(ev, source)
             else:
                 events.append(ev)
-        self.process(events, source)
+                raws.append(raw)
+        self.process(events, source, raws)
 
-    def process(self, events: Iterable[Impression | Click], source: str = "input") -> None:
-        """Process validated events in arrival order, then evaluate what became ready."""
+    def process(self, events: Sequence[Impression | Click], source: str = "input",
+                raws: Sequence[bytes | str] | None = None) -> None:
+        """Process validated events in arrival order, then evaluate what became ready.
+
+        ``raws``, parallel to ``events``, are the original records: an event rejected here
+        (late, duplicate, shed) is dead-lettered with its original bytes.
+        """
         wm = self.watermark
         joiner = self.joiner
         c = self.counters
         max_pending = self.cfg.limits.max_pending_impressions
-        for ev in events:
+        for k, ev in enumerate(events):
             c.records += 1
             if isinstance(ev, Impression):
+                reject = None
                 if wm.is_late(ev.ts):
-                    self._reject(Invalid("late_event", f"ts {ev.ts} < watermark {wm.value}", _raw(ev)), source)
-                    continue
-                if joiner.knows(ev.impression_id):
-                    self._reject(Invalid("duplicate_impression", ev.impression_id, _raw(ev)), source)
-                    continue
-                if len(joiner) >= max_pending:
-                    self._reject(Invalid("shed_overload", f"{len(joiner)} pending impressions", _raw(ev)), source)
+                    reject = ("late_event", f"ts {ev.ts} < watermark {wm.value}")
+                elif joiner.knows(ev.impression_id):
+                    reject = ("duplicate_impression", ev.impression_id)
+                elif len(joiner) >= max_pending:
+                    reject = ("shed_overload", f"{len(joiner)} pending impressions >= limits.max_pending_impressions")
+                if reject is not None:
+                    raw = raws[k] if raws is not None else encode_event(ev)
+                    self._reject(Invalid(*reject, raw.encode() if isinstance(raw, str) else raw), source)
                     continue
                 wm.observe(ev.ts)
                 key = (ev.experiment, ev.arm)
@@ -190,9 +204,16 @@ class Engine:
                 complete = end_ms is None or imp.ts + hold <= end_ms
                 arm.add(ex, {n: leaked[n][k] for n in names}, complete)
             self._since_prune += len(ready)
+            self._note_evaluations()
         if self._since_prune >= 20_000:
             self._prune()
         self._end_idle_experiments()
+
+    def _note_evaluations(self) -> None:
+        chunks = sum(a.chunks for a in self.arms.values())
+        if chunks != self._evaluated_chunks:
+            self._evaluated_chunks = chunks
+            self.last_evaluation_unix = self.clock()
 
     def _prune(self) -> None:
         oldest = self.horizon.oldest_ts()
@@ -233,11 +254,13 @@ class Engine:
         self._release(end_ms=end)
         for arm in self.arms.values():
             arm.flush()
+        self._note_evaluations()
 
     def flush_partial(self) -> None:
         """Evaluate partial chunks now (a live runtime's freshness deadline)."""
         for arm in self.arms.values():
             arm.flush()
+        self._note_evaluations()
 
     # -- output ------------------------------------------------------------------------
     def _with_counts(self, st: ArmStats, key: ArmKey) -> ArmStats:
@@ -256,13 +279,8 @@ class Engine:
             held_examples=len(self.horizon) + sum(a.buffered for a in self.arms.values()),
             probes=[p.name for p in self.probes],
             learner_names=["clean", *(f"leaky:{p.name}" for p in self.probes), "mllm"],
+            last_evaluation_unix=self.last_evaluation_unix,
         )
-
-
-def _raw(ev: Impression | Click) -> bytes:
-    from .events import encode_event
-
-    return encode_event(ev)
 
 
 def now_ms() -> int:

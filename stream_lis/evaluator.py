@@ -123,7 +123,7 @@ class ArmEvaluator:
         self.has_embeddings = False
         self.truncated = 0
         self._buffer: list[tuple[LabelledExample, dict[str, Row], bool]] = []
-        self._version = 0
+        self._version = 0  # chunks evaluated; also the stats cache key
         self._cached: tuple[int, ArmStats] | None = None
 
     def add(self, example: LabelledExample, leaked: dict[str, Row], complete: bool = True) -> None:
@@ -143,6 +143,10 @@ class ArmEvaluator:
         if self._buffer:
             self._evaluate(self._buffer)
             self._buffer = []
+
+    @property
+    def chunks(self) -> int:
+        return self._version
 
     @property
     def buffered(self) -> int:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -78,8 +78,10 @@ class _Item:
 class Simulator:
     """Generates impression and click events (dicts in the wire schema) in arrival order."""
 
-    def __init__(self, cfg: SimulatorConfig | None = None) -> None:
+    def __init__(self, cfg: SimulatorConfig | None = None, on_item: Callable[[str, list[float]], None] | None = None) -> None:
+        """``on_item(item_id, vector)`` is told each item's preference record as it is born."""
         self.cfg = cfg or SimulatorConfig()
+        self.on_item = on_item
         c = self.cfg
         self.rng = np.random.default_rng(c.seed)
         r = self.rng
@@ -112,6 +114,8 @@ class Simulator:
         item = _Item(f"item{self._next_item}", q, int(r.integers(0, c.categories)), emb, self.t_ms + life)
         self._next_item += 1
         self.all_items[item.id] = item
+        if self.on_item is not None:
+            self.on_item(item.id, [round(qz, 4)])
         return item
 
     def preferences(self) -> Iterator[dict[str, Any]]:

@@ -24,7 +24,7 @@ def build_probes(cfg: ProbesConfig) -> list[Probe]:
         "future_item": lambda: FutureItemProbe(cfg.future_item_prior_strength),
         "next_click": NextClickProbe,
         "co_click": lambda: CoClickProbe(cfg.co_click_top_k),
-        "noise": lambda: NoiseProbe(cfg.noise_dims),
+        "noise": lambda: NoiseProbe(cfg.noise_dims, cfg.noise_scale),
         "external": lambda: ExternalProbe.from_file(cfg.external.path),
     }
     return [factories[name]() for name in cfg.enabled]

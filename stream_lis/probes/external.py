@@ -52,6 +52,10 @@ class ExternalProbe(Probe):
         with open(path, "rb") as fh:
             return cls(fh)
 
+    def set_vector(self, item_id: str, vector: list[float]) -> None:
+        """Upsert one item's vector (a live feed, e.g. the simulator's planted truth)."""
+        self.vectors[item_id] = {f"ext:v{k}": v for k, v in enumerate(vector)}
+
     def update(self, raw: bytes) -> str | None:
         """Upsert one record; returns a reason when it is rejected."""
         try:
@@ -63,7 +67,7 @@ class ExternalProbe(Probe):
         if rec.vector is not None:
             if not all(map(math.isfinite, rec.vector)):
                 return "non_finite"
-            self.vectors[rec.item_id] = {f"ext:v{k}": v for k, v in enumerate(rec.vector)}
+            self.set_vector(rec.item_id, rec.vector)
         if rec.items is not None:
             self.similar[rec.item_id] = {"ext:sim=" + s: 1.0 for s in rec.items}
         if rec.vector is None and rec.items is None:

@@ -27,12 +27,13 @@ from .log import BehaviourLog
 
 
 class NoiseProbe(Probe):
-    """``dims`` standard-normal features drawn from a hash of the impression id."""
+    """``dims`` normal features (sd ``scale``) drawn from a hash of the impression id."""
 
     name = "noise"
 
-    def __init__(self, dims: int = 1) -> None:
+    def __init__(self, dims: int = 1, scale: float = 0.3) -> None:
         self.dims = dims
+        self.scale = scale
         self._names = [f"nz:{k}" for k in range(dims)]
 
     def leaked(self, examples: Sequence[LabelledExample], log: BehaviourLog | None, horizon_ms: int) -> list[Row]:
@@ -42,5 +43,5 @@ class NoiseProbe(Probe):
             [[crc32(f"{k}:{ex.impression.impression_id}".encode()) for k in range(self.dims)] for ex in examples],
             dtype=np.float64,
         )
-        z = ndtri((h + 0.5) / 4294967296.0)
+        z = self.scale * ndtri((h + 0.5) / 4294967296.0)
         return [dict(zip(self._names, r)) for r in z.tolist()]

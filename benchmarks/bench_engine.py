@@ -1,0 +1,84 @@
+"""Engine throughput against a naive per-event River loop, on the same pre-generated stream.
+
+Both variants run the whole pipeline (decode, validate, join, horizon, probes, every learner
+of every arm, AUC windows) on the same JSON Lines file, each in its own process so peak RSS
+is its own:
+
+* ``engine``: the default config (built-in FTRL learner, vectorised over micro-batches);
+* ``naive``:  the same learners as River ``LogisticRegression``, one
+  ``predict_proba_one`` / ``learn_one`` call per learner per event (batch size 1).
+
+Usage: python benchmarks/bench_engine.py [--impressions N] [--seed S]
+Prints labelled examples per second for each, their ratio, and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+VARIANTS = {
+    "engine": {},
+    "naive": {"learner.model": "river.linear_model.LogisticRegression", "learner.batch_size": 1},
+}
+
+
+def child(path: str, overrides: str) -> None:
+    from stream_lis.config import load_config
+    from stream_lis.engine import Engine
+    from stream_lis.runtime.embedded import EmbeddedRuntime
+    from stream_lis.runtime.sources import file_records
+
+    cfg = load_config(None, json.loads(overrides))
+    rt = EmbeddedRuntime(cfg, Engine(cfg), port=None)
+    t0 = time.perf_counter()
+    res = rt.run(file_records(path, cfg.limits.max_event_bytes), report_every_s=None)
+    dt = time.perf_counter() - t0
+    labelled = sum(a.labelled for a in res.snapshot.arms)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"labelled": labelled, "records": res.records, "seconds": dt, "rss_mb": rss_mb,
+                      "lis": {f"{a.arm}:{p}": iv.value for a in res.snapshot.arms for p, iv in a.lis.items()}}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--impressions", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    from stream_lis.runtime.sources import simulator_records
+    from stream_lis.simulator import SimulatorConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "stream.jsonl")
+        with open(path, "wb") as fh:
+            for rec in simulator_records(SimulatorConfig(impressions=args.impressions, seed=args.seed)):
+                fh.write(rec + b"\n")
+        print(f"stream: {args.impressions:,} impressions (seed {args.seed}), {os.path.getsize(path) / 1e6:.0f} MB; "
+              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+        results = {}
+        for name, ov in VARIANTS.items():
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            out = subprocess.run([sys.executable, __file__, "--child", path, json.dumps(ov)],
+                                 capture_output=True, text=True, check=True)
+            results[name] = r = json.loads(out.stdout.strip().splitlines()[-1])
+            r["rate"] = r["labelled"] / r["seconds"]
+        print(f"{'variant':<8}{'labelled':>10}{'seconds':>9}{'labelled/s':>12}{'peak RSS MB':>13}")
+        for name, r in results.items():
+            print(f"{name:<8}{r['labelled']:>10,}{r['seconds']:>9.1f}{r['rate']:>12,.0f}{r['rss_mb']:>13,.0f}")
+        ratio = results["engine"]["rate"] / results["naive"]["rate"]
+        print(f"engine / naive throughput: {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""``python -m stream_lis`` is ``stream-lis``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,221 @@
+"""``stream-lis``: the command line.
+
+``run`` is the main job (embedded runtime; the simulator when no ``--input`` is given),
+``simulate`` writes a simulated event log. Every subcommand explains itself with ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+import msgspec
+
+from . import __version__
+from .config import Config, ConfigError, load_config, to_dict
+
+DEFAULT_PORT = 9464
+
+
+def _kv(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _arms(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        name, _, fid = part.partition("=")
+        try:
+            out[name.strip()] = float(fid)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--arms: expected NAME=FIDELITY[,...], got {text!r}") from None
+        if not 0 <= out[name.strip()] <= 1:
+            raise argparse.ArgumentTypeError("--arms: fidelity must be in [0, 1]")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="stream-lis",
+        description="Streaming Leakage Impact Score (LIS), AUC Improvement Score (AIS) and alignment "
+        "efficiency AIS/LIS per experiment arm, exported as Prometheus metrics.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `stream-lis run` for a first look: it evaluates the built-in simulator's stream.",
+    )
+    p.add_argument("--version", action="version", version=f"stream-lis {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="evaluate a stream with the embedded runtime (the main job)",
+                       description="Evaluate a stream with the embedded runtime. Without --input it evaluates the "
+                       "built-in simulator's stream (a planted truth: future_item LIS > 0, noise LIS ~ 0, "
+                       "AIS(treatment) > AIS(control)). Serves /metrics, prints a live per-arm table, and "
+                       "at the end of the input closes every window and prints the final table.")
+    r.add_argument("--input", "-i", metavar="FILE", help="JSON Lines events to evaluate ('-' for stdin); default: the simulator")
+    r.add_argument("--config", "-c", metavar="FILE", help="TOML or YAML config (see README: Configuration)")
+    r.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set time.horizon=2h --set evaluation.window_size=50000")
+    r.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds of wall time")
+    r.add_argument("--max-events", type=int, metavar="N", help="stop after N input records")
+    r.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port for /metrics and /healthz (default {DEFAULT_PORT}; 0 picks a free port; -1 disables)")
+    r.add_argument("--host", default="0.0.0.0", help="address to serve metrics on (default 0.0.0.0)")
+    r.add_argument("--summary-json", metavar="PATH", help="write the final figures (same numbers as /metrics) as JSON")
+    r.add_argument("--dead-letters", metavar="PATH", default="dead-letters.jsonl",
+                   help="append rejected records with their reason here (default dead-letters.jsonl)")
+    r.add_argument("--report-every", type=float, default=5.0, metavar="SECONDS", help="live table interval (default 5; 0 disables)")
+    r.add_argument("--impressions", type=int, default=300_000, help="simulator: impressions to generate (default 300000)")
+    r.add_argument("--seed", type=int, default=7, help="simulator: random seed (default 7)")
+    r.add_argument("--quiet", "-q", action="store_true", help="print only the final table")
+
+    s = sub.add_parser("simulate", help="write a simulated event log with a planted truth",
+                       description="Write simulated impression and click events as JSON Lines, reproducibly from a seed.")
+    s.add_argument("--output", "-o", default="-", metavar="FILE", help="output file ('-' for stdout, the default)")
+    s.add_argument("--impressions", type=int, default=300_000, help="impressions to generate (default 300000)")
+    s.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    s.add_argument("--users", type=int, default=5_000, help="number of users (default 5000)")
+    s.add_argument("--items", type=int, default=400, help="items alive at any time (default 400)")
+    s.add_argument("--arms", type=_arms, default=None, metavar="NAME=FIDELITY,...",
+                   help="arms and the fidelity of their MLLM embedding to item quality (default control=0.3,treatment=0.8)")
+    s.add_argument("--experiment", default="lis_demo", help="experiment name (default lis_demo)")
+    s.add_argument("--preferences", metavar="FILE", help="also write the perfect preference dataset (item -> quality) for the external probe")
+
+    c = sub.add_parser("config", help="print the effective configuration as JSON",
+                       description="Print the effective configuration (defaults, file and --set overrides) as JSON.")
+    c.add_argument("--config", "-c", metavar="FILE")
+    c.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE")
+    return p
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(args.config, dict(args.overrides))
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(json.dumps(to_dict(_load(args)), indent=2))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulator import Simulator, SimulatorConfig
+
+    kw: dict[str, Any] = dict(impressions=args.impressions, seed=args.seed, users=args.users,
+                              live_items=args.items, experiment=args.experiment)
+    if args.arms:
+        kw["arms"] = args.arms
+    sim = Simulator(SimulatorConfig(**kw))
+    enc = msgspec.json.Encoder().encode
+    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
+    n = 0
+    try:
+        for ev in sim.events():
+            out.write(enc(ev) + b"\n")
+            n += 1
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+        else:
+            out.flush()
+    if args.preferences:
+        with open(args.preferences, "wb") as fh:
+            for rec in sim.preferences():
+                fh.write(enc(rec) + b"\n")
+    print(f"wrote {n:,} events" + (f" to {args.output}" if args.output != "-" else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .deadletter import DeadLetterWriter
+    from .engine import Engine
+    from .probes import ExternalProbe, build_probes
+    from .runtime.embedded import EmbeddedRuntime
+    from .runtime.sources import file_records, simulator_records
+    from .simulator import SimulatorConfig
+    from .summary import summarize
+    from .table import render
+
+    cfg = _load(args)
+    if args.input and args.input != "-" and not os.path.exists(args.input):
+        print(f"stream-lis run: no such input file: {args.input}", file=sys.stderr)
+        return 2
+    probes = build_probes(cfg.probes)
+    truth = None
+    if not args.input and "external" not in cfg.probes.enabled:
+        # On the simulator, the external probe reads the planted item quality: a perfect
+        # preference dataset whose LIS bounds what any MLLM aligned on it can bring.
+        truth = ExternalProbe()
+        probes.append(truth)
+    dead = DeadLetterWriter.open(args.dead_letters)
+    engine = Engine(cfg, on_invalid=dead.write, probes=probes)
+    port = None if args.port < 0 else args.port
+    try:
+        rt = EmbeddedRuntime(cfg, engine, port=port, host=args.host)
+    except OSError as exc:
+        print(f"stream-lis run: cannot serve metrics on port {args.port}: {exc.strerror}; "
+              f"choose another with --port (0 = any free port, -1 = none)", file=sys.stderr)
+        return 2
+    if args.input:
+        records, total, source = file_records(args.input, cfg.limits.max_event_bytes), None, args.input
+        what = "stdin" if args.input == "-" else args.input
+    else:
+        sim = SimulatorConfig(impressions=args.impressions, seed=args.seed)
+        records, source = simulator_records(sim, truth.set_vector if truth else None), "simulator"
+        total = int(sim.impressions * 1.07)  # impressions plus ~7% clicks and noise
+        what = f"the built-in simulator ({sim.impressions:,} impressions, seed {sim.seed})"
+    err = sys.stderr
+    print(f"stream-lis {__version__}: evaluating {what}", file=err)
+    if rt.server is not None:
+        print(f"metrics: http://127.0.0.1:{rt.server.port}/metrics   health: /healthz", file=err)
+    print(f"dead letters: {args.dead_letters}", file=err)
+    if truth is not None:
+        print("probe 'external' = the simulator's planted item quality (a perfect preference dataset)", file=err)
+    print("", file=err)
+    try:
+        res = rt.run(records, max_records=args.max_events, duration_s=args.duration,
+                     report_every_s=None if args.quiet or args.report_every <= 0 else args.report_every,
+                     out=err, total_hint=total, source=source)
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return 130
+    finally:
+        dead.close()
+    print(f"final ({res.stopped_by}: {res.records:,} records in {res.seconds:.1f} s, {res.rate:,.0f} records/s)")
+    print(render(res.snapshot, res.records, res.rate))
+    if dead.written:
+        print(f"\n{dead.written:,} rejected records written to {args.dead_letters}")
+    if args.summary_json:
+        run = {"records": res.records, "seconds": round(res.seconds, 3), "records_per_second": round(res.rate, 1),
+               "stopped_by": res.stopped_by, "source": source, "finished_unix": time.time()}
+        doc = summarize(res.snapshot, list(engine.ended.values()), run, to_dict(cfg))
+        with open(args.summary_json, "wb") as fh:
+            fh.write(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
+        print(f"summary: {args.summary_json}")
+    rt.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["run", *(argv or [])])
+    try:
+        return {"run": cmd_run, "simulate": cmd_simulate, "config": cmd_config}[args.command](args)
+    except ConfigError as exc:
+        print(f"stream-lis: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Dead letters: every rejected record, with its reason and original bytes, somewhere durable.
+
+The core only counts rejections and hands them to a sink; sinks here write JSON Lines files
+(the embedded runtime); the Kafka runtime has a topic sink with the same record shape.
+
+>>> import io
+>>> from stream_lis.events import Invalid
+>>> buf = io.BytesIO()
+>>> DeadLetterWriter(buf).write(Invalid("unparseable", "truncated", b'{"type"'), "input:3")
+>>> buf.getvalue()
+b'{"reason":"unparseable","detail":"truncated","source":"input:3","raw":"{\\\\"type\\\\""}\\n'
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import BinaryIO
+
+import msgspec
+
+from .events import Invalid
+
+
+class DeadLetter(msgspec.Struct, omit_defaults=True):
+    """The record written for each rejected input; ``raw_base64`` when it was not UTF-8."""
+
+    reason: str
+    detail: str
+    source: str
+    raw: str | None = None
+    raw_base64: str | None = None
+
+
+def to_dead_letter(inv: Invalid, source: str) -> DeadLetter:
+    try:
+        return DeadLetter(inv.reason, inv.detail, source, raw=inv.raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return DeadLetter(inv.reason, inv.detail, source, raw_base64=base64.b64encode(inv.raw).decode())
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_dead_letter(inv: Invalid, source: str) -> bytes:
+    return _encoder.encode(to_dead_letter(inv, source))
+
+
+class DeadLetterWriter:
+    """Appends dead letters as JSON Lines to a binary stream; counts what it wrote."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.written = 0
+
+    @classmethod
+    def open(cls, path: str) -> "DeadLetterWriter":
+        return cls(open(path, "ab"))
+
+    def write(self, inv: Invalid, source: str) -> None:
+        self.fh.write(encode_dead_letter(inv, source) + b"\n")
+        self.written += 1
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()

@@ -1,0 +1,195 @@
+"""Prometheus exposition: the engine's snapshot as metrics, computed at scrape time.
+
+A custom collector turns ``Engine.snapshot()`` into metric families on each scrape, so the
+hot path never touches a metric object, windowed statistics (DeLong over the window) are
+computed once per scrape rather than per event, and the series of an experiment that ended
+disappear with it. Labels are bounded: experiment, arm, learner, probe, window, reason,
+outcome; never a user or item id.
+
+The HTTP server adds ``/healthz`` (the process is alive) and ``/readyz`` (the runtime has
+recovered its state and is processing) next to ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from . import __version__
+from .engine import LABEL_DELAY_BUCKETS, Snapshot
+
+P = "stream_lis_"
+ARM = ["experiment", "arm"]
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+class SnapshotCollector:
+    """Yields every stream_lis metric family from a fresh snapshot."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot], extra: Callable[[], Iterator[Metric]] | None = None) -> None:
+        self._snapshot = snapshot
+        self._extra = extra
+
+    def describe(self) -> list[Metric]:
+        return []  # unchecked collector: families depend on the live experiments
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._snapshot()
+        yield from build_info()
+        yield from arm_metrics(s)
+        yield from pipeline_metrics(s)
+        if self._extra is not None:
+            yield from self._extra()
+
+
+def build_info() -> Iterator[Metric]:
+    info = InfoMetricFamily(P + "build", "stream_lis version and Python runtime.")
+    info.add_metric([], {"version": __version__, "python": platform.python_version()})
+    yield info
+
+
+def arm_metrics(s: Snapshot) -> Iterator[Metric]:
+    auc = GaugeMetricFamily(P + "auc", "ROC AUC of each learner of an arm (ratio), over the sliding window of the last N labelled examples or cumulative since start.", labels=[*ARM, "learner", "window"])
+    auc_err = GaugeMetricFamily(P + "auc_cumulative_error_bound", "Worst-case absolute error of the binned since-start AUC.", labels=[*ARM, "learner"])
+    prod = GaugeMetricFamily(P + "production_auc", "ROC AUC of the production score carried by the events (ratio).", labels=[*ARM, "window"])
+    lis = {b: GaugeMetricFamily(P + "lis" + sfx, f"Leakage Impact Score AUC(leaky:probe) - AUC(clean) on the window{txt}.", labels=[*ARM, "probe"])
+           for b, sfx, txt in (("v", "", ""), ("lo", "_ci_lower", ": lower confidence bound (paired DeLong)"), ("hi", "_ci_upper", ": upper confidence bound (paired DeLong)"))}
+    ais = {b: GaugeMetricFamily(P + "ais" + sfx, f"AUC Improvement Score AUC(mllm) - AUC(clean) on the window{txt}.", labels=ARM)
+           for b, sfx, txt in (("v", "", ""), ("lo", "_ci_lower", ": lower confidence bound (paired DeLong)"), ("hi", "_ci_upper", ": upper confidence bound (paired DeLong)"))}
+    eff = GaugeMetricFamily(P + "alignment_efficiency", "AIS / LIS[probe]: share of the preference data's upper bound the MLLM captured; absent when LIS is not significantly positive.", labels=[*ARM, "probe"])
+    imps = CounterMetricFamily(P + "impressions", "Accepted impressions.", labels=ARM)
+    clicks = CounterMetricFamily(P + "clicks", "Clicks attributed to an impression within the attribution window.", labels=ARM)
+    labelled = CounterMetricFamily(P + "labelled_examples", "Impressions with a final label, evaluated by the arm's learners.", labels=[*ARM, "label"])
+    truncated = CounterMetricFamily(P + "truncated_examples", "Examples evaluated at the end of a finite input before their horizon closed (learnt from, left out of AUCs).", labels=ARM)
+    ctr = GaugeMetricFamily(P + "ctr", "Click-through rate of labelled impressions (ratio).", labels=ARM)
+    win = GaugeMetricFamily(P + "window_examples", "Labelled examples in the sliding window.", labels=ARM)
+    for a in s.arms:
+        arm = [a.experiment, a.arm]
+        for name, st in a.learners.items():
+            if _finite(st.auc_window):
+                auc.add_metric([*arm, name, "sliding"], st.auc_window)
+            if _finite(st.auc_cumulative):
+                auc.add_metric([*arm, name, "cumulative"], st.auc_cumulative)
+                auc_err.add_metric([*arm, name], st.auc_cumulative_error)
+        if _finite(a.production_auc_window):
+            prod.add_metric([*arm, "sliding"], a.production_auc_window)
+        if _finite(a.production_auc_cumulative):
+            prod.add_metric([*arm, "cumulative"], a.production_auc_cumulative)
+        for probe, iv in a.lis.items():
+            if _finite(iv.value):
+                lis["v"].add_metric([*arm, probe], iv.value)
+            if _finite(iv.low) and _finite(iv.high):
+                lis["lo"].add_metric([*arm, probe], iv.low)
+                lis["hi"].add_metric([*arm, probe], iv.high)
+            e = a.efficiency.get(probe)
+            if _finite(e):
+                eff.add_metric([*arm, probe], e)
+        if a.ais is not None and _finite(a.ais.value):
+            ais["v"].add_metric(arm, a.ais.value)
+            if _finite(a.ais.low) and _finite(a.ais.high):
+                ais["lo"].add_metric(arm, a.ais.low)
+                ais["hi"].add_metric(arm, a.ais.high)
+        imps.add_metric(arm, a.impressions)
+        clicks.add_metric(arm, a.clicks)
+        labelled.add_metric([*arm, "positive"], a.labelled_positive)
+        labelled.add_metric([*arm, "negative"], a.labelled_negative)
+        truncated.add_metric(arm, a.truncated)
+        if a.ctr is not None:
+            ctr.add_metric(arm, a.ctr)
+        win.add_metric(arm, a.window_examples)
+    yield from (auc, auc_err, prod, *lis.values(), *ais.values(), eff, imps, clicks, labelled, truncated, ctr, win)
+
+
+def pipeline_metrics(s: Snapshot) -> Iterator[Metric]:
+    c = s.counters
+    inv = CounterMetricFamily(P + "invalid_events", "Rejected input records by reason; each is dead-lettered.", labels=["reason"])
+    for reason, n in sorted(c.invalid.items()):
+        inv.add_metric([reason], n)
+    joins = CounterMetricFamily(P + "click_joins", "Clicks by join outcome: attributed, duplicate, late (label already final), out_of_window, orphan (impression never seen).", labels=["outcome"])
+    for outcome, n in sorted(c.clicks.items()):
+        joins.add_metric([outcome], n)
+    records = CounterMetricFamily(P + "records", "Valid input records processed.")
+    records.add_metric([], c.records)
+    ended = CounterMetricFamily(P + "experiments_ended", "Experiments ended by inactivity; their series were removed.")
+    ended.add_metric([], c.experiments_ended)
+    buckets, acc = [], 0
+    for bound, n in zip(LABEL_DELAY_BUCKETS, c.label_delay):
+        acc += n
+        buckets.append(("+Inf" if math.isinf(bound) else str(float(bound)), acc))
+    delay = HistogramMetricFamily(P + "label_delay_seconds", "Event time from impression to final label (click time for positives, attribution window for negatives).")
+    delay.add_metric([], buckets, c.label_delay_sum)
+    g = []
+    # After the end of a finite input the watermark is +inf; the last event time stands in.
+    wm_ms = s.watermark_ms if abs(s.watermark_ms) < (1 << 61) else s.max_event_ms
+    if abs(wm_ms) < (1 << 61):
+        wm = GaugeMetricFamily(P + "watermark_timestamp_seconds", "Event-time watermark (largest event time minus allowed lateness).")
+        wm.add_metric([], wm_ms / 1000.0)
+        lag = GaugeMetricFamily(P + "watermark_lag_seconds", "Wall clock minus the watermark: how far behind real time the evaluation is.")
+        lag.add_metric([], time.time() - wm_ms / 1000.0)
+        g += [wm, lag]
+    if s.last_evaluation_unix is not None:
+        last = GaugeMetricFamily(P + "last_evaluation_timestamp_seconds", "Wall-clock time the learners last evaluated a chunk of examples.")
+        last.add_metric([], s.last_evaluation_unix)
+        g.append(last)
+    pend = GaugeMetricFamily(P + "pending_impressions", "Impressions waiting for their attribution window to close.")
+    pend.add_metric([], s.pending_impressions)
+    held = GaugeMetricFamily(P + "held_examples", "Labelled examples waiting for their look-ahead horizon or chunk.")
+    held.add_metric([], s.held_examples)
+    yield from (inv, joins, records, ended, delay, *g, pend, held)
+
+
+class MetricsServer:
+    """``/metrics``, ``/healthz`` and ``/readyz`` on a background thread."""
+
+    def __init__(self, registry: CollectorRegistry, port: int, host: str = "0.0.0.0",
+                 ready: Callable[[], bool] = lambda: True) -> None:
+        registry_ = registry
+        ready_ = ready
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    body, ctype, code = generate_latest(registry_), CONTENT_TYPE_LATEST, 200
+                elif path == "/healthz":
+                    body, ctype, code = b"ok\n", "text/plain", 200
+                elif path == "/readyz":
+                    ok = ready_()
+                    body, ctype, code = (b"ready\n" if ok else b"recovering\n"), "text/plain", 200 if ok else 503
+                else:
+                    body, ctype, code = b"not found: try /metrics, /healthz, /readyz\n", "text/plain", 404
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
