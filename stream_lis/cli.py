@@ -89,6 +89,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--experiment", default="lis_demo", help="experiment name (default lis_demo)")
     s.add_argument("--preferences", metavar="FILE", help="also write the perfect preference dataset (item -> quality) for the external probe")
 
+    w = sub.add_parser("worker", help="run a Kafka worker (join + evaluation stages, /metrics, /readyz)",
+                       description="Consume impressions and clicks from Kafka, evaluate every arm this worker owns, and "
+                       "serve /metrics, /healthz and /readyz. Start several with the same kafka.group_id to scale out; "
+                       "state is checkpointed to a compacted topic and survives restarts. Creates missing topics.")
+    _common(w)
+    w.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"metrics port (default {DEFAULT_PORT}; 0 = any free port)")
+    w.add_argument("--host", default="0.0.0.0", help="metrics address (default 0.0.0.0)")
+    w.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+
+    t = sub.add_parser("topics", help="create or describe the Kafka topics",
+                       description="create: make the topics the runtime needs (impressions, clicks, preferences (compacted), "
+                       "the internal labelled topic, dead-letters, checkpoints (compacted)) with kafka.partitions and "
+                       "kafka.replication_factor; existing topics are left alone. describe: partitions, end offsets and "
+                       "the workers' consumer lag.")
+    t.add_argument("action", choices=["create", "describe"])
+    _common(t)
+
+    pr = sub.add_parser("produce", help="send the simulator's events to Kafka",
+                        description="Send the simulator's events to the impressions and clicks topics, keyed by impression id.")
+    _common(pr)
+    pr.add_argument("--impressions", type=int, default=300_000, help="impressions to generate (default 300000)")
+    pr.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    pr.add_argument("--rate", type=float, default=None, metavar="N", help="records per second (default: as fast as possible)")
+
+    rp = sub.add_parser("replay", help="send a JSON Lines file of events to Kafka",
+                        description="Send a JSON Lines file (or '-' for stdin) to the impressions and clicks topics. "
+                        "Unreadable lines are sent too, unkeyed, so the worker dead-letters them with a reason.")
+    rp.add_argument("file", help="JSON Lines events, '-' for stdin")
+    _common(rp)
+    rp.add_argument("--rate", type=float, default=None, metavar="N", help="records per second (default: as fast as possible)")
+
     c = sub.add_parser("config", help="print the effective configuration as JSON",
                        description="Print the effective configuration (defaults, file and --set overrides) as JSON.")
     c.add_argument("--config", "-c", metavar="FILE")
@@ -96,7 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", metavar="FILE", help="TOML or YAML config")
+    p.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set kafka.bootstrap_servers=broker:9092")
+    p.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (overrides kafka.bootstrap_servers "
+                   "and $STREAM_LIS_BOOTSTRAP)")
+
+
 def _load(args: argparse.Namespace) -> Config:
+    if getattr(args, "bootstrap", None):
+        os.environ["STREAM_LIS_BOOTSTRAP"] = args.bootstrap
     return load_config(args.config, dict(args.overrides))
 
 
@@ -203,18 +244,80 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from .runtime.kafka.worker import Worker
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("kafka.net").setLevel(logging.ERROR)  # "task blocked the event loop" notes while we compute
+    cfg = _load(args)
+    worker = Worker(cfg, port=args.port, host=args.host)
+    if worker.server is not None:
+        print(f"metrics: http://127.0.0.1:{worker.server.port}/metrics  ready: /readyz", file=sys.stderr, flush=True)
+    return worker.run_forever()
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from .runtime.kafka.settings import client_kwargs
+    from .runtime.kafka.topics import create_topics, describe_topics
+
+    cfg = _load(args)
+    kw = client_kwargs(cfg.kafka)
+    if args.action == "create":
+        for name, what in create_topics(cfg, kw):
+            print(f"{name}: {what}")
+        return 0
+    for row in describe_topics(cfg, kw):
+        if not row["exists"]:
+            print(f"{row['topic']}: missing (run `stream-lis topics create`)")
+            continue
+        lag = f"  group {row['group']} committed {row['committed']} lag {row['lag']}" if "group" in row else ""
+        print(f"{row['topic']}[{row['partition']}] end {row['end_offset']}{lag}")
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from .runtime.kafka.produce import produce
+    from .runtime.kafka.settings import client_kwargs
+    from .runtime.sources import file_records, simulator_records
+    from .simulator import SimulatorConfig
+
+    cfg = _load(args)
+    kw = client_kwargs(cfg.kafka)
+    if args.command == "produce":
+        records, total = simulator_records(SimulatorConfig(impressions=args.impressions, seed=args.seed)), int(args.impressions * 1.07)
+    else:
+        if args.file != "-" and not os.path.exists(args.file):
+            print(f"stream-lis replay: no such file: {args.file}", file=sys.stderr)
+            return 2
+        records, total = file_records(args.file, 1 << 30), None
+    res = produce(records, cfg, kw, rate=args.rate, total=total)
+    return 0 if res.failed == 0 and res.acked == res.sent else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["run", *(argv or [])])
     try:
-        return {"run": cmd_run, "simulate": cmd_simulate, "config": cmd_config}[args.command](args)
+        commands = {"run": cmd_run, "simulate": cmd_simulate, "config": cmd_config, "worker": cmd_worker,
+                    "topics": cmd_topics, "produce": cmd_produce, "replay": cmd_produce}
+        return commands[args.command](args)
     except ConfigError as exc:
         print(f"stream-lis: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        from kafka.errors import KafkaError
+
+        if isinstance(exc, KafkaError):
+            print(f"stream-lis: Kafka: {exc} (is the broker at the bootstrap address reachable?)", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

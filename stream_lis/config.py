@@ -153,6 +153,52 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_string_length: int = 512
 
 
+class KafkaTopicsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Topic names. ``impressions`` and ``clicks`` must be co-partitioned (same partition count,
+    keyed by impression id); ``labelled`` carries each arm's records to the worker owning it."""
+
+    impressions: str = "impressions"
+    clicks: str = "clicks"
+    preferences: str = "preferences"
+    labelled: str = "stream-lis-labelled"
+    dead_letters: str = "dead-letters"
+    checkpoints: str = "stream-lis-checkpoints"
+
+
+class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Connection, topics and the worker's time knobs.
+
+    Secrets never live in the file: ``sasl_password`` is read from the environment variable
+    named by ``sasl_password_env`` (default ``STREAM_LIS_KAFKA_SASL_PASSWORD``); the bootstrap
+    servers may be overridden by ``STREAM_LIS_BOOTSTRAP``.
+    """
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "stream-lis"
+    group_id: str = "stream-lis"
+    partitions: int = 4
+    replication_factor: int = 1
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password_env: str = "STREAM_LIS_KAFKA_SASL_PASSWORD"
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    topics: KafkaTopicsConfig = msgspec.field(default_factory=KafkaTopicsConfig)
+    #: How often state is checkpointed with the offsets it reflects (wall time).
+    checkpoint_interval: Duration = "5s"
+    #: A partition with no record for this long (wall time) advances its watermark to the
+    #: wall clock minus the allowed lateness, so a quiet partition never stalls windows.
+    idle_partition_timeout: Duration = "10s"
+    #: How often the join stage tells the evaluation stage its partitions' watermarks.
+    heartbeat_interval: Duration = "1s"
+    #: Longest a labelled example waits for its chunk to fill before it is evaluated anyway.
+    max_batch_delay: Duration = "2s"
+    #: Largest checkpoint (learner state) message; the checkpoint topic is created to fit it.
+    max_checkpoint_bytes: int = 64 * 1024 * 1024
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Top-level configuration; every section has defaults, so an empty file is valid."""
 
@@ -163,6 +209,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     learner: LearnerConfig = msgspec.field(default_factory=LearnerConfig)
     evaluation: EvaluationConfig = msgspec.field(default_factory=EvaluationConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -202,6 +249,14 @@ def validate(cfg: Config) -> None:
     for cross in cfg.learner.crosses:
         if len(cross) != 2:
             raise ConfigError(f"learner.crosses entries are pairs, got {cross}")
+    k = cfg.kafka
+    for key in ("checkpoint_interval", "idle_partition_timeout", "heartbeat_interval", "max_batch_delay"):
+        try:
+            parse_duration(getattr(k, key))
+        except ConfigError as exc:
+            raise ConfigError(f"kafka.{key}: {exc}") from None
+    if k.partitions < 1 or k.replication_factor < 1:
+        raise ConfigError("kafka.partitions and kafka.replication_factor must be >= 1")
     names = [e.name for e in cfg.experiments]
     if len(set(names)) != len(names):
         raise ConfigError("experiments: an experiment is declared twice")

@@ -38,6 +38,9 @@ REASONS = (
     "shed_overload",
 )
 
+#: 9999-12-31T23:59:59.999Z: a larger ``ts`` is a unit mistake, and would stall the clock.
+MAX_TS_MS = 253_402_300_799_999
+
 AwareDatetime = Annotated[_dt.datetime, msgspec.Meta(tz=True)]
 Timestamp = Union[int, AwareDatetime]
 Text = Annotated[str, msgspec.Meta(min_length=1)]
@@ -116,7 +119,10 @@ def decode_event(
     declared_arms: dict[str, set[str]] | None = None,
 ) -> Impression | Click | Invalid:
     """Decode and validate one record; never raises on bad input."""
-    data = raw.encode() if isinstance(raw, str) else raw
+    try:
+        data = raw.encode() if isinstance(raw, str) else raw
+    except UnicodeEncodeError as exc:  # a lone surrogate in text read with surrogateescape
+        return Invalid("unparseable", str(exc), raw.encode("utf-8", "surrogateescape"))
     if len(data) > max_bytes:
         return Invalid("oversized", f"{len(data)} bytes > limit {max_bytes}", data[:max_bytes])
     try:
@@ -126,9 +132,11 @@ def decode_event(
     except msgspec.DecodeError as exc:
         msg = str(exc)
         return Invalid("non_finite" if msg.startswith("Number out of range") else "unparseable", msg, data)
+    except (UnicodeDecodeError, RecursionError) as exc:  # invalid UTF-8 in a string; absurd nesting
+        return Invalid("unparseable", f"{type(exc).__name__}: {exc}"[:300], data)
     ts = _to_ms(ev.ts)
-    if ts < 0:
-        return Invalid("wrong_type", "ts must be >= 0 (epoch milliseconds)", data)
+    if not 0 <= ts <= MAX_TS_MS:
+        return Invalid("wrong_type", f"ts must be epoch milliseconds in [0, {MAX_TS_MS}] (year 9999)", data)
     ev.ts = ts
     if isinstance(ev, Impression):
         bad = _finite(ev)

@@ -67,7 +67,7 @@ class ClickJoiner:
         self._final_order: deque[tuple[int, str]] = deque()
         # Clicks whose impression has not arrived yet: impression_id -> clicks.
         self._early: dict[str, list[Click]] = {}
-        self._early_order: deque[tuple[int, str]] = deque()
+        self._early_order: list[tuple[int, str]] = []  # heap by event time
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -93,7 +93,7 @@ class ClickJoiner:
         if label is not None:
             return "duplicate" if label == 1 else "late"
         self._early.setdefault(click.impression_id, []).append(click)
-        self._early_order.append((click.ts, click.impression_id))
+        heapq.heappush(self._early_order, (click.ts, click.impression_id))
         return "held"
 
     def _attribute(self, p: _Pending, click: Click) -> str:
@@ -129,7 +129,7 @@ class ClickJoiner:
         """Clicks held for an impression that can no longer arrive: they are orphans."""
         eo = self._early_order
         while eo and eo[0][0] < watermark:
-            _, iid = eo.popleft()
+            _, iid = heapq.heappop(eo)
             clicks = self._early.pop(iid, None)
             if clicks:
                 yield from clicks
@@ -155,4 +155,5 @@ class ClickJoiner:
         self._final_order = deque(tuple(x) for x in state["final"])
         self._final = dict(state["final_labels"])
         self._early = {k: [msgspec.convert(c, Click) if not isinstance(c, Click) else c for c in v] for k, v in state["early"].items()}
-        self._early_order = deque(tuple(x) for x in state["early_order"])
+        self._early_order = [tuple(x) for x in state["early_order"]]
+        heapq.heapify(self._early_order)

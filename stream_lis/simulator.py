@@ -10,7 +10,8 @@ What it plants (and what the default run must therefore show):
 * Each arm serves an MLLM item representation whose first coordinate is
   ``f * q_z + sqrt(1 - f^2) * noise`` (``q_z`` the standardised quality, ``f`` the arm's
   *fidelity*; other coordinates are noise). Default fidelities: ``control`` 0.3 (weak),
-  ``treatment`` 0.8 (strong). Hence **AIS(treatment) > AIS(control) > 0**, both below the
+  ``treatment`` 0.8 (strong). Hence **AIS(treatment) > AIS(control)** (control, weak, gains
+  little and may not differ from 0), both below the
   LIS of a probe that reveals ``q`` exactly (``--preferences`` writes that dataset for the
   ``external`` probe).
 * Clicks also depend on a user bias, a user-segment x item-category affinity, position

@@ -37,17 +37,20 @@ class FutureItemProbe(Probe):
         self.prior_strength = prior_strength
 
     def leaked(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> list[Row]:
-        p0 = (log.clicks + 1.0) / (log.impressions + 20.0)
-        base = logit(p0)
         a = self.prior_strength
         rows = []
         for ex in examples:
             imp = ex.impression
             t, end = imp.ts, imp.ts + horizon_ms
+            # Base rate: every item's CTR over the same window (a function of the events alone).
+            n_all, c_all = log.totals(t, end)
             n = log.item_impressions(imp.item_id, t, end)
             c = len(log.item_clicks(imp.item_id, t, end))
             if ex.click_ts is not None and t < ex.click_ts <= end:
                 c -= 1  # the example's own click is the label, not preference data
+                c_all -= 1
+            p0 = (c_all + 1.0) / (n_all + 20.0)
+            base = logit(p0)
             ctr = (c + a * p0) / (n + a)
             rows.append({"fi:ctr_lift": logit(ctr) - base, "fi:log_imps": math.log1p(n)})
         return rows

@@ -19,6 +19,13 @@ from bisect import bisect_right, insort
 from typing import Any
 
 
+def _add_ts(lst: list[int], ts: int) -> None:
+    if not lst or ts >= lst[-1]:
+        lst.append(ts)
+    else:
+        insort(lst, ts)
+
+
 class BehaviourLog:
     """Per-item impression times and per-item / per-user click records."""
 
@@ -27,8 +34,9 @@ class BehaviourLog:
         # (ts, user_id or item_id, impression_id)
         self.item_clk: dict[str, list[tuple[int, str, str]]] = {}
         self.user_clk: dict[str, list[tuple[int, str, str]]] = {}
-        self.impressions = 0
-        self.clicks = 0
+        # Event times of every impression / click, for window-wide base rates.
+        self.all_imps: list[int] = []
+        self.all_clk: list[int] = []
 
     def add_impression(self, item_id: str, ts: int) -> None:
         lst = self.item_imps.get(item_id)
@@ -38,7 +46,7 @@ class BehaviourLog:
             lst.append(ts)
         else:
             insort(lst, ts)
-        self.impressions += 1
+        _add_ts(self.all_imps, ts)
 
     def add_click(self, user_id: str, item_id: str, ts: int, impression_id: str) -> None:
         for store, key, other in ((self.item_clk, item_id, user_id), (self.user_clk, user_id, item_id)):
@@ -50,7 +58,12 @@ class BehaviourLog:
                 lst.append(rec)
             else:
                 insort(lst, rec)
-        self.clicks += 1
+        _add_ts(self.all_clk, ts)
+
+    def totals(self, start: int, end: int) -> tuple[int, int]:
+        """``(impressions, clicks)`` of all items with ``start < ts <= end``."""
+        return (bisect_right(self.all_imps, end) - bisect_right(self.all_imps, start),
+                bisect_right(self.all_clk, end) - bisect_right(self.all_clk, start))
 
     def item_impressions(self, item_id: str, start: int, end: int) -> int:
         """Number of impressions of the item with ``start < ts <= end``."""
@@ -77,6 +90,8 @@ class BehaviourLog:
 
     def prune(self, before: int) -> None:
         """Drop entries with ``ts <= before``: no unreleased example can ask for them."""
+        for lst in (self.all_imps, self.all_clk):
+            del lst[: bisect_right(lst, before)]
         for store in (self.item_imps, self.item_clk, self.user_clk):
             dead = []
             for key, lst in store.items():
@@ -94,10 +109,10 @@ class BehaviourLog:
 
     def state(self) -> dict[str, Any]:
         return {"item_imps": self.item_imps, "item_clk": self.item_clk, "user_clk": self.user_clk,
-                "impressions": self.impressions, "clicks": self.clicks}
+                "all_imps": self.all_imps, "all_clk": self.all_clk}
 
     def load(self, state: dict[str, Any]) -> None:
         self.item_imps = {k: list(v) for k, v in state["item_imps"].items()}
         self.item_clk = {k: [tuple(r) for r in v] for k, v in state["item_clk"].items()}
         self.user_clk = {k: [tuple(r) for r in v] for k, v in state["user_clk"].items()}
-        self.impressions, self.clicks = int(state["impressions"]), int(state["clicks"])
+        self.all_imps, self.all_clk = list(state["all_imps"]), list(state["all_clk"])

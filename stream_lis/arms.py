@@ -1,0 +1,187 @@
+"""Stage two of the core: each arm's behaviour log, look-ahead buffer, probes and learners.
+
+Everything an arm's numbers depend on is the arm's own traffic (LIS.md: "for every
+(experiment, arm), on the arm's own traffic"), so arms are independent: the Kafka runtime can
+place each arm on exactly one worker, and its state moves as a unit. ``ArmSet`` holds the
+arms of one place (all arms in the embedded runtime; one partition's arms in a worker) and
+releases examples when its watermark passes their horizon.
+
+>>> from stream_lis.config import Config
+>>> arms = ArmSet(Config())
+>>> arms.keys()
+[]
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Callable, Iterable, Sequence
+
+from .config import Config
+from .evaluator import ArmEvaluator, ArmStats
+from .horizon import LookAheadBuffer
+from .labeller import ArmRecord, Clicked, Labelled, Seen
+from .probes import BehaviourLog, Probe, build_probes
+from .watermark import NEG_INF
+
+ArmKey = tuple[str, str]
+
+#: Released examples between two prunes of an arm's behaviour log.
+PRUNE_EVERY = 20_000
+
+
+class ArmPipeline:
+    """One (experiment, arm): behaviour log -> horizon -> probes -> evaluator."""
+
+    def __init__(self, key: ArmKey, cfg: Config, probes: Sequence[Probe]) -> None:
+        self.key = key
+        self.cfg = cfg
+        self.window_ms = cfg.time.attribution_window_ms
+        self.horizon_ms = cfg.time.horizon_ms
+        self.probes = probes
+        self.log = BehaviourLog()
+        self.horizon = LookAheadBuffer(max(self.window_ms, self.horizon_ms))
+        self.evaluator = ArmEvaluator(key[0], key[1], cfg, [p.name for p in probes])
+        self.impressions = 0
+        self.clicks = 0
+        self.last_seen = NEG_INF
+        self._since_prune = 0
+
+    def apply(self, rec: ArmRecord) -> None:
+        if isinstance(rec, Seen):
+            imp = rec.impression
+            self.impressions += 1
+            self.last_seen = max(self.last_seen, imp.ts)
+            self.log.add_impression(imp.item_id, imp.ts)
+        elif isinstance(rec, Clicked):
+            imp = rec.impression
+            self.clicks += 1
+            self.log.add_click(imp.user_id, imp.item_id, rec.ts, imp.impression_id)
+        else:
+            self.horizon.push(rec.example)
+
+    def release(self, watermark: int, end_ms: int | None = None) -> int:
+        """Evaluate every held example whose horizon the watermark passed.
+
+        ``end_ms``: a finite input ended at this event time; examples whose window reaches past
+        it are learnt from but kept out of the AUCs (their future was truncated).
+        """
+        ready = self.horizon.pop_ready(watermark)
+        if not ready:
+            return 0
+        leaked = {p.name: p.leaked(ready, self.log, self.horizon_ms) for p in self.probes}
+        hold = self.horizon.hold_ms
+        for k, ex in enumerate(ready):
+            complete = end_ms is None or ex.impression.ts + hold <= end_ms
+            self.evaluator.add(ex, {n: rows[k] for n, rows in leaked.items()}, complete)
+        self._since_prune += len(ready)
+        if self._since_prune >= PRUNE_EVERY:
+            oldest = self.horizon.oldest_ts()
+            floor = watermark - self.window_ms if oldest is None else min(oldest, watermark - self.window_ms)
+            self.log.prune(floor)
+            self._since_prune = 0
+        return len(ready)
+
+    def stats(self) -> ArmStats:
+        st = self.evaluator.stats()
+        st.impressions, st.clicks = self.impressions, self.clicks
+        return st
+
+    @property
+    def held(self) -> int:
+        return len(self.horizon) + self.evaluator.buffered
+
+
+class ArmSet:
+    """The arms evaluated in one place, with their shared event clock."""
+
+    def __init__(self, cfg: Config, probe_factory: Callable[[], Sequence[Probe]] | None = None) -> None:
+        self.cfg = cfg
+        self.probe_factory = probe_factory or (lambda: build_probes(cfg.probes))
+        self._probes: Sequence[Probe] | None = None
+        self.arms: dict[ArmKey, ArmPipeline] = {}
+        self.ended: dict[ArmKey, ArmStats] = {}
+        self.experiments_ended = 0
+
+    @property
+    def probes(self) -> Sequence[Probe]:
+        # Probes hold no per-arm state, so one set serves every arm.
+        if self._probes is None:
+            self._probes = self.probe_factory()
+        return self._probes
+
+    def keys(self) -> list[ArmKey]:
+        return sorted(self.arms)
+
+    def arm(self, key: ArmKey) -> ArmPipeline:
+        a = self.arms.get(key)
+        if a is None:
+            a = self.arms[key] = ArmPipeline(key, self.cfg, self.probes)
+            self.ended.pop(key, None)
+        return a
+
+    def apply(self, records: Iterable[ArmRecord]) -> None:
+        for rec in records:
+            imp = rec.example.impression if isinstance(rec, Labelled) else rec.impression
+            self.arm((imp.experiment, imp.arm)).apply(rec)
+
+    def release(self, watermark: int, end_ms: int | None = None) -> int:
+        n = sum(a.release(watermark, end_ms) for a in self.arms.values())
+        self._end_idle(watermark)
+        return n
+
+    def flush_partial(self) -> None:
+        for a in self.arms.values():
+            a.evaluator.flush()
+
+    def _end_idle(self, watermark: int) -> None:
+        timeout = self.cfg.time.experiment_idle_timeout_ms
+        if watermark >= (1 << 61):
+            return
+        last: dict[str, int] = {}
+        for (exp, _), a in self.arms.items():
+            last[exp] = max(last.get(exp, NEG_INF), a.last_seen)
+        for exp, ts in last.items():
+            if watermark - ts > timeout and not any(a.held for k, a in self.arms.items() if k[0] == exp):
+                self.end_experiment(exp)
+
+    def end_experiment(self, experiment: str) -> list[ArmStats]:
+        """Evaluate what is buffered, keep the final figures, drop the arms and their series."""
+        final = []
+        for key in [k for k in self.arms if k[0] == experiment]:
+            a = self.arms.pop(key)
+            a.evaluator.flush()
+            st = a.stats()
+            self.ended[key] = st
+            final.append(st)
+        if final:
+            self.experiments_ended += 1
+        while len(self.ended) > 256:
+            self.ended.pop(next(iter(self.ended)))
+        return final
+
+    def stats(self) -> list[ArmStats]:
+        return [self.arms[k].stats() for k in self.keys()]
+
+    @property
+    def held(self) -> int:
+        return sum(a.held for a in self.arms.values())
+
+    @property
+    def chunks(self) -> int:
+        return sum(a.evaluator.chunks for a in self.arms.values())
+
+    # Checkpoints: an arm is learners + windows + log + buffer, all picklable plain objects.
+    def dump_arm(self, key: ArmKey) -> bytes:
+        a = self.arms[key]
+        return pickle.dumps({"log": a.log, "horizon": a.horizon.state(), "evaluator": a.evaluator,
+                             "impressions": a.impressions, "clicks": a.clicks, "last_seen": a.last_seen},
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load_arm(self, key: ArmKey, blob: bytes) -> None:
+        s = pickle.loads(blob)
+        a = ArmPipeline(key, self.cfg, self.probes)
+        a.log, a.evaluator = s["log"], s["evaluator"]
+        a.horizon.load(s["horizon"])
+        a.impressions, a.clicks, a.last_seen = s["impressions"], s["clicks"], s["last_seen"]
+        self.arms[key] = a

@@ -1,0 +1,208 @@
+"""The evaluation stage: each ``labelled`` partition's arms, evaluated on one worker.
+
+Every arm of a partition (its behaviour log, look-ahead buffer, probes, learners and AUC
+windows: an ``ArmSet``) lives on the worker that owns the partition. Its watermark is the
+minimum over the join stage's input partitions of the watermarks they reported (records and
+heartbeats carry them), so an example is released only when every input partition has passed
+its horizon.
+
+Exactly-once effect without transactions: the stage checkpoints each partition's arms with
+the ``labelled`` offset they reflect, and drops a record it has already applied (the join
+stage may send an impression's records again after its own restart): each impression is
+seen, clicked and labelled at most once per arm.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+from ...arms import ArmSet
+from ...config import Config, parse_duration
+from ...labeller import Clicked, Labelled, Seen
+from ...watermark import NEG_INF
+from .checkpoints import CheckpointStore
+from .wire import decode_envelope
+
+log = logging.getLogger("stream_lis.eval")
+
+
+class Dedupe:
+    """Remembers (kind, impression id) for as long as a repeat can still arrive."""
+
+    def __init__(self, keep_ms: int) -> None:
+        self.keep_ms = keep_ms
+        self.seen: set[tuple[str, str]] = set()
+        self.order: deque[tuple[int, str, str]] = deque()
+
+    def first(self, kind: str, iid: str, ts: int) -> bool:
+        key = (kind, iid)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        self.order.append((ts, kind, iid))
+        return True
+
+    def prune(self, watermark: int) -> None:
+        while self.order and self.order[0][0] < watermark - self.keep_ms:
+            _, kind, iid = self.order.popleft()
+            self.seen.discard((kind, iid))
+
+
+class PartitionState:
+    def __init__(self, cfg: Config, keep_ms: int) -> None:
+        self.arms = ArmSet(cfg)
+        self.src_wm: dict[int, int] = {}
+        self.src_idle: dict[int, bool] = {}
+        self.dedupe = Dedupe(keep_ms)
+        self.duplicates = 0
+
+
+class EvalStage(ConsumerRebalanceListener):
+    def __init__(self, cfg: Config, client_kw: dict[str, Any], store: CheckpointStore) -> None:
+        k = cfg.kafka
+        self.cfg, self.store = cfg, store
+        self.t = k.topics
+        self.lock = threading.Lock()
+        self.parts: dict[int, PartitionState] = {}
+        self.lag: dict[tuple[str, int], int] = {}
+        self.rebalances = 0
+        self.checkpoints = 0
+        self.checkpoint_bytes = 0
+        self.last_evaluation_unix: float | None = None
+        self.recovered = threading.Event()
+        self.stopping = threading.Event()
+        t = cfg.time
+        self._keep_ms = 2 * max(t.attribution_window_ms, t.horizon_ms) + t.allowed_lateness_ms
+        self._ckpt_s = parse_duration(k.checkpoint_interval) / 1000
+        self._delay_s = parse_duration(k.max_batch_delay) / 1000
+        self._inputs = 0
+        self._chunks = 0
+        self.consumer = KafkaConsumer(
+            group_id=f"{k.group_id}-eval", enable_auto_commit=False, auto_offset_reset="earliest",
+            max_poll_records=5000, session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
+            max_partition_fetch_bytes=8 * 1024 * 1024, **client_kw)
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        with self.lock:
+            parts = {tp.partition for tp in revoked} & set(self.parts)
+            if parts:
+                self._checkpoint(parts)
+            for p in parts:
+                del self.parts[p]
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        with self.lock:
+            self.rebalances += 1
+            new = sorted({tp.partition for tp in assigned} - set(self.parts))
+            saved = self.store.load_all("eval:") if new else {}
+            for p in new:
+                st = PartitionState(self.cfg, self._keep_ms)
+                ck = saved.get(f"eval:{p}")
+                if ck is not None:
+                    for key, blob in ck["arms"].items():
+                        st.arms.load_arm(key, blob)
+                    st.src_wm, st.dedupe, st.duplicates = ck["src_wm"], ck["dedupe"], ck["duplicates"]
+                    st.src_idle = ck["src_idle"]
+                    st.arms.ended, st.arms.experiments_ended = ck["ended"], ck["experiments_ended"]
+                    self.consumer.seek(TopicPartition(self.t.labelled, p), ck["offset"])
+                    log.info("eval partition %d resumed from checkpoint at offset %d (%d arms)", p, ck["offset"], len(ck["arms"]))
+                self.parts[p] = st
+            self.recovered.set()
+
+    def _checkpoint(self, parts: set[int]) -> None:
+        for p in sorted(parts):
+            st = self.parts[p]
+            state = {"offset": self.consumer.position(TopicPartition(self.t.labelled, p)),
+                     "arms": {key: st.arms.dump_arm(key) for key in st.arms.keys()},
+                     "src_wm": st.src_wm, "src_idle": st.src_idle, "dedupe": st.dedupe, "duplicates": st.duplicates,
+                     "ended": st.arms.ended, "experiments_ended": st.arms.experiments_ended}
+            self.checkpoint_bytes = self.store.save(f"eval:{p}", state)
+        self.checkpoints += 1
+        try:
+            from kafka.structs import OffsetAndMetadata
+            self.consumer.commit({TopicPartition(self.t.labelled, p): OffsetAndMetadata(
+                self.consumer.position(TopicPartition(self.t.labelled, p)), "", -1) for p in parts})
+        except Exception as exc:
+            log.warning("offset commit failed: %s", exc)
+
+    def watermark(self, st: PartitionState) -> int:
+        """Min over the input partitions that are not idle; max when all are idle."""
+        if self._inputs == 0 or len(st.src_wm) < self._inputs:
+            return NEG_INF  # an input partition has not reported yet
+        active = [st.src_wm[k] for k in range(self._inputs) if not st.src_idle.get(k, False)]
+        return min(active) if active else max(st.src_wm[k] for k in range(self._inputs))
+
+    def _process(self, batch: dict) -> None:
+        for tp, msgs in batch.items():
+            st = self.parts.get(tp.partition)
+            if st is None:
+                continue
+            for m in msgs:
+                env = decode_envelope(m.value)
+                if env.watermark > st.src_wm.get(env.src, NEG_INF):
+                    st.src_wm[env.src] = env.watermark
+                rec = env.record
+                if rec is None:
+                    st.src_idle[env.src] = env.idle
+                    continue
+                st.src_idle[env.src] = False
+                if isinstance(rec, Labelled):
+                    imp, kind = rec.example.impression, "l"
+                else:
+                    imp, kind = rec.impression, ("s" if isinstance(rec, Seen) else "c")
+                if st.dedupe.first(kind, imp.impression_id, imp.ts):
+                    st.arms.apply((rec,))
+                else:
+                    st.duplicates += 1
+
+    def _release(self, flush_partial: bool) -> None:
+        for st in self.parts.values():
+            wm = self.watermark(st)
+            if wm > NEG_INF:
+                st.arms.release(wm)
+                st.dedupe.prune(wm)
+            if flush_partial:
+                st.arms.flush_partial()
+        chunks = sum(st.arms.chunks for st in self.parts.values())
+        if chunks != self._chunks:
+            self._chunks = chunks
+            self.last_evaluation_unix = time.time()
+
+    def _update_lag(self) -> None:
+        tps = list(self.consumer.assignment())
+        end = self.consumer.end_offsets(tps) if tps else {}
+        self.lag = {(tp.topic, tp.partition): max(0, end[tp] - self.consumer.position(tp)) for tp in tps}
+
+    def run(self) -> None:
+        self.consumer.subscribe([self.t.labelled], listener=self)
+        self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
+        last_ck = last_lag = last_flush = time.monotonic()
+        while not self.stopping.is_set():
+            batch = self.consumer.poll(timeout_ms=200)
+            with self.lock:
+                if not self._inputs:
+                    self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
+                if batch:
+                    self._process(batch)
+                now = time.monotonic()
+                flush = now - last_flush >= self._delay_s
+                self._release(flush)
+                if flush:
+                    last_flush = now
+                if now - last_ck >= self._ckpt_s and self.parts:
+                    self._checkpoint(set(self.parts))
+                    last_ck = now
+                if now - last_lag >= 1.0:
+                    self._update_lag()
+                    last_lag = now
+        with self.lock:
+            if self.parts:
+                self._checkpoint(set(self.parts))
+        self.consumer.close()

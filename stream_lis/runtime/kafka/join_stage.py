@@ -1,0 +1,205 @@
+"""The join stage: impressions + clicks in, each arm's records out to ``labelled``.
+
+One ``Labeller`` per input partition (``impressions`` and ``clicks`` are co-partitioned by
+impression id, and the range assignor gives a worker the same partitions of both). Its
+watermark is the partition's own; heartbeats tell every ``labelled`` partition where each
+input partition's watermark stands, so the evaluation stage can take the minimum.
+
+Idle partitions (no record for ``kafka.idle_partition_timeout`` of wall time) are announced
+as idle in their heartbeats, and the evaluation stage leaves them out of its minimum, so a
+quiet partition never stalls the others. An idle partition that has had input also advances
+its own watermark to the wall clock minus the allowed lateness: live traffic carries event
+times near the wall clock, so this only closes windows no on-time event can reach, and at the
+end of a backfill it closes every remaining window. (A backfill that pauses longer than the
+timeout sees its later records as late: raise the timeout for such replays.)
+
+Recovery: every ``kafka.checkpoint_interval`` (and when a partition is revoked) the stage
+flushes what it produced and saves each partition's labeller state with the input offsets it
+reflects. A restarted owner seeks to those offsets; records it produces a second time are
+dropped by the evaluation stage, which keeps each impression's records once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+from ...config import Config, parse_duration
+from ...deadletter import encode_dead_letter
+from ...engine import decoder_for
+from ...events import Invalid
+from ...labeller import ArmRecord, Labelled, LabelCounters, Labeller
+from ...watermark import NEG_INF
+from .checkpoints import CheckpointStore
+from .wire import Envelope, arm_key, arm_partition, encode_envelope
+
+log = logging.getLogger("stream_lis.join")
+
+
+class JoinStage(ConsumerRebalanceListener):
+    def __init__(self, cfg: Config, client_kw: dict[str, Any], producer: KafkaProducer, store: CheckpointStore) -> None:
+        k = cfg.kafka
+        self.cfg, self.client_kw, self.producer, self.store = cfg, client_kw, producer, store
+        self.t = k.topics
+        self.lock = threading.Lock()
+        self.labellers: dict[int, Labeller] = {}
+        self.last_input: dict[int, float] = {}
+        self.lag: dict[tuple[str, int], int] = {}
+        self.rebalances = 0
+        self.checkpoints = 0
+        self.recovered = threading.Event()
+        self.stopping = threading.Event()
+        self._decode = decoder_for(cfg)
+        self._declared = {e.name: e.arms for e in cfg.experiments} or None
+        self._idle_s = parse_duration(k.idle_partition_timeout) / 1000
+        self._hb_s = parse_duration(k.heartbeat_interval) / 1000
+        self._ckpt_s = parse_duration(k.checkpoint_interval) / 1000
+        self._labelled_parts = 0
+        self.consumer = KafkaConsumer(
+            group_id=f"{k.group_id}-join", enable_auto_commit=False, auto_offset_reset="earliest",
+            partition_assignment_strategy=[RangePartitionAssignor], max_poll_records=5000,
+            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, **client_kw)
+
+    # -- rebalance ---------------------------------------------------------------------
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        with self.lock:
+            parts = {tp.partition for tp in revoked} & set(self.labellers)
+            if parts:
+                self._checkpoint(parts)
+            for p in parts:
+                # Its counts travel with its checkpoint to the next owner, who reports them.
+                self.labellers.pop(p)
+                self.last_input.pop(p, None)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        with self.lock:
+            self.rebalances += 1
+            parts = sorted({tp.partition for tp in assigned} - set(self.labellers))
+            saved = self.store.load_all("join:") if parts else {}
+            t = self.cfg.time
+            for p in parts:
+                lab = Labeller(t.attribution_window_ms, t.allowed_lateness_ms, self.cfg.limits.max_pending_impressions,
+                               self._dead_letter)
+                ck = saved.get(f"join:{p}")
+                if ck is not None:
+                    lab.load(ck["labeller"])
+                    for topic, off in ck["offsets"].items():
+                        self.consumer.seek(TopicPartition(topic, p), off)
+                    log.info("join partition %d resumed from checkpoint at %s", p, ck["offsets"])
+                self.labellers[p] = lab
+                self.last_input[p] = 0.0 if ck is None else time.monotonic()
+            self.recovered.set()
+
+    # -- processing --------------------------------------------------------------------
+    def _dead_letter(self, inv: Invalid, source: str) -> None:
+        self.producer.send(self.t.dead_letters, key=source.split("/")[0].encode(), value=encode_dead_letter(inv, source))
+
+    def _send(self, src: int, wm: int, recs: list[ArmRecord]) -> None:
+        n = self._labelled_parts
+        for rec in recs:
+            imp = rec.example.impression if isinstance(rec, Labelled) else rec.impression
+            key = (imp.experiment, imp.arm)
+            self.producer.send(self.t.labelled, key=arm_key(*key), partition=arm_partition(key, n, self._declared),
+                               value=encode_envelope(Envelope(src, wm, rec)))
+
+    def _idle(self, p: int) -> bool:
+        """No input for the timeout while caught up (a partition we are behind on is busy,
+        not idle, however long the consumer spends on the others)."""
+        caught_up = all(self.lag.get((topic, p), 1) == 0 for topic in (self.t.impressions, self.t.clicks))
+        return caught_up and time.monotonic() - self.last_input.get(p, 0.0) >= self._idle_s
+
+    def _heartbeat(self) -> None:
+        for src, lab in self.labellers.items():
+            env = encode_envelope(Envelope(src, lab.watermark.value, None, self._idle(src)))
+            for p in range(self._labelled_parts):
+                self.producer.send(self.t.labelled, partition=p, value=env)
+
+    def _checkpoint(self, parts: set[int]) -> None:
+        self.producer.flush()
+        offsets = {}
+        for p in sorted(parts):
+            offs = {topic: self.consumer.position(TopicPartition(topic, p)) for topic in (self.t.impressions, self.t.clicks)}
+            self.store.save(f"join:{p}", {"labeller": self.labellers[p].state(), "offsets": offs})
+            offsets.update({TopicPartition(topic, p): off for topic, off in offs.items()})
+        self.checkpoints += 1
+        try:
+            from kafka.structs import OffsetAndMetadata
+            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+        except Exception as exc:  # commits only feed lag reports; the checkpoint is the truth
+            log.warning("offset commit failed: %s", exc)
+
+    def _process(self, batch: dict) -> None:
+        by_part: dict[int, list] = {}
+        for tp, msgs in batch.items():
+            by_part.setdefault(tp.partition, []).extend(msgs)
+        for p, msgs in by_part.items():
+            lab = self.labellers.get(p)
+            if lab is None:
+                continue
+            msgs.sort(key=lambda m: (m.timestamp, m.topic != self.t.impressions, m.offset))
+            events, raws, sources = [], [], []
+            for m in msgs:
+                src = f"{m.topic}/{m.partition}@{m.offset}"
+                ev = self._decode(m.value if m.value is not None else b"")
+                if isinstance(ev, Invalid):
+                    lab.reject(ev, src)
+                else:
+                    events.append(ev)
+                    raws.append(m.value)
+                    sources.append(src)
+            self._send(p, lab.watermark.value, lab.process(events, "kafka", raws, sources) if events else [])
+            self.last_input[p] = time.monotonic()
+
+    def _advance_idle(self) -> None:
+        wall_ms = int(time.time() * 1000) - self.cfg.time.allowed_lateness_ms
+        for p, lab in self.labellers.items():
+            # Only a partition that has had input moves on its own: one that never had any
+            # stays put (and idle), or a backfill arriving later would all be late.
+            if lab.watermark.max_ts > NEG_INF and self._idle(p) and wall_ms > lab.watermark.value:
+                recs = lab.advance_to(wall_ms)
+                self._send(p, lab.watermark.value, recs)
+
+    def _update_lag(self) -> None:
+        tps = list(self.consumer.assignment())
+        if not tps:
+            self.lag = {}
+            return
+        end = self.consumer.end_offsets(tps)
+        self.lag = {(tp.topic, tp.partition): max(0, end[tp] - self.consumer.position(tp)) for tp in tps}
+
+    def run(self) -> None:
+        self.consumer.subscribe([self.t.impressions, self.t.clicks], listener=self)
+        self._labelled_parts = len(self.consumer.partitions_for_topic(self.t.labelled) or ()) or self.cfg.kafka.partitions
+        last_hb = last_ck = last_lag = time.monotonic()
+        while not self.stopping.is_set():
+            batch = self.consumer.poll(timeout_ms=200)
+            with self.lock:
+                if batch:
+                    self._process(batch)
+                self._advance_idle()
+                now = time.monotonic()
+                if now - last_hb >= self._hb_s:
+                    self._heartbeat()
+                    last_hb = now
+                if now - last_ck >= self._ckpt_s and self.labellers:
+                    self._checkpoint(set(self.labellers))
+                    last_ck = now
+                if now - last_lag >= 1.0:
+                    self._update_lag()
+                    last_lag = now
+        with self.lock:
+            if self.labellers:
+                self._checkpoint(set(self.labellers))
+        self.consumer.close()
+
+    def counters(self) -> LabelCounters:
+        out = LabelCounters()
+        for lab in self.labellers.values():
+            out = out.merge(lab.counters)
+        return out

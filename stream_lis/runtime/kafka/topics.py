@@ -1,0 +1,87 @@
+"""Topic administration (kafka-python): create the topics the runtime needs, describe them.
+
+``create`` is idempotent: existing topics are left as they are and reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from ...config import Config
+
+
+def topic_specs(cfg: Config) -> list[NewTopic]:
+    k, t = cfg.kafka, cfg.kafka.topics
+    n, r = k.partitions, k.replication_factor
+    week = str(7 * 24 * 3600 * 1000)
+    return [
+        NewTopic(t.impressions, n, r, topic_configs={"retention.ms": week}),
+        NewTopic(t.clicks, n, r, topic_configs={"retention.ms": week}),
+        NewTopic(t.preferences, n, r, topic_configs={"cleanup.policy": "compact"}),
+        NewTopic(t.labelled, n, r, topic_configs={"retention.ms": week}),
+        NewTopic(t.dead_letters, n, r, topic_configs={"retention.ms": str(30 * 24 * 3600 * 1000)}),
+        NewTopic(t.checkpoints, 1, r, topic_configs={"cleanup.policy": "compact",
+                                                    "max.message.bytes": str(k.max_checkpoint_bytes),
+                                                    "segment.ms": str(3600 * 1000)}),
+    ]
+
+
+def create_topics(cfg: Config, client_kw: dict[str, Any]) -> list[tuple[str, str]]:
+    """Create every missing topic; returns ``(name, "created" | "exists")``."""
+    admin = KafkaAdminClient(**client_kw)
+    try:
+        existing = set(admin.list_topics())
+        out = []
+        for spec in topic_specs(cfg):
+            if spec.name in existing:
+                out.append((spec.name, "exists"))
+                continue
+            try:
+                admin.create_topics([spec])
+                out.append((spec.name, "created"))
+            except TopicAlreadyExistsError:
+                out.append((spec.name, "exists"))
+        return out
+    finally:
+        admin.close()
+
+
+def describe_topics(cfg: Config, client_kw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Partitions, end offsets and, per consumer group of the runtime, committed offsets and lag."""
+    t = cfg.kafka.topics
+    names = [t.impressions, t.clicks, t.preferences, t.labelled, t.dead_letters, t.checkpoints]
+    groups = {t.impressions: f"{cfg.kafka.group_id}-join", t.clicks: f"{cfg.kafka.group_id}-join",
+              t.labelled: f"{cfg.kafka.group_id}-eval"}
+    admin = KafkaAdminClient(**client_kw)
+    consumer = KafkaConsumer(**client_kw)
+    try:
+        existing = set(admin.list_topics())
+        committed: dict[str, dict] = {}
+        for g in set(groups.values()):
+            try:
+                committed[g] = admin.list_group_offsets(g)
+            except Exception:  # group not there yet
+                committed[g] = {}
+        rows = []
+        for name in names:
+            if name not in existing:
+                rows.append({"topic": name, "exists": False})
+                continue
+            tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
+            end = consumer.end_offsets(tps)
+            g = groups.get(name)
+            for tp in tps:
+                row = {"topic": name, "exists": True, "partition": tp.partition, "end_offset": end[tp]}
+                if g:
+                    meta = committed.get(g, {}).get(tp)
+                    off = getattr(meta, "offset", None)
+                    row.update(group=g, committed=off, lag=None if off is None or off < 0 else end[tp] - off)
+                rows.append(row)
+        return rows
+    finally:
+        consumer.close()
+        admin.close()

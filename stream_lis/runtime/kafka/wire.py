@@ -1,0 +1,56 @@
+"""What travels on the internal ``labelled`` topic, and which partition an arm lives on.
+
+Each message is an envelope: the join-stage partition it came from, that partition's
+watermark when it was sent, and either an arm record or nothing (a watermark heartbeat).
+
+>>> from stream_lis.events import Impression
+>>> from stream_lis.labeller import Seen
+>>> imp = Impression(impression_id="i", ts=1, user_id="u", item_id="a", experiment="e", arm="c")
+>>> env = decode_envelope(encode_envelope(Envelope(3, 1000, Seen(imp))))
+>>> env.src, env.watermark, env.record.impression.item_id
+(3, 1000, 'a')
+>>> arm_partition(("e", "treatment"), 4, {"e": ["control", "treatment"]})
+2
+"""
+
+from __future__ import annotations
+
+from zlib import crc32
+
+import msgspec
+
+from ...labeller import Clicked, Labelled, Seen
+
+
+class Envelope(msgspec.Struct, array_like=True):
+    """``idle``: the source partition has had no input for a while (heartbeats only)."""
+
+    src: int
+    watermark: int
+    record: Seen | Clicked | Labelled | None = None
+    idle: bool = False
+
+
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(Envelope)
+
+
+def encode_envelope(env: Envelope) -> bytes:
+    return _enc.encode(env)
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    return _dec.decode(data)
+
+
+def arm_key(experiment: str, arm: str) -> bytes:
+    return f"{experiment}\x1f{arm}".encode()
+
+
+def arm_partition(key: tuple[str, str], partitions: int, declared: dict[str, list[str]] | None = None) -> int:
+    """Declared arms are spread evenly over the partitions (so a consumer group splits them);
+    others go by a stable hash of (experiment, arm)."""
+    if declared and key[0] in declared and key[1] in declared[key[0]]:
+        flat = [(e, a) for e, arms in sorted(declared.items()) for a in arms]
+        return (flat.index(key) * partitions // len(flat)) % partitions
+    return crc32(arm_key(*key)) % partitions
