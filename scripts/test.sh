@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup.sh
+scripts/setup-prometheus.sh   # prometheus + promtool for tests/test_ops_* (Debian package; as root)
 export STREAM_LIS_KAFKA_PORT="${STREAM_LIS_KAFKA_PORT:-19092}"
 export STREAM_LIS_KAFKA_DIR="${STREAM_LIS_KAFKA_DIR:-/tmp/stream-lis-kafka-test}"
 export STREAM_LIS_BOOTSTRAP="127.0.0.1:$STREAM_LIS_KAFKA_PORT"

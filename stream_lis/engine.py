@@ -158,9 +158,14 @@ class Engine:
             self._chunks = chunks
             self.last_evaluation_unix = self.clock()
 
-    def flush(self) -> None:
-        """End of a finite input: close every window and evaluate everything held."""
-        end = self.labeller.watermark.max_ts
+    def flush(self, mark_incomplete: bool = True) -> None:
+        """End of a finite input: close every window and evaluate everything held.
+
+        With ``mark_incomplete`` (the default) examples whose look-ahead window reaches past the
+        last event are left out of the AUCs; without it they count, as they do in a live stream
+        whose idle partitions close windows by the wall clock.
+        """
+        end = self.labeller.watermark.max_ts if mark_incomplete else None
         self.armset.apply(self.labeller.advance_to(POS_INF))
         self._release(end_ms=end)
         self.armset.flush_partial()

@@ -5,6 +5,12 @@ impression id, and the range assignor gives a worker the same partitions of both
 watermark is the partition's own; heartbeats tell every ``labelled`` partition where each
 input partition's watermark stands, so the evaluation stage can take the minimum.
 
+The two topics of a partition are fetched independently, so one can run minutes of event time
+ahead of the other. The stage therefore merges them by event time: a topic's records are
+held until the other topic has been read past their event time (or is read to its end), and
+released in offset order, so what is held is always a suffix of each topic and the
+checkpointed offsets (the first held record of each topic) lose and repeat nothing.
+
 Idle partitions (no record for ``kafka.idle_partition_timeout`` of wall time) are announced
 as idle in their heartbeats, and the evaluation stage leaves them out of its minimum, so a
 quiet partition never stalls the others. An idle partition that has had input also advances
@@ -24,6 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -35,7 +42,7 @@ from ...deadletter import encode_dead_letter
 from ...engine import decoder_for
 from ...events import Invalid
 from ...labeller import ArmRecord, Labelled, LabelCounters, Labeller
-from ...watermark import NEG_INF
+from ...watermark import NEG_INF, POS_INF
 from .checkpoints import CheckpointStore
 from .wire import Envelope, arm_key, arm_partition, encode_envelope
 
@@ -50,6 +57,11 @@ class JoinStage(ConsumerRebalanceListener):
         self.lock = threading.Lock()
         self.labellers: dict[int, Labeller] = {}
         self.last_input: dict[int, float] = {}
+        # Per partition and topic: decoded records not yet released, in offset order, and the
+        # largest event time read from the topic so far.
+        self.held: dict[int, dict[str, deque]] = {}
+        self.read_ts: dict[int, dict[str, int]] = {}
+        self.ckpt_wm: dict[int, int] = {}  # watermark of each partition's last checkpoint
         self.lag: dict[tuple[str, int], int] = {}
         self.rebalances = 0
         self.checkpoints = 0
@@ -76,6 +88,9 @@ class JoinStage(ConsumerRebalanceListener):
                 # Its counts travel with its checkpoint to the next owner, who reports them.
                 self.labellers.pop(p)
                 self.last_input.pop(p, None)
+                self.held.pop(p, None)
+                self.read_ts.pop(p, None)
+                self.ckpt_wm.pop(p, None)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         with self.lock:
@@ -93,7 +108,10 @@ class JoinStage(ConsumerRebalanceListener):
                         self.consumer.seek(TopicPartition(topic, p), off)
                     log.info("join partition %d resumed from checkpoint at %s", p, ck["offsets"])
                 self.labellers[p] = lab
+                self.ckpt_wm[p] = lab.watermark.value
                 self.last_input[p] = 0.0 if ck is None else time.monotonic()
+                self.held[p] = {self.t.impressions: deque(), self.t.clicks: deque()}
+                self.read_ts[p] = {self.t.impressions: NEG_INF, self.t.clicks: NEG_INF}
             self.recovered.set()
 
     # -- processing --------------------------------------------------------------------
@@ -106,17 +124,18 @@ class JoinStage(ConsumerRebalanceListener):
             imp = rec.example.impression if isinstance(rec, Labelled) else rec.impression
             key = (imp.experiment, imp.arm)
             self.producer.send(self.t.labelled, key=arm_key(*key), partition=arm_partition(key, n, self._declared),
-                               value=encode_envelope(Envelope(src, wm, rec)))
+                               value=encode_envelope(Envelope(src, wm, rec, False, self.ckpt_wm[src])))
 
     def _idle(self, p: int) -> bool:
         """No input for the timeout while caught up (a partition we are behind on is busy,
         not idle, however long the consumer spends on the others)."""
-        caught_up = all(self.lag.get((topic, p), 1) == 0 for topic in (self.t.impressions, self.t.clicks))
+        caught_up = all(self.lag.get((topic, p), 1) == 0 and not self.held[p][topic]
+                        for topic in (self.t.impressions, self.t.clicks))
         return caught_up and time.monotonic() - self.last_input.get(p, 0.0) >= self._idle_s
 
     def _heartbeat(self) -> None:
         for src, lab in self.labellers.items():
-            env = encode_envelope(Envelope(src, lab.watermark.value, None, self._idle(src)))
+            env = encode_envelope(Envelope(src, lab.watermark.value, None, self._idle(src), self.ckpt_wm[src]))
             for p in range(self._labelled_parts):
                 self.producer.send(self.t.labelled, partition=p, value=env)
 
@@ -124,8 +143,12 @@ class JoinStage(ConsumerRebalanceListener):
         self.producer.flush()
         offsets = {}
         for p in sorted(parts):
-            offs = {topic: self.consumer.position(TopicPartition(topic, p)) for topic in (self.t.impressions, self.t.clicks)}
+            offs = {}
+            for topic in (self.t.impressions, self.t.clicks):
+                held = self.held[p][topic]
+                offs[topic] = held[0][1] if held else self.consumer.position(TopicPartition(topic, p))
             self.store.save(f"join:{p}", {"labeller": self.labellers[p].state(), "offsets": offs})
+            self.ckpt_wm[p] = self.labellers[p].watermark.value
             offsets.update({TopicPartition(topic, p): off for topic, off in offs.items()})
         self.checkpoints += 1
         try:
@@ -134,27 +157,52 @@ class JoinStage(ConsumerRebalanceListener):
         except Exception as exc:  # commits only feed lag reports; the checkpoint is the truth
             log.warning("offset commit failed: %s", exc)
 
-    def _process(self, batch: dict) -> None:
-        by_part: dict[int, list] = {}
+    def _read(self, batch: dict) -> None:
+        """Decode what was fetched into the per-topic queues (invalid records go at once)."""
         for tp, msgs in batch.items():
-            by_part.setdefault(tp.partition, []).extend(msgs)
-        for p, msgs in by_part.items():
+            p = tp.partition
             lab = self.labellers.get(p)
             if lab is None:
                 continue
-            msgs.sort(key=lambda m: (m.timestamp, m.topic != self.t.impressions, m.offset))
-            events, raws, sources = [], [], []
+            held, read = self.held[p][tp.topic], self.read_ts[p]
             for m in msgs:
                 src = f"{m.topic}/{m.partition}@{m.offset}"
                 ev = self._decode(m.value if m.value is not None else b"")
                 if isinstance(ev, Invalid):
+                    if held:  # keep offset order: it is rejected when its turn comes
+                        held.append((NEG_INF, m.offset, ev, m.value, src))
+                    else:
+                        lab.reject(ev, src)
+                    continue
+                held.append((ev.ts, m.offset, ev, m.value, src))
+                if ev.ts > read[tp.topic]:
+                    read[tp.topic] = ev.ts
+            self.last_input[p] = time.monotonic()
+
+    def _release(self) -> None:
+        """Process, per partition, each topic's prefix the other topic has been read past."""
+        for p, lab in self.labellers.items():
+            queues = self.held[p]
+            limits = {}
+            for topic, other in ((self.t.impressions, self.t.clicks), (self.t.clicks, self.t.impressions)):
+                done = self.lag.get((other, p), 1) == 0 and not queues[other]
+                limits[topic] = POS_INF if done else self.read_ts[p][other]
+            ready = []
+            for topic, q in queues.items():
+                while q and q[0][0] <= limits[topic]:
+                    ready.append(q.popleft())
+            if not ready:
+                continue
+            ready.sort(key=lambda r: (r[0], r[4]))
+            events, raws, sources = [], [], []
+            for ts, _, ev, raw, src in ready:
+                if isinstance(ev, Invalid):
                     lab.reject(ev, src)
                 else:
                     events.append(ev)
-                    raws.append(m.value)
+                    raws.append(raw)
                     sources.append(src)
             self._send(p, lab.watermark.value, lab.process(events, "kafka", raws, sources) if events else [])
-            self.last_input[p] = time.monotonic()
 
     def _advance_idle(self) -> None:
         wall_ms = int(time.time() * 1000) - self.cfg.time.allowed_lateness_ms
@@ -181,7 +229,8 @@ class JoinStage(ConsumerRebalanceListener):
             batch = self.consumer.poll(timeout_ms=200)
             with self.lock:
                 if batch:
-                    self._process(batch)
+                    self._read(batch)
+                self._release()
                 self._advance_idle()
                 now = time.monotonic()
                 if now - last_hb >= self._hb_s:

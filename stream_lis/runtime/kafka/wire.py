@@ -23,12 +23,16 @@ from ...labeller import Clicked, Labelled, Seen
 
 
 class Envelope(msgspec.Struct, array_like=True):
-    """``idle``: the source partition has had no input for a while (heartbeats only)."""
+    """``idle``: the source partition has had no input for a while (heartbeats only).
+    ``checkpointed``: the source's watermark at its last checkpoint. A restarted source
+    repeats records only from there on, so the receiver must remember what it applied back
+    to that point, and may forget anything older."""
 
     src: int
     watermark: int
     record: Seen | Clicked | Labelled | None = None
     idle: bool = False
+    checkpointed: int = -(1 << 62)
 
 
 _enc = msgspec.msgpack.Encoder()

@@ -1,0 +1,151 @@
+"""Running real workers against the local broker: processes, scrapes, waits (all bounded)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+BOOTSTRAP = os.environ.get("STREAM_LIS_BOOTSTRAP", "127.0.0.1:19092")
+CLI = [sys.executable, "-m", "stream_lis"]
+
+#: Small event-time windows so a few thousand simulated impressions span many horizons.
+FAST = {"time.horizon": "10m", "time.attribution_window": "5m", "evaluation.window_size": 2000,
+        "time.experiment_idle_timeout": "3650d", "kafka.idle_partition_timeout": "3s",
+        "kafka.checkpoint_interval": "1s", "kafka.heartbeat_interval": "500ms", "kafka.max_batch_delay": "1s"}
+
+
+def broker_up() -> bool:
+    host, port = BOOTSTRAP.split(",")[0].rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require_broker() -> None:
+    if broker_up():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"no Kafka broker at {BOOTSTRAP}: `make test` starts one (scripts/kafka-broker.sh)")
+    pytest.skip(f"no Kafka broker at {BOOTSTRAP}; run `make test` or scripts/kafka-broker.sh start")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def namespace(extra: dict | None = None) -> dict:
+    """Config overrides giving a test its own topics and consumer groups."""
+    p = "t" + uuid.uuid4().hex[:8]
+    ov = dict(FAST)
+    ov.update({"kafka.group_id": p, **{f"kafka.topics.{t}": f"{p}-{t}" for t in
+                                        ("impressions", "clicks", "preferences", "labelled", "dead_letters", "checkpoints")}})
+    ov.update(extra or {})
+    return ov
+
+
+def set_args(ov: dict) -> list[str]:
+    out = []
+    for k, v in ov.items():
+        out += ["--set", f"{k}={json.dumps(v) if not isinstance(v, str) else v}"]
+    return out
+
+
+def cli(*args: str, ov: dict, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args, "--bootstrap", BOOTSTRAP, *set_args(ov)], capture_output=True,
+                          timeout=timeout, **kw)
+
+
+class WorkerProc:
+    def __init__(self, ov: dict, log: Path) -> None:
+        self.port = free_port()
+        self.log = log
+        self.fh = open(log, "ab")
+        self.proc = subprocess.Popen([*CLI, "worker", "--bootstrap", BOOTSTRAP, "--port", str(self.port),
+                                      "--host", "127.0.0.1", *set_args(ov)], stdout=self.fh, stderr=subprocess.STDOUT)
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, ""
+        except OSError:
+            return 0, ""
+
+    def wait_ready(self, timeout: float = 90) -> float:
+        t0 = time.monotonic()
+        wait_for(lambda: self.get("/readyz")[0] == 200, timeout, f"worker ready (log {self.log})", self.alive)
+        return time.monotonic() - t0
+
+    def alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
+
+    def metrics(self) -> dict[str, list]:
+        status, body = self.get("/metrics")
+        if status != 200:
+            return {}
+        out: dict[str, list] = {}
+        for f in text_string_to_metric_families(body):
+            out[f.name] = [s for s in f.samples if not s.name.endswith("_created")]
+            for smp in f.samples:  # also by sample name (counters' ``_total``)
+                if smp.name != f.name and not smp.name.endswith("_created"):
+                    out.setdefault(smp.name, []).append(smp)
+        return out
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.fh.close()
+        return self.proc.returncode
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str, check: Callable[[], None] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check is not None:
+            check()
+        if cond():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def by_arm(samples: list, name: str | None = None, **labels: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for s in samples:
+        if name is not None and s.name != name:
+            continue
+        if all(s.labels.get(k) == v for k, v in labels.items()):
+            out[s.labels["arm"]] = out.get(s.labels["arm"], 0.0) + s.value
+    return out
+
+
+def total(m: dict, name: str, **labels: str) -> float:
+    """Sum of the samples of a family or sample name, with the given labels."""
+    return sum(s.value for s in m.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items()))

@@ -1,0 +1,82 @@
+"""Events produced into the real broker end up as the same figures as the embedded runtime's."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stream_lis.config import load_config
+from stream_lis.engine import Engine
+from stream_lis.simulator import Simulator, SimulatorConfig
+
+from kafka_harness import WorkerProc, by_arm, cli, namespace, require_broker, total, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+IMPRESSIONS = 16_000
+#: Tolerances. Counts: the worker decides lateness per input partition, the embedded runtime
+#: on one clock, so a handful of borderline-late impressions may differ. AUCs and LIS: the
+#: worker sees the same examples, in the same per-arm order, except for those few; with
+#: windows of 2,000 examples this moves an AUC by well under 0.01.
+COUNT_TOL = 0.005
+AUC_TOL = 0.01
+LIS_TOL = 0.01
+
+
+@pytest.fixture(scope="module")
+def stream_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("kafka") / "events.jsonl"
+    with open(path, "w") as fh:
+        for ev in Simulator(SimulatorConfig(impressions=IMPRESSIONS, seed=11)).events():
+            fh.write(json.dumps(ev) + "\n")
+    return path
+
+
+def embedded(path, ov):
+    eng = Engine(load_config(None, ov))
+    eng.process_records(path.read_bytes().splitlines())
+    eng.flush(mark_incomplete=False)  # a live worker closes the last windows by the wall clock
+    return eng.snapshot()
+
+
+def test_replayed_events_give_the_embedded_runtime_figures(stream_file, tmp_path):
+    require_broker()
+    ov = namespace()
+    assert cli("topics", "create", ov=ov).returncode == 0
+    worker = WorkerProc(ov, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        rep = cli("replay", str(stream_file), ov=ov, timeout=300)
+        assert rep.returncode == 0, rep.stderr.decode()
+        lines = len(stream_file.read_bytes().splitlines())
+        assert f"{lines:,} acknowledged".encode() in rep.stderr
+
+        ref = embedded(stream_file, ov)
+        expected = sum(a.labelled for a in ref.arms)
+
+        def done() -> bool:
+            m = worker.metrics()
+            return total(m, "stream_lis_held_examples") == 0 and total(m, "stream_lis_pending_impressions") == 0 \
+                and total(m, "stream_lis_labelled_examples_total") >= expected * (1 - COUNT_TOL)
+
+        wait_for(done, 180, "the worker to label and evaluate every impression", worker.alive)
+        m = worker.metrics()
+        got_imp = by_arm(m["stream_lis_impressions_total"])
+        got_lab = by_arm(m["stream_lis_labelled_examples_total"])
+        for a in ref.arms:
+            assert got_imp[a.arm] == pytest.approx(a.impressions, rel=COUNT_TOL)
+            assert got_lab[a.arm] == got_imp[a.arm]  # every accepted impression labelled once
+            assert got_lab[a.arm] == pytest.approx(a.labelled, rel=COUNT_TOL)
+            aucs = {(s.labels["learner"], s.labels["window"]): s.value for s in m["stream_lis_auc"]
+                    if s.labels["arm"] == a.arm}
+            for learner, st in a.learners.items():
+                assert aucs[(learner, "cumulative")] == pytest.approx(st.auc_cumulative, abs=AUC_TOL), learner
+            lis = {s.labels["probe"]: s.value for s in m["stream_lis_lis"] if s.labels["arm"] == a.arm}
+            for probe, iv in a.lis.items():
+                assert lis[probe] == pytest.approx(iv.value, abs=LIS_TOL), probe
+            ais = [s.value for s in m["stream_lis_ais"] if s.labels["arm"] == a.arm]
+            assert ais and ais[0] == pytest.approx(a.ais.value, abs=LIS_TOL)
+        assert worker.get("/healthz")[0] == 200
+    finally:
+        worker.stop()

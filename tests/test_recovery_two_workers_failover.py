@@ -1,0 +1,74 @@
+"""Two workers in one group: each arm is owned by exactly one of them; when one dies the
+other takes its arms over, with their state."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from stream_lis.simulator import Simulator, SimulatorConfig
+
+from kafka_harness import WorkerProc, by_arm, cli, namespace, require_broker, total, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+DECLARED = [{"name": "lis_demo", "arms": ["control", "treatment"]}]
+
+
+def arms_of(worker: WorkerProc) -> set[str]:
+    return {a for a, v in by_arm(worker.metrics().get("stream_lis_impressions_total", [])).items() if v > 0}
+
+
+def test_arms_split_between_two_workers_and_move_when_one_dies(tmp_path):
+    require_broker()
+    ov = namespace({"experiments": DECLARED})
+    events = [json.dumps(e).encode() for e in Simulator(SimulatorConfig(impressions=24_000, seed=9)).events()]
+    n_imps = sum(1 for e in events if b'"type": "impression"' in e)
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(events) + b"\n")
+    assert cli("topics", "create", ov=ov).returncode == 0
+
+    w1 = WorkerProc(ov, tmp_path / "w1.log")
+    w2 = WorkerProc(ov, tmp_path / "w2.log")
+    replay = threading.Thread(target=lambda: cli("replay", str(path), "--rate", "2500", ov=ov, timeout=300))
+    try:
+        w1.wait_ready()
+        w2.wait_ready()
+        wait_for(lambda: total(w1.metrics(), "stream_lis_owned_partitions", stage="eval") == 2
+                 and total(w2.metrics(), "stream_lis_owned_partitions", stage="eval") == 2, 60,
+                 "the group to split the partitions 2 + 2")
+        replay.start()
+        def labelled(w: WorkerProc) -> dict[str, float]:
+            return by_arm(w.metrics().get("stream_lis_labelled_examples_total", []))
+
+        wait_for(lambda: sum(labelled(w1).values()) > 1000 and sum(labelled(w2).values()) > 1000, 120,
+                 "both workers to evaluate their arm", w1.alive)
+        a1, a2 = arms_of(w1), arms_of(w2)
+        assert len(a1) == len(a2) == 1 and a1 | a2 == {"control", "treatment"}  # each arm on exactly one worker
+        moved = next(iter(a1))
+        before = labelled(w1)[moved]
+        w1.kill9()
+
+        wait_for(lambda: arms_of(w2) == {"control", "treatment"}, 90, "the survivor to take the dead worker's arm", w2.alive)
+        taken = labelled(w2).get(moved, 0)
+        # it continued from the dead worker's checkpoint (checkpoints every second), not from zero
+        assert taken >= 0.5 * before > 0
+        replay.join(300)
+
+        def finished() -> bool:
+            m = w2.metrics()
+            late = total(m, "stream_lis_invalid_events_total", reason="late_event")
+            return total(m, "stream_lis_impressions_total") + late == n_imps and total(m, "stream_lis_held_examples") == 0 \
+                and total(m, "stream_lis_pending_impressions") == 0
+
+        wait_for(finished, 180, "the survivor to finish the stream", w2.alive)
+        m = w2.metrics()
+        assert by_arm(m["stream_lis_labelled_examples_total"]) == by_arm(m["stream_lis_impressions_total"])
+    finally:
+        for w in (w1, w2):
+            if w.proc.poll() is None:
+                w.stop()
+        if replay.is_alive():
+            replay.join(300)
