@@ -9,7 +9,7 @@
 #
 # Base: Debian 12 slim with CPython 3.11, pinned by tag. The tag is rebuilt by its maintainers
 # with 3.11.x and Debian security fixes; pin it by digest too (python:3.11-slim-bookworm@sha256:...)
-# once you have pulled it: the digest cannot be known offline, where this file was written.
+# once you have pulled it (the digest is only known to a registry client).
 
 ############################ build: wheels of stream_lis and every runtime dependency
 FROM python:3.11-slim-bookworm AS build
