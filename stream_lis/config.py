@@ -221,14 +221,18 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return {e.name: set(e.arms) for e in self.experiments}
 
 
+def _check_durations(section: str, obj: object, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        try:
+            parse_duration(getattr(obj, key))
+        except ConfigError as exc:
+            raise ConfigError(f"{section}.{key}: {exc}") from None
+
+
 def validate(cfg: Config) -> None:
     """Cross-field checks msgspec's types cannot express."""
     t = cfg.time
-    for key in ("attribution_window", "horizon", "allowed_lateness", "experiment_idle_timeout"):
-        try:
-            parse_duration(getattr(t, key))
-        except ConfigError as exc:
-            raise ConfigError(f"time.{key}: {exc}") from None
+    _check_durations("time", t, ("attribution_window", "horizon", "allowed_lateness", "experiment_idle_timeout"))
     if t.attribution_window_ms <= 0:
         raise ConfigError("time.attribution_window must be > 0")
     unknown = [p for p in cfg.probes.enabled if p not in BUILTIN_PROBES]
@@ -250,11 +254,7 @@ def validate(cfg: Config) -> None:
         if len(cross) != 2:
             raise ConfigError(f"learner.crosses entries are pairs, got {cross}")
     k = cfg.kafka
-    for key in ("checkpoint_interval", "idle_partition_timeout", "heartbeat_interval", "max_batch_delay"):
-        try:
-            parse_duration(getattr(k, key))
-        except ConfigError as exc:
-            raise ConfigError(f"kafka.{key}: {exc}") from None
+    _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "heartbeat_interval", "max_batch_delay"))
     if k.partitions < 1 or k.replication_factor < 1:
         raise ConfigError("kafka.partitions and kafka.replication_factor must be >= 1")
     names = [e.name for e in cfg.experiments]

@@ -80,6 +80,14 @@ class FTRLLogisticRegression(Learner):
         self.z[cols] += g - sigma * w
         self.n[cols] = n_new
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Checkpoints pickle learners: keep only the touched coordinates (a few percent of the
+        # table), not two dense 2**bits arrays.
+        return self.state()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(FTRLLogisticRegression.from_state(state).__dict__)
+
     def state(self) -> dict[str, Any]:
         nz = np.flatnonzero(self.n)
         return {"kind": "ftrl", "bits": self.bits, "hyper": [self.alpha, self.beta, self.l1, self.l2],

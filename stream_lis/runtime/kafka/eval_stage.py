@@ -30,6 +30,7 @@ from ...config import Config, parse_duration
 from ...labeller import Clicked, Labelled, Seen
 from ...watermark import NEG_INF
 from .checkpoints import CheckpointStore
+from .topics import LABELLED_MAX_BYTES, consumer_lag
 from .wire import decode_envelope
 
 log = logging.getLogger("stream_lis.eval")
@@ -91,7 +92,7 @@ class EvalStage(ConsumerRebalanceListener):
         self.consumer = KafkaConsumer(
             group_id=f"{k.group_id}-eval", enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=5000, session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
-            max_partition_fetch_bytes=8 * 1024 * 1024, **client_kw)
+            max_partition_fetch_bytes=LABELLED_MAX_BYTES, **client_kw)
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         with self.lock:
@@ -154,19 +155,16 @@ class EvalStage(ConsumerRebalanceListener):
                     st.src_wm[env.src] = env.watermark
                 if env.checkpointed > st.src_ckpt.get(env.src, NEG_INF):
                     st.src_ckpt[env.src] = env.checkpointed
-                rec = env.record
-                if rec is None:
-                    st.src_idle[env.src] = env.idle
-                    continue
-                st.src_idle[env.src] = False
-                if isinstance(rec, Labelled):
-                    imp, kind = rec.example.impression, "l"
-                else:
-                    imp, kind = rec.impression, ("s" if isinstance(rec, Seen) else "c")
-                if st.dedupe.first(kind, imp.impression_id, imp.ts):
-                    st.arms.apply((rec,))
-                else:
-                    st.duplicates += 1
+                st.src_idle[env.src] = env.idle and not env.records
+                for rec in env.records:
+                    if isinstance(rec, Labelled):
+                        imp, kind = rec.example.impression, "l"
+                    else:
+                        imp, kind = rec.impression, ("s" if isinstance(rec, Seen) else "c")
+                    if st.dedupe.first(kind, imp.impression_id, imp.ts):
+                        st.arms.apply((rec,))
+                    else:
+                        st.duplicates += 1
 
     def _release(self, flush_partial: bool) -> int:
         released = 0
@@ -183,11 +181,6 @@ class EvalStage(ConsumerRebalanceListener):
             self._chunks = chunks
             self.last_evaluation_unix = time.time()
         return released
-
-    def _update_lag(self) -> None:
-        tps = list(self.consumer.assignment())
-        end = self.consumer.end_offsets(tps) if tps else {}
-        self.lag = {(tp.topic, tp.partition): max(0, end[tp] - self.consumer.position(tp)) for tp in tps}
 
     def run(self) -> None:
         self.consumer.subscribe([self.t.labelled], listener=self)
@@ -210,7 +203,7 @@ class EvalStage(ConsumerRebalanceListener):
                     self._checkpoint(set(self.parts))
                     last_ck = now
                 if now - last_lag >= 1.0:
-                    self._update_lag()
+                    self.lag = consumer_lag(self.consumer)
                     last_lag = now
         with self.lock:
             if self.parts:

@@ -14,10 +14,11 @@ checkpointed offsets (the first held record of each topic) lose and repeat nothi
 Idle partitions (no record for ``kafka.idle_partition_timeout`` of wall time) are announced
 as idle in their heartbeats, and the evaluation stage leaves them out of its minimum, so a
 quiet partition never stalls the others. An idle partition that has had input also advances
-its own watermark to the wall clock minus the allowed lateness: live traffic carries event
-times near the wall clock, so this only closes windows no on-time event can reach, and at the
-end of a backfill it closes every remaining window. (A backfill that pauses longer than the
-timeout sees its later records as late: raise the timeout for such replays.)
+its own watermark towards the wall clock minus the allowed lateness, at most to its largest
+event time plus ``max(W, H)``: live traffic carries event times near the wall clock, so this
+only closes windows no on-time event can reach, and at the end of a backfill it closes every
+remaining window. (A backfill that pauses longer than the timeout sees records older than the
+advanced watermark as late: raise the timeout for such replays.)
 
 Recovery: every ``kafka.checkpoint_interval`` (and when a partition is revoked) the stage
 flushes what it produced and saves each partition's labeller state with the input offsets it
@@ -44,9 +45,14 @@ from ...events import Invalid
 from ...labeller import ArmRecord, Labelled, LabelCounters, Labeller
 from ...watermark import NEG_INF, POS_INF
 from .checkpoints import CheckpointStore
-from .wire import Envelope, arm_key, arm_partition, encode_envelope
+from .topics import consumer_lag
+from .wire import Envelope, arm_partition, encode_envelope
 
 log = logging.getLogger("stream_lis.join")
+
+#: Arm records per ``labelled`` message: well under the broker's default 1 MB message limit
+#: even with large MLLM embeddings inline.
+RECORDS_PER_MESSAGE = 200
 
 
 class JoinStage(ConsumerRebalanceListener):
@@ -119,12 +125,16 @@ class JoinStage(ConsumerRebalanceListener):
         self.producer.send(self.t.dead_letters, key=source.split("/")[0].encode(), value=encode_dead_letter(inv, source))
 
     def _send(self, src: int, wm: int, recs: list[ArmRecord]) -> None:
+        """One message per ``labelled`` partition with every record bound for it, in order."""
         n = self._labelled_parts
+        by_part: dict[int, list[ArmRecord]] = {}
         for rec in recs:
             imp = rec.example.impression if isinstance(rec, Labelled) else rec.impression
-            key = (imp.experiment, imp.arm)
-            self.producer.send(self.t.labelled, key=arm_key(*key), partition=arm_partition(key, n, self._declared),
-                               value=encode_envelope(Envelope(src, wm, rec, False, self.ckpt_wm[src])))
+            by_part.setdefault(arm_partition((imp.experiment, imp.arm), n, self._declared), []).append(rec)
+        for part, batch in by_part.items():
+            for k in range(0, len(batch), RECORDS_PER_MESSAGE):
+                self.producer.send(self.t.labelled, partition=part, value=encode_envelope(
+                    Envelope(src, wm, batch[k:k + RECORDS_PER_MESSAGE], False, self.ckpt_wm[src])))
 
     def _idle(self, p: int) -> bool:
         """No input for the timeout while caught up (a partition we are behind on is busy,
@@ -135,7 +145,7 @@ class JoinStage(ConsumerRebalanceListener):
 
     def _heartbeat(self) -> None:
         for src, lab in self.labellers.items():
-            env = encode_envelope(Envelope(src, lab.watermark.value, None, self._idle(src), self.ckpt_wm[src]))
+            env = encode_envelope(Envelope(src, lab.watermark.value, [], self._idle(src), self.ckpt_wm[src]))
             for p in range(self._labelled_parts):
                 self.producer.send(self.t.labelled, partition=p, value=env)
 
@@ -205,21 +215,18 @@ class JoinStage(ConsumerRebalanceListener):
             self._send(p, lab.watermark.value, lab.process(events, "kafka", raws, sources) if events else [])
 
     def _advance_idle(self) -> None:
-        wall_ms = int(time.time() * 1000) - self.cfg.time.allowed_lateness_ms
+        t = self.cfg.time
+        wall_ms = int(time.time() * 1000) - t.allowed_lateness_ms
+        reach = max(t.attribution_window_ms, t.horizon_ms) + 1
         for p, lab in self.labellers.items():
             # Only a partition that has had input moves on its own: one that never had any
-            # stays put (and idle), or a backfill arriving later would all be late.
-            if lab.watermark.max_ts > NEG_INF and self._idle(p) and wall_ms > lab.watermark.value:
-                recs = lab.advance_to(wall_ms)
+            # stays put (and idle), or a backfill arriving later would all be late. It moves
+            # towards the wall clock, but no further than closes every window of what it has
+            # seen: far enough to finish a backfill, not so far that its experiments "end".
+            target = min(wall_ms, lab.watermark.max_ts + reach)
+            if lab.watermark.max_ts > NEG_INF and self._idle(p) and target > lab.watermark.value:
+                recs = lab.advance_to(target)
                 self._send(p, lab.watermark.value, recs)
-
-    def _update_lag(self) -> None:
-        tps = list(self.consumer.assignment())
-        if not tps:
-            self.lag = {}
-            return
-        end = self.consumer.end_offsets(tps)
-        self.lag = {(tp.topic, tp.partition): max(0, end[tp] - self.consumer.position(tp)) for tp in tps}
 
     def run(self) -> None:
         self.consumer.subscribe([self.t.impressions, self.t.clicks], listener=self)
@@ -240,7 +247,7 @@ class JoinStage(ConsumerRebalanceListener):
                     self._checkpoint(set(self.labellers))
                     last_ck = now
                 if now - last_lag >= 1.0:
-                    self._update_lag()
+                    self.lag = consumer_lag(self.consumer)
                     last_lag = now
         with self.lock:
             if self.labellers:

@@ -14,6 +14,17 @@ from kafka.errors import TopicAlreadyExistsError
 from ...config import Config
 
 
+#: Largest message on the internal labelled topic (200 records of at most 64 KiB each fit).
+LABELLED_MAX_BYTES = 32 * 1024 * 1024
+
+
+def consumer_lag(consumer: KafkaConsumer) -> dict[tuple[str, int], int]:
+    """Messages between the consumer's position and the end of each assigned partition."""
+    tps = list(consumer.assignment())
+    end = consumer.end_offsets(tps) if tps else {}
+    return {(tp.topic, tp.partition): max(0, end[tp] - consumer.position(tp)) for tp in tps}
+
+
 def topic_specs(cfg: Config) -> list[NewTopic]:
     k, t = cfg.kafka, cfg.kafka.topics
     n, r = k.partitions, k.replication_factor
@@ -22,7 +33,8 @@ def topic_specs(cfg: Config) -> list[NewTopic]:
         NewTopic(t.impressions, n, r, topic_configs={"retention.ms": week}),
         NewTopic(t.clicks, n, r, topic_configs={"retention.ms": week}),
         NewTopic(t.preferences, n, r, topic_configs={"cleanup.policy": "compact"}),
-        NewTopic(t.labelled, n, r, topic_configs={"retention.ms": week}),
+        # Batches of arm records: up to RECORDS_PER_MESSAGE records of max_event_bytes each.
+        NewTopic(t.labelled, n, r, topic_configs={"retention.ms": week, "max.message.bytes": str(LABELLED_MAX_BYTES)}),
         NewTopic(t.dead_letters, n, r, topic_configs={"retention.ms": str(30 * 24 * 3600 * 1000)}),
         NewTopic(t.checkpoints, 1, r, topic_configs={"cleanup.policy": "compact",
                                                     "max.message.bytes": str(k.max_checkpoint_bytes),

@@ -1,13 +1,15 @@
 """What travels on the internal ``labelled`` topic, and which partition an arm lives on.
 
 Each message is an envelope: the join-stage partition it came from, that partition's
-watermark when it was sent, and either an arm record or nothing (a watermark heartbeat).
+watermark when it was sent, and the arm records the partition produced in one poll for one
+``labelled`` partition (none: a watermark heartbeat). Batching records per message keeps the
+per-message cost of the clients off the per-impression path.
 
 >>> from stream_lis.events import Impression
 >>> from stream_lis.labeller import Seen
 >>> imp = Impression(impression_id="i", ts=1, user_id="u", item_id="a", experiment="e", arm="c")
->>> env = decode_envelope(encode_envelope(Envelope(3, 1000, Seen(imp))))
->>> env.src, env.watermark, env.record.impression.item_id
+>>> env = decode_envelope(encode_envelope(Envelope(3, 1000, [Seen(imp)])))
+>>> env.src, env.watermark, env.records[0].impression.item_id
 (3, 1000, 'a')
 >>> arm_partition(("e", "treatment"), 4, {"e": ["control", "treatment"]})
 2
@@ -30,7 +32,7 @@ class Envelope(msgspec.Struct, array_like=True):
 
     src: int
     watermark: int
-    record: Seen | Clicked | Labelled | None = None
+    records: list[Seen | Clicked | Labelled] = []
     idle: bool = False
     checkpointed: int = -(1 << 62)
 
