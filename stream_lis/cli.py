@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--impressions", type=int, default=300_000, help="simulator: impressions to generate (default 300000)")
     r.add_argument("--seed", type=int, default=7, help="simulator: random seed (default 7)")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the final table")
+    r.add_argument("--history", metavar="PATH", help="append one JSON line of per-arm figures per live-table interval "
+                   "and one at the end (input of `stream-lis report`)")
 
     s = sub.add_parser("simulate", help="write a simulated event log with a planted truth",
                        description="Write simulated impression and click events as JSON Lines, reproducibly from a seed.")
@@ -120,10 +122,35 @@ def build_parser() -> argparse.ArgumentParser:
     _common(rp)
     rp.add_argument("--rate", type=float, default=None, metavar="N", help="records per second (default: as fast as possible)")
 
+    o = sub.add_parser("offline", help="compute LIS the paper's way: batch models on a time split of an event log",
+                       description="Offline LIS on a JSON Lines event log, the source paper's way: the stream's labelled "
+                       "examples and feature sets (same join, look-ahead horizon and probes), batch models (clean, "
+                       "leaky:<probe>, mllm; the configured learner) trained on the examples before the split time for "
+                       "several shuffled passes, AUCs, LIS per probe and AIS with 95% DeLong intervals on the examples "
+                       "from the split on. See stream_lis/offline.py for how these numbers relate to the streaming ones.")
+    o.add_argument("file", help="JSON Lines events ('-' for stdin)")
+    o.add_argument("--split-at", required=True, metavar="T",
+                   help="split time: epoch milliseconds, an RFC 3339 time (2026-01-01T02:00:00Z; no offset = UTC), or a "
+                   "fraction in (0, 1) meaning that quantile of the labelled impressions' event times (0.7: train on the "
+                   "first 70%%)")
+    o.add_argument("--config", "-c", metavar="FILE", help="TOML or YAML config (see README: Configuration)")
+    o.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set time.horizon=2h")
+    o.add_argument("--passes", type=int, default=5, metavar="N", help="training passes over the pre-split examples (default 5)")
+    o.add_argument("--seed", type=int, default=7, help="seed of the shuffled training order (default 7)")
+    o.add_argument("--json", metavar="PATH", help="write the figures per experiment and arm as JSON")
+    o.add_argument("--compare-stream", action="store_true",
+                   help="also run the streaming learners in the same pass and report their figures on the same test "
+                   "examples and their final window")
+
     c = sub.add_parser("config", help="print the effective configuration as JSON",
                        description="Print the effective configuration (defaults, file and --set overrides) as JSON.")
     c.add_argument("--config", "-c", metavar="FILE")
     c.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE")
+
+    from .report.command import add_parser as add_report_parser
+
+    add_report_parser(sub)
     return p
 
 
@@ -220,15 +247,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     if truth is not None:
         print("probe 'external' = the simulator's planted item quality (a perfect preference dataset)", file=err)
     print("", file=err)
+    history = None
+    if args.history:
+        from .report.history import HistoryWriter
+
+        try:
+            history = HistoryWriter(args.history, cfg.evaluation.confidence_level)
+        except OSError as exc:
+            print(f"stream-lis run: cannot write --history {args.history}: {exc.strerror or exc}", file=err)
+            dead.close()
+            rt.close()
+            return 2
+    every = None if args.report_every <= 0 or (args.quiet and history is None) else args.report_every
+    live = open(os.devnull, "w") if args.quiet and every is not None else err  # --quiet --history: no table
     try:
-        res = rt.run(records, max_records=args.max_events, duration_s=args.duration,
-                     report_every_s=None if args.quiet or args.report_every <= 0 else args.report_every,
-                     out=err, total_hint=total, source=source)
+        res = rt.run(records, max_records=args.max_events, duration_s=args.duration, report_every_s=every,
+                     out=live, total_hint=total, source=source,
+                     on_report=history.write if history is not None else None)
+        if history is not None:
+            history.write(res.snapshot, final=True, stopped_by=res.stopped_by)
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return 130
     finally:
         dead.close()
+        if history is not None:
+            history.close()
+        if live is not err:
+            live.close()
     print(f"final ({res.stopped_by}: {res.records:,} records in {res.seconds:.1f} s, {res.rate:,.0f} records/s)")
     print(render(res.snapshot, res.records, res.rate))
     if dead.written:
@@ -241,6 +287,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             fh.write(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
         print(f"summary: {args.summary_json}")
     rt.close()
+    return 0
+
+
+def cmd_offline(args: argparse.Namespace) -> int:
+    from .offline import OfflineError, render_offline, run_offline_file, to_json
+
+    cfg = _load(args)
+    if args.file != "-" and not os.path.exists(args.file):
+        print(f"stream-lis offline: no such input file: {args.file}", file=sys.stderr)
+        return 2
+    try:
+        res = run_offline_file(args.file, cfg, args.split_at, passes=args.passes, seed=args.seed,
+                               stream=args.compare_stream)
+    except OfflineError as exc:
+        print(f"stream-lis offline: {exc}", file=sys.stderr)
+        return 2
+    print(render_offline(res))
+    if args.json:
+        doc = to_json(res, source=args.file)
+        with open(args.json, "wb") as fh:
+            fh.write(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
+        print(f"\njson: {args.json}")
     return 0
 
 
@@ -297,6 +365,12 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 0 if res.failed == 0 and res.acked == res.sent else 1
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report.command import run
+
+    return run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -304,7 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(["run", *(argv or [])])
     try:
         commands = {"run": cmd_run, "simulate": cmd_simulate, "config": cmd_config, "worker": cmd_worker,
-                    "topics": cmd_topics, "produce": cmd_produce, "replay": cmd_produce}
+                    "topics": cmd_topics, "produce": cmd_produce, "replay": cmd_produce, "report": _cmd_report,
+                    "offline": cmd_offline}
         return commands[args.command](args)
     except ConfigError as exc:
         print(f"stream-lis: {exc}", file=sys.stderr)

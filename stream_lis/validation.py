@@ -71,3 +71,40 @@ def fidelity_sweep(impressions: int = 400_000, seed: int = 3, fidelities: Iterab
 
 def noise_excludes_zero(arms: Iterable[ArmStats]) -> list[bool]:
     return [a.lis["noise"].excludes_zero() for a in arms if "noise" in a.lis]
+
+
+def coverage_study(seeds: Iterable[int], impressions: int = 60_000, split: str = "0.7",
+                   overrides: dict[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
+    """Per seed and arm: does the streaming 95% interval cover the offline value?
+
+    Both are computed in one pass over the same stream (``run_offline(stream=True)``): the
+    streaming learners' prequential scores on exactly the offline test examples give the
+    streaming interval; the batch models trained on the examples before the split give the
+    offline value. Also counts how often the streaming ``noise`` interval (final window)
+    excludes 0.
+    """
+    from .offline import run_offline
+
+    cfg = load_config(None, {"probes.enabled": ["future_item", "noise"], **(overrides or {})})
+    hits: dict[str, list[bool]] = {"LIS[future_item]": [], "AIS": []}
+    noise: list[bool] = []
+    rows = []
+    for seed in seeds:
+        res = run_offline(simulator_records(SimulatorConfig(impressions=impressions, seed=seed)), cfg, split, stream=True)
+        for arm in res.arms:
+            off, st, fin = arm.stats, arm.stream_same_examples, arm.stream_final
+            if off is None or st is None:
+                continue
+            pairs = [("LIS[future_item]", off.lis["future_item"], st.lis["future_item"])]
+            if off.ais is not None and st.ais is not None:
+                pairs.append(("AIS", off.ais, st.ais))
+            for key, o, s in pairs:
+                hits[key].append(s.low <= o.value <= s.high)
+                rows.append((seed, arm.arm, key, o.value, s.value, s.low, s.high))
+            if fin is not None:
+                noise.extend(noise_excludes_zero([fin]))
+        if progress:
+            print(f"  seed {seed}: " + ", ".join(f"{r[1]} {r[2]} offline {r[3]:+.4f} stream {r[4]:+.4f} [{r[5]:+.4f}, {r[6]:+.4f}]"
+                                                 for r in rows if r[0] == seed), flush=True)
+    return {"coverage": {k: (sum(v), len(v)) for k, v in hits.items()}, "noise_excludes_zero": (sum(noise), len(noise)),
+            "rows": rows}

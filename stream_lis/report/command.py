@@ -1,0 +1,100 @@
+"""The ``stream-lis report`` subcommand: its arguments and what it does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+MAX_SAMPLES = 10_000
+
+
+def _figure_path(text: str) -> tuple[str, str]:
+    from . import FIGURE_IDS
+
+    name, sep, path = text.partition("=")
+    if not sep or name not in FIGURE_IDS or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH.png with NAME one of {', '.join(FIGURE_IDS)}; got {text!r}")
+    return name, path
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    rp = sub.add_parser(
+        "report", help="render results as one self-contained HTML report with plots",
+        description="Turn results into one self-contained HTML file (figures embedded as PNG; it opens\n"
+        "without network). Inputs, detected from their content:\n"
+        "  - a history from `run --history`: LIS per probe with confidence bands, AIS, efficiency,\n"
+        "    AUC per learner, CTR and label delay over time;\n"
+        "  - a `run --summary-json` or an `offline --json` result: bar charts with confidence intervals;\n"
+        "  - a running service's /metrics, scraped N times S seconds apart (--scrape): time series.\n"
+        "Several inputs give one section each and a figure comparing their final LIS and AIS.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  stream-lis run --history history.jsonl --summary-json summary.json\n"
+        "  stream-lis report history.jsonl -o report.html\n"
+        "  stream-lis report summary.json offline.json -o compare.html\n"
+        "  stream-lis report --scrape http://127.0.0.1:9464/metrics --every 15 --samples 40 -o live.html")
+    rp.add_argument("inputs", nargs="*", metavar="INPUT", help="history JSONL, --summary-json, or offline JSON files")
+    rp.add_argument("--output", "-o", default="report.html", metavar="FILE", help="HTML file to write (default report.html)")
+    rp.add_argument("--scrape", metavar="URL", help="also scrape this /metrics endpoint (http or https; /metrics is added to a bare host:port)")
+    rp.add_argument("--every", type=float, default=15.0, metavar="SECONDS", help="seconds between scrapes (default 15)")
+    rp.add_argument("--samples", type=int, default=20, metavar="N", help=f"number of scrapes (default 20, at most {MAX_SAMPLES:,})")
+    rp.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="timeout of one scrape (default 10)")
+    rp.add_argument("--save-scrape", metavar="PATH", help="also write the scraped series as history JSON Lines (re-render it later as an INPUT)")
+    rp.add_argument("--save-figure", action="append", type=_figure_path, default=[], metavar="NAME=PATH.png",
+                    help="also save one figure of the first input as PNG, e.g. lis_ais=docs/report-example.png "
+                    "(names: lis_ais, ais_efficiency, auc, ctr, label_delay, comparison)")
+    rp.add_argument("--title", default="stream-lis report", help="title of the report")
+    return rp
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import ReportError, build_report, load_file, scrape_metrics
+
+    try:
+        import matplotlib  # noqa: F401  (drawn lazily; fail before any work is done)
+    except ImportError:
+        print("stream-lis report: needs matplotlib: pip install 'stream-lis[report]'", file=sys.stderr)
+        return 2
+    from .load import point_to_history
+
+    err = sys.stderr
+    if not args.inputs and not args.scrape:
+        print("stream-lis report: give at least one INPUT file or --scrape URL", file=err)
+        return 2
+    if not 1 <= args.samples <= MAX_SAMPLES or args.every < 0 or args.timeout <= 0:
+        print(f"stream-lis report: --samples must be 1..{MAX_SAMPLES:,}, --every >= 0, --timeout > 0", file=err)
+        return 2
+    try:
+        sources = [load_file(p) for p in args.inputs]
+        if args.scrape:
+            est = args.every * (args.samples - 1)
+            print(f"scraping {args.scrape} {args.samples} time(s), every {args.every:g} s (about {est:,.0f} s)", file=err)
+            src = scrape_metrics(args.scrape, args.every, args.samples, args.timeout, log=err)
+            sources.append(src)
+            if args.save_scrape:
+                run_id = "scrape-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+                with open(args.save_scrape, "a", encoding="utf-8") as fh:
+                    for p in src.points:
+                        fh.write(json.dumps(point_to_history(p, run_id), separators=(",", ":")) + "\n")
+                print(f"scraped series: {args.save_scrape}", file=err)
+        rep = build_report(sources, args.title)
+    except ReportError as exc:
+        print(f"stream-lis report: {exc}", file=err)
+        return 2
+    with open(args.output, "w", encoding="utf-8") as fh:
+        fh.write(rep.html)
+    for name, path in args.save_figure:
+        if name not in rep.pngs:
+            print(f"stream-lis report: no figure {name!r} in this report (it has: {', '.join(rep.pngs)})", file=err)
+            return 2
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(rep.pngs[name])
+        print(f"figure {name}: {path}", file=err)
+    n = sum(len(v) for v in rep.figures) + ("comparison" in rep.pngs)
+    print(f"report: {args.output} ({len(sources)} input(s), {n} figure(s), {len(rep.html) / 1024:,.0f} KiB)")
+    return 0
