@@ -14,6 +14,8 @@ releases examples when its watermark passes their horizon.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import pickle
 from typing import Callable, Iterable, Sequence
 
@@ -25,6 +27,7 @@ from .probes import BehaviourLog, Probe, build_probes
 from .watermark import NEG_INF
 
 ArmKey = tuple[str, str]
+log = logging.getLogger("stream_lis.arms")
 
 #: Released examples between two prunes of an arm's behaviour log.
 PRUNE_EVERY = 20_000
@@ -83,9 +86,8 @@ class ArmPipeline:
         return len(ready)
 
     def stats(self) -> ArmStats:
-        st = self.evaluator.stats()
-        st.impressions, st.clicks = self.impressions, self.clicks
-        return st
+        # A copy: the evaluator caches its stats, and snapshots handed out must not change.
+        return dataclasses.replace(self.evaluator.stats(), impressions=self.impressions, clicks=self.clicks)
 
     @property
     def held(self) -> int:
@@ -171,17 +173,31 @@ class ArmSet:
     def chunks(self) -> int:
         return sum(a.evaluator.chunks for a in self.arms.values())
 
+    def fingerprint(self) -> str:
+        """What a checkpointed arm must agree with to be resumed: probes, time, learner, windows."""
+        c = self.cfg
+        return repr(([p.name for p in self.probes], c.time, c.learner, c.evaluation, c.probes))
+
     # Checkpoints: an arm is learners + windows + log + buffer, all picklable plain objects.
     def dump_arm(self, key: ArmKey) -> bytes:
         a = self.arms[key]
         return pickle.dumps({"log": a.log, "horizon": a.horizon.state(), "evaluator": a.evaluator,
-                             "impressions": a.impressions, "clicks": a.clicks, "last_seen": a.last_seen},
+                             "impressions": a.impressions, "clicks": a.clicks, "last_seen": a.last_seen,
+                             "fingerprint": self.fingerprint()},
                             protocol=pickle.HIGHEST_PROTOCOL)
 
-    def load_arm(self, key: ArmKey, blob: bytes) -> None:
+    def load_arm(self, key: ArmKey, blob: bytes) -> bool:
+        """Resume an arm; ``False`` (and a fresh arm) when the config changed since the
+        checkpoint: learners built for other probes or windows cannot continue."""
         s = pickle.loads(blob)
+        if s.get("fingerprint") != self.fingerprint():
+            log.warning("arm %s/%s: the evaluation config changed since its checkpoint; its learners "
+                        "and windows start over (counts too)", *key)
+            self.arm(key)
+            return False
         a = ArmPipeline(key, self.cfg, self.probes)
         a.log, a.evaluator = s["log"], s["evaluator"]
         a.horizon.load(s["horizon"])
         a.impressions, a.clicks, a.last_seen = s["impressions"], s["clicks"], s["last_seen"]
         self.arms[key] = a
+        return True

@@ -151,6 +151,10 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_embedding_dims: int = 1024
     max_pending_impressions: int = 2_000_000
     max_string_length: int = 512
+    #: Events dated further than this ahead of the wall clock are rejected (``future_event``):
+    #: one record from a skewed clock would otherwise move the watermark past everything
+    #: else and close every window at once. ``0`` disables the check.
+    max_future_skew: Duration = "1d"
 
 
 class KafkaTopicsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -253,6 +257,7 @@ def validate(cfg: Config) -> None:
     for cross in cfg.learner.crosses:
         if len(cross) != 2:
             raise ConfigError(f"learner.crosses entries are pairs, got {cross}")
+    _check_durations("limits", cfg.limits, ("max_future_skew",))
     k = cfg.kafka
     _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "heartbeat_interval", "max_batch_delay"))
     if k.partitions < 1 or k.replication_factor < 1:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from .arms import ArmKey, ArmPipeline, ArmSet
-from .config import Config
+from .config import Config, parse_duration
 from .evaluator import ArmEvaluator, ArmStats
 from .events import Click, Impression, Invalid, decode_event
 from .labeller import LABEL_DELAY_BUCKETS, InvalidSink, LabelCounters, Labeller
@@ -90,7 +90,8 @@ class Engine:
                  clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
         t = cfg.time
-        self.labeller = Labeller(t.attribution_window_ms, t.allowed_lateness_ms, cfg.limits.max_pending_impressions, on_invalid)
+        self.labeller = Labeller(t.attribution_window_ms, t.allowed_lateness_ms, cfg.limits.max_pending_impressions, on_invalid,
+                                 parse_duration(cfg.limits.max_future_skew))
         fixed = list(probes) if probes is not None else None
         self.armset = ArmSet(cfg, (lambda: fixed) if fixed is not None else None)
         self.clock = clock

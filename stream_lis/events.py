@@ -34,6 +34,7 @@ REASONS = (
     "unknown_type",
     "unknown_arm",
     "late_event",
+    "future_event",
     "duplicate_impression",
     "shed_overload",
 )

@@ -85,7 +85,9 @@ class ClickJoiner:
         return [self._attribute(p, c) for c in early] if early else []
 
     def add_click(self, click: Click) -> str:
-        """Apply a click; returns its outcome (one of ``CLICK_OUTCOMES``)."""
+        """Apply a click; returns its outcome (one of ``CLICK_OUTCOMES``), or ``"held"`` when its
+        impression has not arrived yet (the outcome is decided when it does, or when the
+        watermark passes the click: ``orphan``)."""
         p = self.pending.get(click.impression_id)
         if p is not None:
             return self._attribute(p, click)

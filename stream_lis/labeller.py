@@ -27,6 +27,7 @@ reflects.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Union
@@ -89,8 +90,12 @@ class Labeller:
     """Watermark + join; not thread-safe."""
 
     def __init__(self, window_ms: int, lateness_ms: int, max_pending: int = 2_000_000,
-                 on_invalid: InvalidSink | None = None) -> None:
+                 on_invalid: InvalidSink | None = None, max_future_skew_ms: int = 0,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``max_future_skew_ms`` > 0 rejects events dated that far ahead of ``clock()``."""
         self.window_ms = window_ms
+        self.max_future_skew_ms = max_future_skew_ms
+        self.clock = clock
         self.watermark = Watermark(lateness_ms)
         self.joiner = ClickJoiner(window_ms)
         self.counters = LabelCounters()
@@ -111,8 +116,15 @@ class Labeller:
         """
         out: list[ArmRecord] = []
         wm, joiner, c = self.watermark, self.joiner, self.counters
+        horizon = int(self.clock() * 1000) + self.max_future_skew_ms if self.max_future_skew_ms > 0 else None
         for k, ev in enumerate(events):
             c.records += 1
+            if horizon is not None and ev.ts > horizon:
+                raw = raws[k] if raws is not None else encode_event(ev)
+                self.reject(Invalid("future_event", f"ts {ev.ts} is more than limits.max_future_skew ahead of the clock",
+                                    raw.encode() if isinstance(raw, str) else raw),
+                            sources[k] if sources is not None else source)
+                continue
             if isinstance(ev, Impression):
                 reject = None
                 if wm.is_late(ev.ts):

@@ -18,7 +18,7 @@ from stream_lis.events import REASONS, Click, Impression, Invalid, decode_event
 # Reasons decode_event itself produces; the others are assigned later by the engine.
 DECODER_REASONS = {"unparseable", "missing_field", "wrong_type", "non_finite", "oversized",
                    "unknown_type", "unknown_arm"}
-ENGINE_REASONS = {"late_event", "duplicate_impression", "shed_overload"}
+ENGINE_REASONS = {"late_event", "future_event", "duplicate_impression", "shed_overload"}
 
 
 def impression_json(**fields) -> bytes:

@@ -293,3 +293,23 @@ def test_simulator_stream_bookkeeping_balances():
     assert len(labels) == sum(eng.counters.impressions.values())
     assert sum(labels.values()) == eng.counters.clicks["attributed"]
     assert sum(eng.counters.clicks.values()) == n_clicks
+
+
+def test_a_far_future_event_is_rejected_and_does_not_move_the_clock():
+    """One record from a skewed clock must not close every window at once."""
+    from stream_lis.config import load_config
+    from stream_lis.engine import Engine
+    from stream_lis.events import Click, Impression
+
+    now = 1_795_000_000_000
+    eng = Engine(load_config(None, {"time.attribution_window": "1s", "time.horizon": "1s", "time.allowed_lateness": "0s"}))
+    eng.labeller.clock = lambda: now / 1000
+    base = dict(user_id="u", item_id="a", experiment="e", arm="c")
+    eng.process([Impression(impression_id="i1", ts=now - 10_000, **base),
+                 Click(impression_id="ghost", ts=now + 3 * 86_400_000),        # 3 days ahead
+                 Impression(impression_id="i2", ts=now + 2 * 86_400_000, **base),  # 2 days ahead
+                 Impression(impression_id="i3", ts=now - 9_000, **base)])
+    c = eng.counters
+    assert c.invalid["future_event"] == 2
+    assert c.invalid.get("late_event", 0) == 0  # i3 is on time: the clock did not jump
+    assert "i1" in eng.joiner.pending and "i3" in eng.joiner.pending

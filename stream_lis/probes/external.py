@@ -3,7 +3,8 @@
 Either ``item -> vector`` (e.g. item-ID embeddings exported from a later ranking-model
 snapshot: the paper's future-embedding probe) or ``item -> similar items``. Records are JSON
 Lines ``{"item_id": ..., "vector": [...]}`` or ``{"item_id": ..., "items": [...]}``, read from
-a file here, or from a compacted topic by the Kafka runtime through ``update``.
+the file named by ``probes.external.path`` (in every runtime), or fed live through ``update`` /
+``set_vector`` (the simulator's planted truth).
 
 >>> p = ExternalProbe()
 >>> p.update(b'{"item_id": "a", "vector": [0.5, -1.0]}'), p.update(b'{"item_id": "b", "items": ["a"]}')

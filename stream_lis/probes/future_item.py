@@ -28,6 +28,10 @@ from .base import Probe
 from .log import BehaviourLog
 
 
+#: Pseudo-impressions (at one pseudo-click) smoothing the window-wide base rate.
+BASE_RATE_PRIOR = 20.0
+
+
 class FutureItemProbe(Probe):
     """Smoothed future CTR (as a logit lift over the global CTR) and future volume."""
 
@@ -45,11 +49,13 @@ class FutureItemProbe(Probe):
             # Base rate: every item's CTR over the same window (a function of the events alone).
             n_all, c_all = log.totals(t, end)
             n = log.item_impressions(imp.item_id, t, end)
-            c = len(log.item_clicks(imp.item_id, t, end))
-            if ex.click_ts is not None and t < ex.click_ts <= end:
-                c -= 1  # the example's own click is the label, not preference data
-                c_all -= 1
-            p0 = (c_all + 1.0) / (n_all + 20.0)
+            clicks = log.item_clicks(imp.item_id, t, end)
+            # The example's own click is the label, not preference data: leave it out when
+            # the log has it (a click that came late is not logged, and must not count as -1).
+            own = sum(1 for _, _, iid in clicks if iid == imp.impression_id)
+            c = len(clicks) - own
+            c_all -= own
+            p0 = (c_all + 1.0) / (n_all + BASE_RATE_PRIOR)
             base = logit(p0)
             ctr = (c + a * p0) / (n + a)
             rows.append({"fi:ctr_lift": logit(ctr) - base, "fi:log_imps": math.log1p(n)})

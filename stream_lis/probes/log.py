@@ -39,13 +39,7 @@ class BehaviourLog:
         self.all_clk: list[int] = []
 
     def add_impression(self, item_id: str, ts: int) -> None:
-        lst = self.item_imps.get(item_id)
-        if lst is None:
-            self.item_imps[item_id] = [ts]
-        elif ts >= lst[-1]:
-            lst.append(ts)
-        else:
-            insort(lst, ts)
+        _add_ts(self.item_imps.setdefault(item_id, []), ts)
         _add_ts(self.all_imps, ts)
 
     def add_click(self, user_id: str, item_id: str, ts: int, impression_id: str) -> None:
@@ -107,12 +101,3 @@ class BehaviourLog:
             for key in dead:
                 del store[key]
 
-    def state(self) -> dict[str, Any]:
-        return {"item_imps": self.item_imps, "item_clk": self.item_clk, "user_clk": self.user_clk,
-                "all_imps": self.all_imps, "all_clk": self.all_clk}
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.item_imps = {k: list(v) for k, v in state["item_imps"].items()}
-        self.item_clk = {k: [tuple(r) for r in v] for k, v in state["item_clk"].items()}
-        self.user_clk = {k: [tuple(r) for r in v] for k, v in state["user_clk"].items()}
-        self.all_imps, self.all_clk = list(state["all_imps"]), list(state["all_clk"])

@@ -106,7 +106,7 @@ class JoinStage(ConsumerRebalanceListener):
             t = self.cfg.time
             for p in parts:
                 lab = Labeller(t.attribution_window_ms, t.allowed_lateness_ms, self.cfg.limits.max_pending_impressions,
-                               self._dead_letter)
+                               self._dead_letter, parse_duration(self.cfg.limits.max_future_skew))
                 ck = saved.get(f"join:{p}")
                 if ck is not None:
                     lab.load(ck["labeller"])
@@ -203,7 +203,8 @@ class JoinStage(ConsumerRebalanceListener):
                     ready.append(q.popleft())
             if not ready:
                 continue
-            ready.sort(key=lambda r: (r[0], r[4]))
+            rank = {self.t.impressions: 0, self.t.clicks: 1}
+            ready.sort(key=lambda r: (r[0], rank[r[4].rsplit("/", 1)[0]], r[1]))  # event time, topic, offset
             events, raws, sources = [], [], []
             for ts, _, ev, raw, src in ready:
                 if isinstance(ev, Invalid):
@@ -212,7 +213,8 @@ class JoinStage(ConsumerRebalanceListener):
                     events.append(ev)
                     raws.append(raw)
                     sources.append(src)
-            self._send(p, lab.watermark.value, lab.process(events, "kafka", raws, sources) if events else [])
+            recs = lab.process(events, "kafka", raws, sources) if events else []
+            self._send(p, lab.watermark.value, recs)
 
     def _advance_idle(self) -> None:
         t = self.cfg.time

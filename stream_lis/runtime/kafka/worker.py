@@ -44,11 +44,12 @@ class Worker:
         self.join = JoinStage(cfg, self.client_kw, self.producer, store)
         self.eval = EvalStage(cfg, self.client_kw, store)
         self.started = time.time()
+        self._duplicates = 0
+        self._threads: list[threading.Thread] = []
+        self.failed: BaseException | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SnapshotCollector(self.snapshot, self._extra))
         self.server = MetricsServer(self.registry, port, host, ready=self.ready) if port is not None else None
-        self._threads: list[threading.Thread] = []
-        self.failed: BaseException | None = None
 
     def ready(self) -> bool:
         """Both stages have their partitions and recovered their state."""
@@ -57,7 +58,8 @@ class Worker:
     def snapshot(self) -> Snapshot:
         with self.join.lock:
             lab = self.join.counters()
-            wms = [l.watermark for l in self.join.labellers.values()]
+            # Partitions that never had input have no clock yet; they would hide the others'.
+            wms = [l.watermark for l in self.join.labellers.values() if l.watermark.max_ts > NEG_INF]
             pending = sum(len(l.joiner) for l in self.join.labellers.values())
         with self.eval.lock:
             arms = [a for st in self.eval.parts.values() for a in st.arms.stats()]
@@ -66,6 +68,7 @@ class Worker:
             ended = sum(st.arms.experiments_ended for st in self.eval.parts.values())
             probes = [p.name for p in next(iter(self.eval.parts.values())).arms.probes] if self.eval.parts else []
             last_eval = self.eval.last_evaluation_unix
+            self._duplicates = sum(st.duplicates for st in self.eval.parts.values())
         counters = Counters(invalid=Counter(lab.invalid), clicks=Counter(lab.clicks),
                             impressions=Counter({a.key: a.impressions for a in pipes}),
                             attributed=Counter({a.key: a.clicks for a in pipes}),
@@ -93,10 +96,12 @@ class Worker:
         owned.add_metric(["join"], len(self.join.labellers))
         owned.add_metric(["eval"], len(self.eval.parts))
         dup = CounterMetricFamily("stream_lis_duplicate_records", "Records the evaluation stage had already applied (replays after a restart), dropped.")
-        dup.add_metric([], sum(st.duplicates for st in self.eval.parts.values()))
+        dup.add_metric([], self._duplicates)  # read under the lock by snapshot(), just before
         ready = GaugeMetricFamily("stream_lis_ready", "1 once both stages have their partitions and recovered state.")
         ready.add_metric([], 1.0 if self.ready() else 0.0)
-        yield from (lag, reb, ck, owned, dup, ready)
+        size = GaugeMetricFamily("stream_lis_checkpoint_bytes", "Size of the last evaluation-stage checkpoint message.")
+        size.add_metric([], self.eval.checkpoint_bytes)
+        yield from (lag, reb, ck, owned, dup, ready, size)
 
     def _run(self, stage: Any) -> None:
         try:
