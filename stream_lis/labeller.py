@@ -8,7 +8,7 @@ emits what the arm's evaluation needs, in order:
 ``Labelled(example)``     its final label, once the watermark passed ``ts + W``.
 
 In the embedded runtime one labeller feeds the evaluation directly; in the Kafka runtime
-there is one per input partition and its records travel, keyed by arm, to the worker that
+there is one per input partition and its records travel, by arm, to the worker that
 owns the arm. Its state is plain data (``state``/``load``), checkpointed with the offsets it
 reflects.
 
