@@ -54,22 +54,17 @@ class Colors:
         return "#999999"
 
 
+def _names(points: Sequence[Point], field: str) -> list[str]:
+    """Keys of ``field`` (``lis``: probes, ``auc``: learners) over all points, first seen first."""
+    return list(dict.fromkeys(k for p in points for a in p.arms for k in getattr(a, field)))
+
+
 def _probes(points: Sequence[Point]) -> list[str]:
-    seen: dict[str, None] = {}
-    for p in points:
-        for a in p.arms:
-            for probe in a.lis:
-                seen.setdefault(probe, None)
-    return list(seen)
+    return _names(points, "lis")
 
 
 def _learners(points: Sequence[Point]) -> list[str]:
-    seen: dict[str, None] = {}
-    for p in points:
-        for a in p.arms:
-            for n in a.auc:
-                seen.setdefault(n, None)
-    return list(seen)
+    return _names(points, "auc")
 
 
 def _f(x: float | None) -> float:
