@@ -204,13 +204,26 @@ def _band(ax: Any, x: list[Any], v: list[float], lo: list[float], hi: list[float
 
 # -- time series -----------------------------------------------------------------------------
 
-def ts_lis_ais(src: Source, pts: Sequence[Point], colors: Colors, level: str) -> Fig:
+def _arm_panels(pts: Sequence[Point], ylabel: str) -> tuple[Any, Any, "TimeAxis", list[tuple[tuple[str, str], Any]]]:
+    """One panel per arm sharing the y axis over event time: titled, styled, labelled."""
     keys = iter_arm_keys(pts)
     ax_t = TimeAxis(pts)
     rows, cols = _grid(len(keys))
     fig, axes = _new(rows, cols, sharey=True)
-    for k, key in enumerate(keys):
-        ax = axes.ravel()[k]
+    panels = list(zip(keys, axes.ravel()))
+    for k, (key, ax) in enumerate(panels):
+        _style(ax)
+        ax.set_title(f"{key[0]} / {key[1]}", fontsize=9)
+        ax_t.apply(ax, bottom=k >= len(keys) - cols)
+        if k % cols == 0:
+            ax.set_ylabel(ylabel, fontsize=8)
+    _hide_unused(axes, len(keys))
+    return fig, axes, ax_t, panels
+
+
+def ts_lis_ais(src: Source, pts: Sequence[Point], colors: Colors, level: str) -> Fig:
+    fig, axes, ax_t, panels = _arm_panels(pts, "AUC gain over clean")
+    for key, ax in panels:
         for probe in colors.probe:
             v, lo, hi = _iv_series(pts, key, lambda a, p=probe: a.lis.get(p))
             if any(math.isfinite(x) for x in v):
@@ -219,12 +232,6 @@ def ts_lis_ais(src: Source, pts: Sequence[Point], colors: Colors, level: str) ->
         if any(math.isfinite(x) for x in v):
             _band(ax, ax_t.x, v, lo, hi, AIS_COLOR, "AIS (mllm)", lw=2.0, alpha=0.12)
         _zero(ax)
-        _style(ax)
-        ax.set_title(f"{key[0]} / {key[1]}", fontsize=9)
-        ax_t.apply(ax, bottom=k >= len(keys) - cols)
-        if k % cols == 0:
-            ax.set_ylabel("AUC gain over clean", fontsize=8)
-    _hide_unused(axes, len(keys))
     return _finish(fig, "lis_ais", "LIS per probe and AIS over time",
                    f"LIS[probe] = AUC(leaky:probe) − AUC(clean) and AIS = AUC(mllm) − AUC(clean) on each arm's sliding "
                    f"window; shaded: {level} confidence band (paired DeLong). LIS bounds what an MLLM aligned on that "
@@ -275,12 +282,8 @@ def ts_ais_efficiency(src: Source, pts: Sequence[Point], colors: Colors, level: 
 
 
 def ts_auc(src: Source, pts: Sequence[Point], colors: Colors) -> Fig:
-    keys = iter_arm_keys(pts)
-    ax_t = TimeAxis(pts)
-    rows, cols = _grid(len(keys))
-    fig, axes = _new(rows, cols, sharey=True)
-    for k, key in enumerate(keys):
-        ax = axes.ravel()[k]
+    fig, axes, ax_t, panels = _arm_panels(pts, "AUC (sliding window)")
+    for key, ax in panels:
         for name in _learners(pts):
             v = _series(pts, key, lambda a, n=name: a.auc.get(n))
             if any(math.isfinite(x) for x in v):
@@ -289,12 +292,6 @@ def ts_auc(src: Source, pts: Sequence[Point], colors: Colors) -> Fig:
         v = _series(pts, key, lambda a: a.production_auc)
         if any(math.isfinite(x) for x in v):
             ax.plot(ax_t.x, v, color=PROD_COLOR, lw=1.2, ls=":", label="production score")
-        _style(ax)
-        ax.set_title(f"{key[0]} / {key[1]}", fontsize=9)
-        ax_t.apply(ax, bottom=k >= len(keys) - cols)
-        if k % cols == 0:
-            ax.set_ylabel("AUC (sliding window)", fontsize=8)
-    _hide_unused(axes, len(keys))
     return _finish(fig, "auc", "AUC per learner over time",
                    "ROC AUC of every learner of the arm on the sliding window of labelled examples (prequential: each "
                    "example scored before any learner learns from it); dotted: the production score carried by the events.",
