@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 
 from .arms import ArmKey, ArmPipeline, ArmSet
 from .config import Config, parse_duration
-from .evaluator import ArmEvaluator, ArmStats
+from .evaluator import ArmEvaluator, ArmStats, learner_names
 from .events import Click, Impression, Invalid, decode_event
 from .labeller import LABEL_DELAY_BUCKETS, InvalidSink, LabelCounters, Labeller
 from .probes import Probe
@@ -46,14 +46,15 @@ class Counters:
     experiments_ended: int = 0
 
     @classmethod
-    def of(cls, lab: LabelCounters, arms: ArmSet) -> "Counters":
-        pipes = arms.arms.values()
+    def of(cls, lab: LabelCounters, pipes: Iterable[ArmPipeline], experiments_ended: int) -> "Counters":
+        """The join stage's counts and the arms' own (one place or several: a worker's partitions)."""
+        pipes = list(pipes)
         return cls(
             invalid=Counter(lab.invalid), clicks=Counter(lab.clicks),
             impressions=Counter({a.key: a.impressions for a in pipes}),
             attributed=Counter({a.key: a.clicks for a in pipes}),
             label_delay=list(lab.label_delay), label_delay_sum=lab.label_delay_sum,
-            records=lab.records, experiments_ended=arms.experiments_ended,
+            records=lab.records, experiments_ended=experiments_ended,
         )
 
 
@@ -126,7 +127,7 @@ class Engine:
 
     @property
     def counters(self) -> Counters:
-        return Counters.of(self.labeller.counters, self.armset)
+        return Counters.of(self.labeller.counters, self.armset.arms.values(), self.armset.experiments_ended)
 
     # -- input -------------------------------------------------------------------------
     def process_records(self, records: Iterable[bytes | str], source: str = "input") -> None:
@@ -169,8 +170,7 @@ class Engine:
         end = self.labeller.watermark.max_ts if mark_incomplete else None
         self.armset.apply(self.labeller.advance_to(POS_INF))
         self._release(end_ms=end)
-        self.armset.flush_partial()
-        self._release(end_ms=end)
+        self.flush_partial()
 
     def flush_partial(self) -> None:
         """Evaluate partial chunks now (a live runtime's freshness deadline)."""
@@ -191,6 +191,6 @@ class Engine:
             pending_impressions=len(self.labeller.joiner),
             held_examples=self.armset.held,
             probes=names,
-            learner_names=["clean", *(f"leaky:{n}" for n in names), "mllm"],
+            learner_names=learner_names(names),
             last_evaluation_unix=self.last_evaluation_unix,
         )

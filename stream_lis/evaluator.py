@@ -78,6 +78,11 @@ class ArmStats:
         return self.labelled_positive / self.labelled if self.labelled else None
 
 
+def learner_names(probe_names: Sequence[str]) -> list[str]:
+    """An arm's learners, in column order: clean, one leaky per probe, mllm."""
+    return ["clean", *(f"leaky:{p}" for p in probe_names), "mllm"]
+
+
 class ScoreWindow:
     """Ring buffer of the last ``size`` labels and paired learner scores."""
 
@@ -112,7 +117,7 @@ class ArmEvaluator:
         self.experiment, self.arm = experiment, arm
         self.cfg = cfg
         self.probe_names = list(probe_names)
-        self.learner_names = ["clean", *(f"leaky:{p}" for p in probe_names), "mllm"]
+        self.learner_names = learner_names(probe_names)
         self.learners: dict[str, Learner] = {n: make_learner(cfg.learner) for n in self.learner_names}
         k = len(self.learner_names)
         # Column k holds the production score (NaN where the event had none).

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from typing import Annotated, Literal, Union
+from typing import Annotated, Union
 
 import msgspec
 

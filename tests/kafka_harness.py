@@ -149,3 +149,26 @@ def by_arm(samples: list, name: str | None = None, **labels: str) -> dict[str, f
 def total(m: dict, name: str, **labels: str) -> float:
     """Sum of the samples of a family or sample name, with the given labels."""
     return sum(s.value for s in m.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def write_stream(path: Path, impressions: int, seed: int) -> int:
+    """A simulator stream as JSON Lines; returns how many impressions it holds."""
+    from stream_lis.simulator import Simulator, SimulatorConfig
+
+    events = [json.dumps(e).encode() for e in Simulator(SimulatorConfig(impressions=impressions, seed=seed)).events()]
+    path.write_bytes(b"\n".join(events) + b"\n")
+    return sum(1 for e in events if b'"type": "impression"' in e)
+
+
+def accounted(m: dict) -> float:
+    """Impressions accepted or rejected as late: every impression ends up in one of the two."""
+    return total(m, "stream_lis_impressions_total") + total(m, "stream_lis_invalid_events_total", reason="late_event")
+
+
+def settled(worker: "WorkerProc", n_imps: int) -> Callable[[], bool]:
+    """True once every impression is accounted for and nothing is pending or held."""
+    def check() -> bool:
+        m = worker.metrics()
+        return accounted(m) >= n_imps and total(m, "stream_lis_pending_impressions") == 0 \
+            and total(m, "stream_lis_held_examples") == 0
+    return check

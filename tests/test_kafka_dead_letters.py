@@ -10,7 +10,7 @@ from kafka import KafkaConsumer
 
 from stream_lis.simulator import Simulator, SimulatorConfig
 
-from kafka_harness import BOOTSTRAP, WorkerProc, cli, namespace, require_broker, total, wait_for
+from kafka_harness import BOOTSTRAP, WorkerProc, cli, namespace, require_broker, settled, total, wait_for
 
 pytestmark = [pytest.mark.kafka]
 
@@ -42,13 +42,7 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(tmp_path):
         rep = cli("replay", str(path), ov=ov)
         assert rep.returncode == 0, rep.stderr.decode()
 
-        def settled() -> bool:
-            m = worker.metrics()
-            late = total(m, "stream_lis_invalid_events_total", reason="late_event")
-            return total(m, "stream_lis_impressions_total") + late >= n_imps and total(m, "stream_lis_held_examples") == 0 \
-                and total(m, "stream_lis_pending_impressions") == 0
-
-        wait_for(settled, 120, "every valid impression to be counted", worker.alive)
+        wait_for(settled(worker, n_imps), 120, "every valid impression to be counted", worker.alive)
         m = worker.metrics()
         invalid = {s.labels["reason"]: s.value for s in m["stream_lis_invalid_events_total"]}
         for _, reason in BAD:

@@ -3,14 +3,11 @@ label is lost or counted twice, and the learners continue instead of starting ov
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 
-from stream_lis.simulator import Simulator, SimulatorConfig
-
-from kafka_harness import WorkerProc, by_arm, cli, namespace, require_broker, total, wait_for
+from kafka_harness import WorkerProc, accounted, by_arm, cli, namespace, require_broker, settled, total, wait_for, write_stream
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -18,10 +15,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 def test_kill9_mid_stream_then_restart_counts_every_label_exactly_once(tmp_path):
     require_broker()
     ov = namespace()
-    events = [json.dumps(e).encode() for e in Simulator(SimulatorConfig(impressions=24_000, seed=5)).events()]
-    n_imps = sum(1 for e in events if b'"type": "impression"' in e)
     path = tmp_path / "events.jsonl"
-    path.write_bytes(b"\n".join(events) + b"\n")
+    n_imps = write_stream(path, 24_000, seed=5)
     assert cli("topics", "create", ov=ov).returncode == 0
 
     worker = WorkerProc(ov, tmp_path / "worker1.log")
@@ -53,14 +48,9 @@ def test_kill9_mid_stream_then_restart_counts_every_label_exactly_once(tmp_path)
         assert first_auc, "restored arms report their AUCs at once"
         replay.join(300)
 
-        def finished() -> bool:
-            m = restarted.metrics()
-            late = total(m, "stream_lis_invalid_events_total", reason="late_event")
-            return (total(m, "stream_lis_impressions_total") + late == n_imps and total(m, "stream_lis_pending_impressions") == 0
-                    and total(m, "stream_lis_held_examples") == 0)
-
-        wait_for(finished, 180, "every impression to be labelled after the restart", restarted.alive)
+        wait_for(settled(restarted, n_imps), 180, "every impression to be labelled after the restart", restarted.alive)
         m = restarted.metrics()
+        assert accounted(m) == n_imps  # none lost, none counted twice
         imps = by_arm(m["stream_lis_impressions_total"])
         labelled = by_arm(m["stream_lis_labelled_examples_total"])
         assert labelled == imps  # every window closed: one label per accepted impression, exactly

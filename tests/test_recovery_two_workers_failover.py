@@ -3,14 +3,11 @@ other takes its arms over, with their state."""
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 
-from stream_lis.simulator import Simulator, SimulatorConfig
-
-from kafka_harness import WorkerProc, by_arm, cli, namespace, require_broker, total, wait_for
+from kafka_harness import WorkerProc, accounted, by_arm, cli, namespace, require_broker, settled, total, wait_for, write_stream
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -24,10 +21,8 @@ def arms_of(worker: WorkerProc) -> set[str]:
 def test_arms_split_between_two_workers_and_move_when_one_dies(tmp_path):
     require_broker()
     ov = namespace({"experiments": DECLARED})
-    events = [json.dumps(e).encode() for e in Simulator(SimulatorConfig(impressions=24_000, seed=9)).events()]
-    n_imps = sum(1 for e in events if b'"type": "impression"' in e)
     path = tmp_path / "events.jsonl"
-    path.write_bytes(b"\n".join(events) + b"\n")
+    n_imps = write_stream(path, 24_000, seed=9)
     assert cli("topics", "create", ov=ov).returncode == 0
 
     w1 = WorkerProc(ov, tmp_path / "w1.log")
@@ -57,14 +52,9 @@ def test_arms_split_between_two_workers_and_move_when_one_dies(tmp_path):
         assert taken >= 0.5 * before > 0
         replay.join(300)
 
-        def finished() -> bool:
-            m = w2.metrics()
-            late = total(m, "stream_lis_invalid_events_total", reason="late_event")
-            return total(m, "stream_lis_impressions_total") + late == n_imps and total(m, "stream_lis_held_examples") == 0 \
-                and total(m, "stream_lis_pending_impressions") == 0
-
-        wait_for(finished, 180, "the survivor to finish the stream", w2.alive)
+        wait_for(settled(w2, n_imps), 180, "the survivor to finish the stream", w2.alive)
         m = w2.metrics()
+        assert accounted(m) == n_imps
         assert by_arm(m["stream_lis_labelled_examples_total"]) == by_arm(m["stream_lis_impressions_total"])
     finally:
         for w in (w1, w2):

@@ -16,7 +16,7 @@ pruned, which bounds memory by the horizon.
 from __future__ import annotations
 
 from bisect import bisect_right, insort
-from typing import Any
+
 
 
 def _add_ts(lst: list[int], ts: int) -> None:

@@ -27,7 +27,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from ...arms import ArmSet
 from ...config import Config, parse_duration
-from ...labeller import Clicked, Labelled, Seen
+from ...labeller import Labelled, Seen
 from ...watermark import NEG_INF
 from .checkpoints import CheckpointStore
 from .topics import LABELLED_MAX_BYTES, consumer_lag

@@ -11,7 +11,6 @@ import logging
 import signal
 import threading
 import time
-from collections import Counter
 from typing import Any, Iterator
 
 from prometheus_client import CollectorRegistry
@@ -19,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from ...config import Config
 from ...engine import Counters, Snapshot
+from ...evaluator import learner_names
 from ...exporter import MetricsServer, SnapshotCollector
 from ...watermark import NEG_INF
 from .checkpoints import CheckpointStore
@@ -69,16 +69,12 @@ class Worker:
             probes = [p.name for p in next(iter(self.eval.parts.values())).arms.probes] if self.eval.parts else []
             last_eval = self.eval.last_evaluation_unix
             self._duplicates = sum(st.duplicates for st in self.eval.parts.values())
-        counters = Counters(invalid=Counter(lab.invalid), clicks=Counter(lab.clicks),
-                            impressions=Counter({a.key: a.impressions for a in pipes}),
-                            attributed=Counter({a.key: a.clicks for a in pipes}),
-                            label_delay=lab.label_delay, label_delay_sum=lab.label_delay_sum,
-                            records=lab.records, experiments_ended=ended)
+        counters = Counters.of(lab, pipes, ended)
         return Snapshot(arms=sorted(arms, key=lambda a: (a.experiment, a.arm)), counters=counters,
                         watermark_ms=min((w.value for w in wms), default=NEG_INF),
                         max_event_ms=max((w.max_ts for w in wms), default=NEG_INF),
                         pending_impressions=pending, held_examples=held, probes=probes,
-                        learner_names=["clean", *(f"leaky:{p}" for p in probes), "mllm"],
+                        learner_names=learner_names(probes),
                         last_evaluation_unix=last_eval)
 
     def _extra(self) -> Iterator[Metric]:
