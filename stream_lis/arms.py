@@ -74,9 +74,8 @@ class ArmPipeline:
             return 0
         leaked = {p.name: p.leaked(ready, self.log, self.horizon_ms) for p in self.probes}
         hold = self.horizon.hold_ms
-        for k, ex in enumerate(ready):
-            complete = end_ms is None or ex.impression.ts + hold <= end_ms
-            self.evaluator.add(ex, {n: rows[k] for n, rows in leaked.items()}, complete)
+        complete = None if end_ms is None else [ex.impression.ts + hold <= end_ms for ex in ready]
+        self.evaluator.add_many(ready, leaked, complete)
         self._since_prune += len(ready)
         if self._since_prune >= PRUNE_EVERY:
             oldest = self.horizon.oldest_ts()

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import Config
-from .features import Row, clean_features, embedding_features
+from .features import Row, clean_features, embedding_features, hash_clean, hash_embeddings
 from .join import LabelledExample
 from .learners import FeatureBatch, Learner, make_learner
 from .stats.auc import BinnedAUC, auc, delong_many
@@ -127,27 +127,55 @@ class ArmEvaluator:
         self.negatives = 0
         self.has_embeddings = False
         self.truncated = 0
-        self._buffer: list[tuple[LabelledExample, dict[str, Row], bool]] = []
+        # Released examples not yet evaluated, column-wise: examples, leaked rows per probe,
+        # completeness. Chunks of exactly ``batch_size`` are cut from the front.
+        self._examples: list[LabelledExample] = []
+        self._leaked: dict[str, list[Row]] = {p: [] for p in self.probe_names}
+        self._complete: list[bool] = []
         self._version = 0  # chunks evaluated; also the stats cache key
         self._cached: tuple[int, ArmStats] | None = None
 
-    def add(self, example: LabelledExample, leaked: dict[str, Row], complete: bool = True) -> None:
-        """Queue one released example; chunks of ``batch_size`` are evaluated as they fill.
+    def __setstate__(self, state: dict) -> None:
+        if "_buffer" in state:  # a checkpoint written before buffers were column-wise
+            buf = state.pop("_buffer")
+            state["_examples"] = [ex for ex, _, _ in buf]
+            state["_leaked"] = {p: [lk[p] for _, lk, _ in buf] for p in state["probe_names"]}
+            state["_complete"] = [c for _, _, c in buf]
+        self.__dict__.update(state)
 
-        ``complete=False`` marks an example released by the end of a finite input before its
-        future window was over: the learners still learn from it, but it is left out of the
-        AUCs, since its leaked features saw a truncated future and would dilute LIS.
+    def add(self, example: LabelledExample, leaked: dict[str, Row], complete: bool = True) -> None:
+        """Queue one released example (see ``add_many``)."""
+        self.add_many([example], {p: [leaked[p]] for p in self.probe_names}, [complete])
+
+    def add_many(self, examples: Sequence[LabelledExample], leaked: dict[str, Sequence[Row]],
+                 complete: Sequence[bool] | None = None) -> None:
+        """Queue released examples with their leaked rows (one list per probe, parallel to
+        ``examples``); chunks of ``batch_size`` are evaluated as they fill.
+
+        ``complete[k] = False`` marks an example released by the end of a finite input before
+        its future window was over: the learners still learn from it, but it is left out of
+        the AUCs, since its leaked features saw a truncated future and would dilute LIS.
         """
-        self._buffer.append((example, leaked, complete))
-        if len(self._buffer) >= self.cfg.learner.batch_size:
-            self._evaluate(self._buffer)
-            self._buffer = []
+        self._examples.extend(examples)
+        for p in self.probe_names:
+            self._leaked[p].extend(leaked[p])
+        self._complete.extend(complete if complete is not None else [True] * len(examples))
+        bs = self.cfg.learner.batch_size
+        if len(self._examples) >= bs:
+            n = len(self._examples) - len(self._examples) % bs
+            for k in range(0, n, bs):
+                self._evaluate(self._examples[k:k + bs], {p: rows[k:k + bs] for p, rows in self._leaked.items()},
+                               self._complete[k:k + bs])
+            del self._examples[:n], self._complete[:n]
+            for rows in self._leaked.values():
+                del rows[:n]
 
     def flush(self) -> None:
         """Evaluate a partial chunk (end of input, shutdown, or a freshness deadline)."""
-        if self._buffer:
-            self._evaluate(self._buffer)
-            self._buffer = []
+        if self._examples:
+            self._evaluate(self._examples, self._leaked, self._complete)
+            self._examples, self._complete = [], []
+            self._leaked = {p: [] for p in self.probe_names}
 
     @property
     def chunks(self) -> int:
@@ -155,31 +183,38 @@ class ArmEvaluator:
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._examples)
 
-    def _evaluate(self, chunk: list[tuple[LabelledExample, dict[str, Row], bool]]) -> None:
+    def _evaluate(self, examples: Sequence[LabelledExample], leaked: dict[str, Sequence[Row]],
+                  complete_flags: Sequence[bool]) -> None:
         crosses = self.cfg.learner.crosses
-        imps = [ex.impression for ex, _, _ in chunk]
-        y = np.fromiter((ex.label for ex, _, _ in chunk), dtype=np.int8, count=len(chunk))
-        clean = FeatureBatch([clean_features(imp, crosses) for imp in imps])
-        emb = [embedding_features(imp) for imp in imps]
-        if not self.has_embeddings and any(emb):
+        imps = [ex.impression for ex in examples]
+        n = len(imps)
+        y = np.fromiter((ex.label for ex in examples), dtype=np.int8, count=n)
+        # Vectorised learners read the hashed form, built straight from the events; dict rows
+        # are built only if a per-event (River) learner asks for them.
+        clean = FeatureBatch(n=n, hash_fn=lambda bits: hash_clean(imps, crosses, bits),
+                             rows_fn=lambda: [clean_features(imp, crosses) for imp in imps])
+        if not self.has_embeddings and any(imp.embedding for imp in imps):
             self.has_embeddings = True
-        batches = {"clean": clean, "mllm": clean.plus(emb)}
+        mllm = FeatureBatch(n=n, hash_fn=lambda bits: clean.hashed(bits).concat(hash_embeddings(imps, bits)),
+                            rows_fn=lambda: [{**c, **embedding_features(imp)} if imp.embedding else c
+                                             for c, imp in zip(clean.rows, imps)])
+        batches = {"clean": clean, "mllm": mllm}
         for p in self.probe_names:
-            batches[f"leaky:{p}"] = clean.plus([leaked[p] for _, leaked, _ in chunk])
+            batches[f"leaky:{p}"] = clean.plus(leaked[p])
         # Prequential: all learners score the chunk, then all learn from it.
-        cols = [self.learners[n].predict_batch(batches[n]) for n in self.learner_names]
-        prod = np.fromiter((math.nan if i.score is None else i.score for i in imps), dtype=np.float64, count=len(imps))
+        cols = [self.learners[name].predict_batch(batches[name]) for name in self.learner_names]
+        prod = np.fromiter((math.nan if i.score is None else i.score for i in imps), dtype=np.float64, count=n)
         scores = np.column_stack([*cols, prod])
         yf = y.astype(np.float64)
-        for n in self.learner_names:
-            self.learners[n].learn_batch(batches[n], yf)
+        for name in self.learner_names:
+            self.learners[name].learn_batch(batches[name], yf)
         pos = int(y.sum())
         self.positives += pos
-        self.negatives += len(y) - pos
+        self.negatives += n - pos
         self._version += 1
-        complete = np.fromiter((c for _, _, c in chunk), dtype=bool, count=len(chunk))
+        complete = np.fromiter(complete_flags, dtype=bool, count=n)
         if not complete.all():
             self.truncated += int((~complete).sum())
             y, scores, prod = y[complete], scores[complete], prod[complete]

@@ -36,7 +36,7 @@ import msgspec
 
 from .events import Click, Impression, Invalid, encode_event
 from .join import ClickJoiner, LabelledExample
-from .watermark import POS_INF, Watermark
+from .watermark import NEG_INF, POS_INF, Watermark
 
 #: Upper bounds (seconds) of the label-delay histogram: event time from impression to label.
 LABEL_DELAY_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, math.inf)
@@ -101,6 +101,7 @@ class Labeller:
         self.counters = LabelCounters()
         self.max_pending = max_pending
         self.on_invalid = on_invalid
+        self._expired_at: int | None = NEG_INF
 
     def reject(self, inv: Invalid, source: str) -> None:
         self.counters.invalid[inv.reason] += 1
@@ -117,15 +118,15 @@ class Labeller:
         out: list[ArmRecord] = []
         wm, joiner, c = self.watermark, self.joiner, self.counters
         horizon = int(self.clock() * 1000) + self.max_future_skew_ms if self.max_future_skew_ms > 0 else None
+        c.records += len(events)
         for k, ev in enumerate(events):
-            c.records += 1
             if horizon is not None and ev.ts > horizon:
                 raw = raws[k] if raws is not None else encode_event(ev)
                 self.reject(Invalid("future_event", f"ts {ev.ts} is more than limits.max_future_skew ahead of the clock",
                                     raw.encode() if isinstance(raw, str) else raw),
                             sources[k] if sources is not None else source)
                 continue
-            if isinstance(ev, Impression):
+            if type(ev) is Impression:
                 reject = None
                 if wm.is_late(ev.ts):
                     reject = ("late_event", f"ts {ev.ts} < watermark {wm.value}")
@@ -148,7 +149,10 @@ class Labeller:
                 if outcome != "held":
                     p = joiner.pending.get(ev.impression_id)
                     self._count_click(outcome, p.impression if p is not None else None, out)
-            self._expire(out)
+                elif ev.ts < wm.value:
+                    self._expired_at = None  # an orphan already: count it now, not at the next tick
+            if wm.value != self._expired_at:
+                self._expire(out)
         return out
 
     def _count_click(self, outcome: str, imp: Impression | None, out: list[ArmRecord]) -> None:
@@ -162,7 +166,7 @@ class Labeller:
                 out.append(Clicked(imp, ts))
 
     def _expire(self, out: list[ArmRecord]) -> None:
-        wm = self.watermark.value
+        wm = self._expired_at = self.watermark.value  # expiry depends on the watermark alone
         c = self.counters
         for ex in self.joiner.expire(wm):
             d = (ex.label_ts - ex.impression.ts) / 1000.0
@@ -192,3 +196,4 @@ class Labeller:
         self.watermark.load(state["watermark"])
         self.joiner.load(state["joiner"])
         self.counters = LabelCounters.from_state(state["counters"])
+        self._expired_at = NEG_INF

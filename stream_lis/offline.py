@@ -147,15 +147,11 @@ def format_time(ms: int) -> str:
 class _HashedBatch(FeatureBatch):
     """A micro-batch known only in hashed form (what the vectorised FTRL learner reads)."""
 
-    __slots__ = ("_n",)
+    __slots__ = ()
 
     def __init__(self, X: Hashed, bits: int) -> None:
-        super().__init__([])
+        super().__init__(n=X.n_rows)
         self._hashed[bits] = X
-        self._n = X.n_rows
-
-    def __len__(self) -> int:
-        return self._n
 
     @property
     def rows(self):  # type: ignore[override]
@@ -268,13 +264,14 @@ class _CaptureEvaluator(ArmEvaluator):
         cap.attach(self)
         self.learners = {n: _Tee(n, cap, l if stream else None) for n, l in self.learners.items()}
 
-    def add(self, example: LabelledExample, leaked: dict, complete: bool = True) -> None:
-        imp = example.impression
-        self.cap.ts.append(imp.ts)
-        self.cap.complete.append(complete)
-        self.cap.production.append(math.nan if imp.score is None else imp.score)
-        self.cap.example_labels.append(example.label)
-        super().add(example, leaked, complete)
+    def add_many(self, examples: Sequence[LabelledExample], leaked: dict, complete: Sequence[bool] | None = None) -> None:
+        for k, example in enumerate(examples):
+            imp = example.impression
+            self.cap.ts.append(imp.ts)
+            self.cap.complete.append(True if complete is None else complete[k])
+            self.cap.production.append(math.nan if imp.score is None else imp.score)
+            self.cap.example_labels.append(example.label)
+        super().add_many(examples, leaked, complete)
 
 
 class _CaptureArmSet(ArmSet):

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import norm, rankdata
+from statistics import NormalDist
 
 __all__ = [
     "BinnedAUC",
@@ -74,7 +74,7 @@ def _z(level: float) -> float:
     """Two-sided normal quantile for a confidence ``level`` in (0, 1)."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    return float(norm.ppf(0.5 + level / 2.0))
+    return NormalDist().inv_cdf(0.5 + level / 2.0)
 
 
 # --------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def auc(labels: ArrayLike, scores: ArrayLike) -> float:
     n = y.size - m
     if m == 0 or n == 0:
         return _NAN
-    r = rankdata(s)  # average ranks = midranks
+    r = _midranks(np.asarray(s, dtype=np.float64)[None, :])[0]
     return float((r[y].sum() - m * (m + 1) / 2.0) / (m * n))
 
 
