@@ -51,12 +51,14 @@ class ArmPipeline:
         self._since_prune = 0
 
     def apply(self, rec: ArmRecord) -> None:
-        if isinstance(rec, Seen):
+        kind = type(rec)
+        if kind is Seen:
             imp = rec.impression
             self.impressions += 1
-            self.last_seen = max(self.last_seen, imp.ts)
+            if imp.ts > self.last_seen:
+                self.last_seen = imp.ts
             self.log.add_impression(imp.item_id, imp.ts)
-        elif isinstance(rec, Clicked):
+        elif kind is Clicked:
             imp = rec.impression
             self.clicks += 1
             self.log.add_click(imp.user_id, imp.item_id, rec.ts, imp.impression_id)
@@ -72,7 +74,7 @@ class ArmPipeline:
         ready = self.horizon.pop_ready(watermark)
         if not ready:
             return 0
-        leaked = {p.name: p.leaked(ready, self.log, self.horizon_ms) for p in self.probes}
+        leaked = {p.name: p.block(ready, self.log, self.horizon_ms) for p in self.probes}
         hold = self.horizon.hold_ms
         complete = None if end_ms is None else [ex.impression.ts + hold <= end_ms for ex in ready]
         self.evaluator.add_many(ready, leaked, complete)
@@ -122,9 +124,12 @@ class ArmSet:
         return a
 
     def apply(self, records: Iterable[ArmRecord]) -> None:
+        arms = self.arms
         for rec in records:
-            imp = rec.example.impression if isinstance(rec, Labelled) else rec.impression
-            self.arm((imp.experiment, imp.arm)).apply(rec)
+            imp = rec.example.impression if type(rec) is Labelled else rec.impression
+            key = (imp.experiment, imp.arm)
+            a = arms.get(key)
+            (a if a is not None else self.arm(key)).apply(rec)
 
     def release(self, watermark: int, end_ms: int | None = None) -> int:
         n = sum(a.release(watermark, end_ms) for a in self.arms.values())

@@ -25,6 +25,7 @@ from .config import Config
 from .features import Row, clean_features, embedding_features, hash_clean, hash_embeddings
 from .join import LabelledExample
 from .learners import FeatureBatch, Learner, make_learner
+from .probes.base import Leaked
 from .stats.auc import BinnedAUC, auc, delong_many
 
 
@@ -110,6 +111,12 @@ class ScoreWindow:
         return self.labels[:k], self.scores[:k]
 
 
+def _with_leaked(clean: FeatureBatch, block: Leaked) -> FeatureBatch:
+    """The clean feature set plus one probe's leaked features, hashed column-wise."""
+    return FeatureBatch(n=len(clean), hash_fn=lambda bits: clean.hashed(bits).concat(block.hashed(bits)),
+                        rows_fn=lambda: [{**c, **x} if x else c for c, x in zip(clean.rows, block.rows())])
+
+
 class ArmEvaluator:
     """The learners of one (experiment, arm) and the statistics of their paired scores."""
 
@@ -127,10 +134,11 @@ class ArmEvaluator:
         self.negatives = 0
         self.has_embeddings = False
         self.truncated = 0
-        # Released examples not yet evaluated, column-wise: examples, leaked rows per probe,
-        # completeness. Chunks of exactly ``batch_size`` are cut from the front.
+        # Released examples not yet evaluated: the examples, each probe's leaked blocks (one
+        # per release, covering them in order) and completeness. Chunks of exactly
+        # ``batch_size`` are cut from the front.
         self._examples: list[LabelledExample] = []
-        self._leaked: dict[str, list[Row]] = {p: [] for p in self.probe_names}
+        self._leaked: dict[str, list[Leaked]] = {p: [] for p in self.probe_names}
         self._complete: list[bool] = []
         self._version = 0  # chunks evaluated; also the stats cache key
         self._cached: tuple[int, ArmStats] | None = None
@@ -139,41 +147,45 @@ class ArmEvaluator:
         if "_buffer" in state:  # a checkpoint written before buffers were column-wise
             buf = state.pop("_buffer")
             state["_examples"] = [ex for ex, _, _ in buf]
-            state["_leaked"] = {p: [lk[p] for _, lk, _ in buf] for p in state["probe_names"]}
+            state["_leaked"] = {p: [Leaked.from_rows([lk[p] for _, lk, _ in buf])] if buf else []
+                                for p in state["probe_names"]}
             state["_complete"] = [c for _, _, c in buf]
         self.__dict__.update(state)
 
     def add(self, example: LabelledExample, leaked: dict[str, Row], complete: bool = True) -> None:
         """Queue one released example (see ``add_many``)."""
-        self.add_many([example], {p: [leaked[p]] for p in self.probe_names}, [complete])
+        self.add_many([example], {p: Leaked.from_rows([leaked[p]]) for p in self.probe_names}, [complete])
 
-    def add_many(self, examples: Sequence[LabelledExample], leaked: dict[str, Sequence[Row]],
+    def add_many(self, examples: Sequence[LabelledExample], leaked: dict[str, Leaked],
                  complete: Sequence[bool] | None = None) -> None:
-        """Queue released examples with their leaked rows (one list per probe, parallel to
-        ``examples``); chunks of ``batch_size`` are evaluated as they fill.
+        """Queue released examples with each probe's leaked features for them (a block per
+        probe, parallel to ``examples``); chunks of ``batch_size`` are evaluated as they fill.
 
         ``complete[k] = False`` marks an example released by the end of a finite input before
         its future window was over: the learners still learn from it, but it is left out of
         the AUCs, since its leaked features saw a truncated future and would dilute LIS.
         """
+        if not examples:
+            return
         self._examples.extend(examples)
         for p in self.probe_names:
-            self._leaked[p].extend(leaked[p])
+            self._leaked[p].append(leaked[p])
         self._complete.extend(complete if complete is not None else [True] * len(examples))
         bs = self.cfg.learner.batch_size
-        if len(self._examples) >= bs:
-            n = len(self._examples) - len(self._examples) % bs
+        total = len(self._examples)
+        if total >= bs:
+            n = total - total % bs
+            blocks = {p: Leaked.concat(b) for p, b in self._leaked.items()}
             for k in range(0, n, bs):
-                self._evaluate(self._examples[k:k + bs], {p: rows[k:k + bs] for p, rows in self._leaked.items()},
+                self._evaluate(self._examples[k:k + bs], {p: b.take(k, k + bs) for p, b in blocks.items()},
                                self._complete[k:k + bs])
             del self._examples[:n], self._complete[:n]
-            for rows in self._leaked.values():
-                del rows[:n]
+            self._leaked = {p: [b.take(n, total)] if n < total else [] for p, b in blocks.items()}
 
     def flush(self) -> None:
         """Evaluate a partial chunk (end of input, shutdown, or a freshness deadline)."""
         if self._examples:
-            self._evaluate(self._examples, self._leaked, self._complete)
+            self._evaluate(self._examples, {p: Leaked.concat(b) for p, b in self._leaked.items()}, self._complete)
             self._examples, self._complete = [], []
             self._leaked = {p: [] for p in self.probe_names}
 
@@ -185,7 +197,7 @@ class ArmEvaluator:
     def buffered(self) -> int:
         return len(self._examples)
 
-    def _evaluate(self, examples: Sequence[LabelledExample], leaked: dict[str, Sequence[Row]],
+    def _evaluate(self, examples: Sequence[LabelledExample], leaked: dict[str, Leaked],
                   complete_flags: Sequence[bool]) -> None:
         crosses = self.cfg.learner.crosses
         imps = [ex.impression for ex in examples]
@@ -202,7 +214,7 @@ class ArmEvaluator:
                                              for c, imp in zip(clean.rows, imps)])
         batches = {"clean": clean, "mllm": mllm}
         for p in self.probe_names:
-            batches[f"leaky:{p}"] = clean.plus(leaked[p])
+            batches[f"leaky:{p}"] = _with_leaked(clean, leaked[p])
         # Prequential: all learners score the chunk, then all learn from it.
         cols = [self.learners[name].predict_batch(batches[name]) for name in self.learner_names]
         prod = np.fromiter((math.nan if i.score is None else i.score for i in imps), dtype=np.float64, count=n)

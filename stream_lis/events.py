@@ -47,7 +47,7 @@ Timestamp = Union[int, AwareDatetime]
 Text = Annotated[str, msgspec.Meta(min_length=1)]
 
 
-class Impression(msgspec.Struct, tag_field="type", tag="impression", kw_only=True):
+class Impression(msgspec.Struct, tag_field="type", tag="impression", kw_only=True, gc=False):
     """One item shown to one user in one arm; the unit that gets a label."""
 
     impression_id: Text
@@ -62,7 +62,7 @@ class Impression(msgspec.Struct, tag_field="type", tag="impression", kw_only=Tru
     embedding: list[float] | None = None
 
 
-class Click(msgspec.Struct, tag_field="type", tag="click", kw_only=True):
+class Click(msgspec.Struct, tag_field="type", tag="click", kw_only=True, gc=False):
     """A click, attributed to an impression by id."""
 
     impression_id: Text

@@ -194,6 +194,27 @@ _EMB_COLS = np.zeros(0, dtype=np.int64)
 _SCORE_HASH = crc32(b"score_logit")
 
 
+def hash_names(names: Sequence[str], bits: int) -> np.ndarray:
+    """Columns of feature names (a probe's fixed dense features)."""
+    get = _hash_cache.get
+    return np.array([h if (h := get(n)) is not None else _put(n) for n in names], dtype=np.int64) & ((1 << bits) - 1)
+
+
+def hash_tokens(tokens: Sequence[Sequence[str]], bits: int) -> Hashed:
+    """CSR rows of categorical features (value 1.0), one list of names per row."""
+    get = _hash_cache.get
+    indptr = [0]
+    indices: list[int] = []
+    add = indices.append
+    for toks in tokens:
+        for n in toks:
+            h = get(n)
+            add(h if h is not None else _put(n))
+        indptr.append(len(indices))
+    return Hashed(np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64) & ((1 << bits) - 1),
+                  np.ones(len(indices)))
+
+
 def hash_rows(rows: Iterable[Row], bits: int) -> Hashed:
     """Hash feature dicts into CSR rows over ``2**bits`` columns."""
     mask = (1 << bits) - 1

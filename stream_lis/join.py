@@ -14,7 +14,7 @@ Every click has exactly one outcome, each counted and none able to change a fina
 >>> from stream_lis.events import Impression, Click
 >>> j = ClickJoiner(window_ms=100)
 >>> imp = Impression(impression_id="i1", ts=0, user_id="u", item_id="a", experiment="e", arm="c")
->>> j.add_impression(imp)  # outcomes of clicks that arrived before it
+>>> list(j.add_impression(imp))  # outcomes of clicks that arrived before it
 []
 >>> j.add_click(Click(impression_id="i1", ts=40)), j.add_click(Click(impression_id="i1", ts=41))
 ('attributed', 'duplicate')
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import msgspec
 
@@ -37,7 +37,7 @@ from .events import Click, Impression
 CLICK_OUTCOMES = ("attributed", "duplicate", "late", "out_of_window", "orphan")
 
 
-class LabelledExample(msgspec.Struct, array_like=True):
+class LabelledExample(msgspec.Struct, array_like=True, gc=False):
     """An impression with its final label; ``click_ts`` is set for positives."""
 
     impression: Impression
@@ -46,7 +46,7 @@ class LabelledExample(msgspec.Struct, array_like=True):
     label_ts: int
 
 
-class _Pending(msgspec.Struct, array_like=True):
+class _Pending(msgspec.Struct, array_like=True, gc=False):
     impression: Impression
     click_ts: int | None = None
 
@@ -76,13 +76,15 @@ class ClickJoiner:
         """True for a pending or recently finalised impression (duplicate detection)."""
         return impression_id in self.pending or impression_id in self._final
 
-    def add_impression(self, imp: Impression) -> list[str]:
+    def add_impression(self, imp: Impression) -> Sequence[str]:
         """Start waiting for clicks; returns outcomes of clicks that arrived before it."""
         p = _Pending(imp)
         self.pending[imp.impression_id] = p
         heapq.heappush(self._deadlines, (imp.ts + self.window_ms, imp.impression_id))
+        if not self._early:
+            return ()
         early = self._early.pop(imp.impression_id, None)
-        return [self._attribute(p, c) for c in early] if early else []
+        return [self._attribute(p, c) for c in early] if early else ()
 
     def add_click(self, click: Click) -> str:
         """Apply a click; returns its outcome (one of ``CLICK_OUTCOMES``), or ``"held"`` when its

@@ -44,16 +44,16 @@ LABEL_DELAY_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, m
 InvalidSink = Callable[[Invalid, str], None]
 
 
-class Seen(msgspec.Struct, tag="seen", array_like=True):
+class Seen(msgspec.Struct, tag="seen", array_like=True, gc=False):
     impression: Impression
 
 
-class Clicked(msgspec.Struct, tag="clicked", array_like=True):
+class Clicked(msgspec.Struct, tag="clicked", array_like=True, gc=False):
     impression: Impression
     ts: int
 
 
-class Labelled(msgspec.Struct, tag="labelled", array_like=True):
+class Labelled(msgspec.Struct, tag="labelled", array_like=True, gc=False):
     example: LabelledExample
 
 

@@ -82,7 +82,8 @@ from .engine import Engine
 from .evaluator import ArmEvaluator, ArmStats, Interval, LearnerStats
 from .features import Hashed
 from .join import LabelledExample
-from .learners import FeatureBatch, FTRLLogisticRegression, Learner, make_learner
+from .learners import FeatureBatch, Learner, make_learner
+from .learners.hashed import HashedLearner
 from .probes import Probe, build_probes
 from .stats.auc import auc, delong_many
 from .summary import _clean
@@ -282,7 +283,7 @@ class _CaptureArmSet(ArmSet):
         self.stream = stream
         self.captures: dict[ArmKey, _ArmCapture] = {}
         probe = make_learner(cfg.learner)
-        self.bits = probe.bits if isinstance(probe, FTRLLogisticRegression) else None
+        self.bits = probe.bits if isinstance(probe, HashedLearner) else None
         # Capture in large chunks when only capturing (features do not depend on chunking);
         # with the stream alongside, chunks must be the stream's own.
         self.capture_cfg = cfg if stream else msgspec.structs.replace(

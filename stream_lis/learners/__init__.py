@@ -1,4 +1,10 @@
-"""Online learners: the built-in vectorised FTRL logistic regression, or any River classifier."""
+"""Online learners: the built-in vectorised FTRL logistic regression and factorisation machine,
+or any River classifier.
+
+>>> from stream_lis.config import LearnerConfig
+>>> type(make_learner(LearnerConfig(model="fm", hash_bits=12, params={"k": 4}))).__name__
+'FMClassifier'
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,26 @@ import importlib
 
 from ..config import ConfigError, LearnerConfig
 from .base import FeatureBatch, Learner
+from .fm import FMClassifier
 from .ftrl import FTRLLogisticRegression
+from .hashed import HashedLearner
 from .river_adapter import RiverLearner
 
-__all__ = ["FeatureBatch", "Learner", "FTRLLogisticRegression", "RiverLearner", "make_learner", "check_learner"]
+__all__ = ["FeatureBatch", "Learner", "HashedLearner", "FTRLLogisticRegression", "FMClassifier", "RiverLearner",
+           "make_learner", "check_learner"]
+
+#: Built-in vectorised learners by their ``learner.model`` name.
+BUILTIN = {"ftrl": FTRLLogisticRegression, "fm": FMClassifier}
 
 
 def make_learner(cfg: LearnerConfig) -> Learner:
-    """A fresh learner as the config names it (``"ftrl"`` or a River class's dotted path)."""
-    if cfg.model == "ftrl":
-        return FTRLLogisticRegression(bits=cfg.hash_bits, **cfg.params)
+    """A fresh learner as the config names it (``"ftrl"``, ``"fm"`` or a River class's dotted path)."""
+    builtin = BUILTIN.get(cfg.model)
+    if builtin is not None:
+        try:
+            return builtin(bits=cfg.hash_bits, **cfg.params)
+        except TypeError as exc:
+            raise ConfigError(f"learner.params: {exc}") from exc
     module, _, name = cfg.model.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), name)

@@ -5,26 +5,148 @@ preference data, which features would it have had?* Probes that use future behav
 it from the shared ``BehaviourLog`` restricted to the example's window ``(t, t + H]``, and
 must leave out the example's own impression and click: otherwise the label itself leaks
 and LIS would measure the label, not the preference data.
+
+A probe implements either ``leaked`` (dict rows, one per example: the simple way, what a
+custom probe usually does) or ``columns`` (a ``Leaked`` block for the whole release: dense
+values under fixed names and categorical tokens, hashed for the learners without building
+dicts: what the built-in probes do). Each is derived from the other.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import functools
+from abc import ABC
 from typing import Sequence
 
-from ..features import Row
+import numpy as np
+
+from ..features import Hashed, Row, hash_names, hash_rows, hash_tokens
 from ..join import LabelledExample
 from .log import BehaviourLog
 
 
+class Leaked:
+    """Leaked features of a batch of examples, column-wise.
+
+    ``values[k, j]`` is feature ``names[j]`` of example ``k`` (NaN: the example has none);
+    ``tokens[k]`` lists example ``k``'s categorical features (value 1.0). A block made from
+    dict rows (``from_rows``) keeps them as they are.
+
+    >>> b = Leaked(["fi:x"], np.array([[0.5], [np.nan]]), [["nc:item=a"], []])
+    >>> b.rows()
+    [{'fi:x': 0.5, 'nc:item=a': 1.0}, {}]
+    >>> b.hashed(8).indptr.tolist() == hash_rows(b.rows(), 8).indptr.tolist()
+    True
+    """
+
+    __slots__ = ("names", "values", "tokens", "n", "_rows")
+
+    def __init__(self, names: Sequence[str], values: np.ndarray | None, tokens: Sequence[Sequence[str]] | None = None,
+                 n: int | None = None) -> None:
+        self.names = list(names)
+        self.values = values
+        self.tokens = tokens
+        self.n = n if n is not None else (len(values) if values is not None else len(tokens or ()))
+        self._rows: list[Row] | None = None
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Row]) -> "Leaked":
+        b = cls([], None, None, n=len(rows))
+        b._rows = list(rows)
+        return b
+
+    def __len__(self) -> int:
+        return self.n
+
+    def take(self, start: int, stop: int) -> "Leaked":
+        """Examples ``start:stop`` of the block."""
+        if self._rows is not None:
+            return Leaked.from_rows(self._rows[start:stop])
+        return Leaked(self.names, None if self.values is None else self.values[start:stop],
+                      None if self.tokens is None else self.tokens[start:stop], n=max(0, min(stop, self.n) - start))
+
+    @classmethod
+    def concat(cls, blocks: Sequence["Leaked"]) -> "Leaked":
+        """Blocks one after the other (column-wise when they share their layout)."""
+        if len(blocks) == 1:
+            return blocks[0]
+        first = blocks[0]
+        same = all(b._rows is None and b.names == first.names and (b.values is None) == (first.values is None)
+                   and (b.tokens is None) == (first.tokens is None) for b in blocks)
+        if not same:
+            return cls.from_rows([r for b in blocks for r in b.rows()])
+        values = None if first.values is None else np.concatenate([b.values for b in blocks])
+        tokens = None if first.tokens is None else [t for b in blocks for t in b.tokens]
+        return cls(first.names, values, tokens, n=sum(b.n for b in blocks))
+
+    def rows(self) -> list[Row]:
+        """One dict per example (what River learners and custom code read)."""
+        if self._rows is None:
+            rows: list[Row] = [{} for _ in range(self.n)]
+            if self.values is not None and self.names:
+                for row, vals in zip(rows, self.values.tolist()):
+                    for name, v in zip(self.names, vals):
+                        if v == v:  # not NaN
+                            row[name] = v
+            if self.tokens is not None:
+                for row, toks in zip(rows, self.tokens):
+                    for t in toks:
+                        row[t] = 1.0
+            self._rows = rows
+        return self._rows
+
+    def hashed(self, bits: int) -> Hashed:
+        """Same CSR rows as ``hash_rows(self.rows(), bits)``, built column-wise."""
+        if self._rows is not None:
+            return hash_rows(self._rows, bits)
+        n = self.n
+        if self.values is not None and self.names:
+            present = ~np.isnan(self.values)
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(present.sum(axis=1), out=indptr[1:])
+            cols = np.broadcast_to(hash_names(self.names, bits), self.values.shape)
+            dense = Hashed(indptr, cols[present], self.values[present])
+        else:
+            dense = Hashed(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
+        if self.tokens is None:
+            return dense
+        return dense.concat(hash_tokens(self.tokens, bits))
+
+
 class Probe(ABC):
-    """Base class: subclasses set ``name`` and implement ``leaked``."""
+    """Base class: subclasses set ``name`` and implement ``leaked`` or ``columns``."""
 
     name: str = ""
 
-    @abstractmethod
     def leaked(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> list[Row]:
         """Leaked features, one row per example, built from ``(t, t + horizon_ms]`` only."""
+        if type(self).columns is Probe.columns:
+            raise NotImplementedError(f"{type(self).__name__} implements neither leaked nor columns")
+        return self.columns(examples, log, horizon_ms).rows()
+
+    def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> Leaked:
+        """The same features as ``leaked``, as one column-wise block (the hot path)."""
+        return Leaked.from_rows(self.leaked(examples, log, horizon_ms))
+
+    def block(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> Leaked:
+        """What the pipeline calls: the most specific of ``leaked`` / ``columns`` a class
+        gives, so a subclass overriding ``leaked`` of a built-in probe is honoured."""
+        if _defines(type(self)) == "columns":
+            return self.columns(examples, log, horizon_ms)
+        return Leaked.from_rows(self.leaked(examples, log, horizon_ms))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+@functools.lru_cache(maxsize=None)
+def _defines(cls: type) -> str | None:
+    """Which of ``leaked`` / ``columns`` the class (or its nearest ancestor) implements."""
+    for klass in cls.__mro__:
+        if klass is Probe:
+            return None
+        if "leaked" in klass.__dict__:
+            return "leaked"
+        if "columns" in klass.__dict__:
+            return "columns"
+    return None

@@ -19,12 +19,12 @@ ranker already knows; the probe lets the stream say the same, or not, about your
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Sequence
 
-from ..features import Row
+import numpy as np
+
 from ..join import LabelledExample
-from .base import Probe
+from .base import Leaked, Probe
 from .log import BehaviourLog
 
 #: Co-clickers looked at per example: bounds the per-example cost on viral items.
@@ -37,24 +37,29 @@ class CoClickProbe(Probe):
     def __init__(self, top_k: int = 5) -> None:
         self.top_k = top_k
 
-    def leaked(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> list[Row]:
-        rows: list[Row] = []
-        for ex in examples:
+    def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> Leaked:
+        tokens: list[list[str]] = []
+        n_users = np.full((len(examples), 1), np.nan)
+        k = self.top_k
+        for row, ex in enumerate(examples):
             imp = ex.impression
             t, end = imp.ts, imp.ts + horizon_ms
-            users = []
+            users: dict[str, None] = {}  # insertion-ordered set
             for _, user, iid in log.item_clicks(imp.item_id, t, end):
                 if iid != imp.impression_id and user not in users:
-                    users.append(user)
+                    users[user] = None
                     if len(users) == MAX_USERS:
                         break
-            counts: Counter[str] = Counter()
+            if not users:
+                tokens.append([])
+                continue
+            counts: dict[str, int] = {}
             for user in users:
                 for _, item, _iid in log.user_clicks(user, t, end):
                     if item != imp.item_id:
-                        counts[item] += 1
-            row: Row = {"cc:item=" + item: 1.0 for item, _ in counts.most_common(self.top_k)}
-            if users:
-                row["cc:log_users"] = math.log1p(len(users))
-            rows.append(row)
-        return rows
+                        counts[item] = counts.get(item, 0) + 1
+            # Most co-clicked first; ties by first appearance, as Counter.most_common orders them.
+            top = sorted(counts, key=counts.__getitem__, reverse=True)[:k]
+            tokens.append(["cc:item=" + item for item in top])
+            n_users[row, 0] = math.log1p(len(users))
+        return Leaked(["cc:log_users"], n_users, tokens)

@@ -19,10 +19,10 @@ import math
 from typing import Iterable, Sequence
 
 import msgspec
+import numpy as np
 
-from ..features import Row
 from ..join import LabelledExample
-from .base import Probe
+from .base import Leaked, Probe
 from .log import BehaviourLog
 
 
@@ -41,8 +41,9 @@ class ExternalProbe(Probe):
     name = "external"
 
     def __init__(self, records: Iterable[bytes] = ()) -> None:
-        self.vectors: dict[str, Row] = {}
-        self.similar: dict[str, Row] = {}
+        self.vectors: dict[str, list[float]] = {}
+        self.similar: dict[str, list[str]] = {}
+        self._dims = 0
         self.rejected = 0
         for line in records:
             if line.strip() and self.update(line) is not None:
@@ -55,7 +56,9 @@ class ExternalProbe(Probe):
 
     def set_vector(self, item_id: str, vector: list[float]) -> None:
         """Upsert one item's vector (a live feed, e.g. the simulator's planted truth)."""
-        self.vectors[item_id] = {f"ext:v{k}": v for k, v in enumerate(vector)}
+        self.vectors[item_id] = list(vector)
+        if len(vector) > self._dims:
+            self._dims = len(vector)
 
     def update(self, raw: bytes) -> str | None:
         """Upsert one record; returns a reason when it is rejected."""
@@ -70,16 +73,21 @@ class ExternalProbe(Probe):
                 return "non_finite"
             self.set_vector(rec.item_id, rec.vector)
         if rec.items is not None:
-            self.similar[rec.item_id] = {"ext:sim=" + s: 1.0 for s in rec.items}
+            self.similar[rec.item_id] = ["ext:sim=" + s for s in dict.fromkeys(rec.items)]
         if rec.vector is None and rec.items is None:
             return "missing_field"
         return None
 
-    def leaked(self, examples: Sequence[LabelledExample], log: BehaviourLog | None, horizon_ms: int) -> list[Row]:
-        out = []
-        for ex in examples:
-            item = ex.impression.item_id
-            row = dict(self.vectors.get(item, ()))
-            row.update(self.similar.get(item, ()))
-            out.append(row)
-        return out
+    def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog | None, horizon_ms: int) -> Leaked:
+        items = [ex.impression.item_id for ex in examples]
+        d = self._dims
+        values = None
+        if d:
+            values = np.full((len(items), d), np.nan)
+            get = self.vectors.get
+            for k, item in enumerate(items):
+                v = get(item)
+                if v is not None:
+                    values[k, :len(v)] = v
+        tokens = [self.similar.get(item, []) for item in items] if self.similar else None
+        return Leaked([f"ext:v{k}" for k in range(d)], values, tokens, n=len(items))

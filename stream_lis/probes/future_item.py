@@ -19,17 +19,18 @@ over the global CTR and a log volume.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
-from ..features import Row, logit
+import numpy as np
+
 from ..join import LabelledExample
-from .base import Probe
+from .base import Leaked, Probe
 from .log import BehaviourLog
 
 
 #: Pseudo-impressions (at one pseudo-click) smoothing the window-wide base rate.
 BASE_RATE_PRIOR = 20.0
+NAMES = ["fi:ctr_lift", "fi:log_imps"]
 
 
 class FutureItemProbe(Probe):
@@ -40,23 +41,26 @@ class FutureItemProbe(Probe):
     def __init__(self, prior_strength: float = 20.0) -> None:
         self.prior_strength = prior_strength
 
-    def leaked(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> list[Row]:
+    def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> Leaked:
         a = self.prior_strength
-        rows = []
-        for ex in examples:
-            imp = ex.impression
-            t, end = imp.ts, imp.ts + horizon_ms
-            # Base rate: every item's CTR over the same window (a function of the events alone).
-            n_all, c_all = log.totals(t, end)
-            n = log.item_impressions(imp.item_id, t, end)
-            clicks = log.item_clicks(imp.item_id, t, end)
-            # The example's own click is the label, not preference data: leave it out when
-            # the log has it (a click that came late is not logged, and must not count as -1).
-            own = sum(1 for _, _, iid in clicks if iid == imp.impression_id)
-            c = len(clicks) - own
-            c_all -= own
-            p0 = (c_all + 1.0) / (n_all + BASE_RATE_PRIOR)
-            base = logit(p0)
-            ctr = (c + a * p0) / (n + a)
-            rows.append({"fi:ctr_lift": logit(ctr) - base, "fi:log_imps": math.log1p(n)})
-        return rows
+        t = np.fromiter((ex.impression.ts for ex in examples), dtype=np.int64, count=len(examples))
+        end = t + horizon_ms
+        n, c, n_all, c_all = log.counts([ex.impression.item_id for ex in examples], t, end)
+        # The example's own click is the label, not preference data: leave it out when the log
+        # has it (a click that came late is not logged, and must not count as -1).
+        clicked = log.clicked
+        own = np.fromiter((ex.label == 1 and (ts := clicked.get(ex.impression.impression_id)) is not None
+                           and t0 < ts <= t0 + horizon_ms for ex, t0 in zip(examples, t.tolist())),
+                          dtype=np.int64, count=len(examples))
+        c = c - own
+        c_all = c_all - own
+        # Base rate: every item's CTR over the same window (a function of the events alone).
+        p0 = (c_all + 1.0) / (n_all + BASE_RATE_PRIOR)
+        ctr = (c + a * p0) / (n + a)
+        out = np.column_stack([_logit(ctr) - _logit(p0), np.log1p(n)])
+        return Leaked(NAMES, out)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)  # as features.logit
+    return np.log(p / (1 - p))

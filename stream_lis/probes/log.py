@@ -2,45 +2,73 @@
 
 Probes that leak *future* behaviour (``next_click``, ``future_item``, ``co_click``) all ask
 the same questions: what did this item / this user do in ``(t, t + H]``? One shared log
-answers them from per-key lists sorted by event time (bisect), so each probe is a few lines
-of feature logic and the data is held once. Entries older than every unreleased example are
-pruned, which bounds memory by the horizon.
+answers them, so each probe is a few lines of feature logic and the data is held once:
+
+* counts (impressions and clicks per item, and of all items) come from ``WindowIndex``
+  arrays, a whole release of examples at once (``counts``);
+* click records ``(ts, user or item, impression id)`` per item and per user, sorted by event
+  time, for the probes that look at *which* items and users (bisect).
+
+Entries older than every unreleased example are pruned, which bounds memory by the horizon.
 
 >>> log = BehaviourLog()
 >>> log.add_impression("a", 10); log.add_impression("a", 20)
 >>> log.add_click("u", "a", 25, "i2")
 >>> log.item_impressions("a", 10, 30), [c[0] for c in log.item_clicks("a", 10, 30)]
 (1, [25])
+>>> log.totals(0, 30)
+(2, 1)
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right, insort
+from typing import Sequence
 
+import numpy as np
 
+from .window_index import MAX_KEY, WindowIndex
 
-def _add_ts(lst: list[int], ts: int) -> None:
-    if not lst or ts >= lst[-1]:
-        lst.append(ts)
-    else:
-        insort(lst, ts)
+Click = tuple[int, str, str]
+
+#: Key of the all-items indexes; item codes start at 1; unknown items ask for a key no
+#: item is ever given.
+_ALL = 0
+_NONE = MAX_KEY
 
 
 class BehaviourLog:
-    """Per-item impression times and per-item / per-user click records."""
+    """Per-item impression and click counts (indexed) and per-item / per-user click records."""
 
     def __init__(self) -> None:
-        self.item_imps: dict[str, list[int]] = {}
+        self._codes: dict[str, int] = {}
+        self._names: list[str] = [""]
+        self.imps = WindowIndex()  # (item code, ts); key 0: every impression
+        self.clks = WindowIndex()  # (item code, ts); key 0: every click
         # (ts, user_id or item_id, impression_id)
-        self.item_clk: dict[str, list[tuple[int, str, str]]] = {}
-        self.user_clk: dict[str, list[tuple[int, str, str]]] = {}
-        # Event times of every impression / click, for window-wide base rates.
-        self.all_imps: list[int] = []
-        self.all_clk: list[int] = []
+        self.item_clk: dict[str, list[Click]] = {}
+        self.user_clk: dict[str, list[Click]] = {}
+        #: impression id -> event time of its logged click (to leave an example's own click out)
+        self.clicked: dict[str, int] = {}
+
+    def _code(self, item_id: str) -> int:
+        c = self._codes.get(item_id)
+        if c is None:
+            if len(self._names) >= MAX_KEY:
+                self._compact(force=True)
+            c = self._codes[item_id] = len(self._names)
+            self._names.append(item_id)
+        return c
+
+    def codes(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Item codes for index queries (a code without events when the item is unknown)."""
+        get = self._codes.get
+        return np.fromiter((get(i, _NONE) for i in item_ids), dtype=np.int64, count=len(item_ids))
 
     def add_impression(self, item_id: str, ts: int) -> None:
-        _add_ts(self.item_imps.setdefault(item_id, []), ts)
-        _add_ts(self.all_imps, ts)
+        c = self._codes.get(item_id)
+        self.imps.add(c if c is not None else self._code(item_id), ts)
+        self.imps.add(_ALL, ts)
 
     def add_click(self, user_id: str, item_id: str, ts: int, impression_id: str) -> None:
         for store, key, other in ((self.item_clk, item_id, user_id), (self.user_clk, user_id, item_id)):
@@ -52,52 +80,75 @@ class BehaviourLog:
                 lst.append(rec)
             else:
                 insort(lst, rec)
-        _add_ts(self.all_clk, ts)
+        self.clks.add(self._code(item_id), ts)
+        self.clks.add(_ALL, ts)
+        self.clicked[impression_id] = ts
 
+    # -- a release at once ----------------------------------------------------------------
+    def counts(self, item_ids: Sequence[str], start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per example: impressions and clicks of its item, and of all items, in ``(start, end]``."""
+        codes = self.codes(item_ids)
+        every = np.zeros(len(codes), dtype=np.int64)
+        return (self.imps.count(codes, start, end), self.clks.count(codes, start, end),
+                self.imps.count(every, start, end), self.clks.count(every, start, end))
+
+    # -- one example at a time -----------------------------------------------------------
     def totals(self, start: int, end: int) -> tuple[int, int]:
         """``(impressions, clicks)`` of all items with ``start < ts <= end``."""
-        return (bisect_right(self.all_imps, end) - bisect_right(self.all_imps, start),
-                bisect_right(self.all_clk, end) - bisect_right(self.all_clk, start))
+        s, e, k = np.array([start]), np.array([end]), np.array([_ALL])
+        return int(self.imps.count(k, s, e)[0]), int(self.clks.count(k, s, e)[0])
 
     def item_impressions(self, item_id: str, start: int, end: int) -> int:
         """Number of impressions of the item with ``start < ts <= end``."""
-        lst = self.item_imps.get(item_id)
-        if not lst:
+        code = self._codes.get(item_id)
+        if code is None:
             return 0
-        return bisect_right(lst, end) - bisect_right(lst, start)
+        return int(self.imps.count(np.array([code]), np.array([start]), np.array([end]))[0])
 
     @staticmethod
-    def _window(lst: list[tuple[int, str, str]] | None, start: int, end: int) -> list[tuple[int, str, str]]:
+    def _window(lst: list[Click] | None, start: int, end: int) -> list[Click]:
         if not lst:
             return []
         lo = bisect_right(lst, (start, "\U0010ffff"))
         hi = bisect_right(lst, (end, "\U0010ffff"))
         return lst[lo:hi]
 
-    def item_clicks(self, item_id: str, start: int, end: int) -> list[tuple[int, str, str]]:
+    def item_clicks(self, item_id: str, start: int, end: int) -> list[Click]:
         """``(ts, user_id, impression_id)`` of the item's clicks with ``start < ts <= end``."""
         return self._window(self.item_clk.get(item_id), start, end)
 
-    def user_clicks(self, user_id: str, start: int, end: int) -> list[tuple[int, str, str]]:
+    def user_clicks(self, user_id: str, start: int, end: int) -> list[Click]:
         """``(ts, item_id, impression_id)`` of the user's clicks with ``start < ts <= end``."""
         return self._window(self.user_clk.get(user_id), start, end)
 
     def prune(self, before: int) -> None:
         """Drop entries with ``ts <= before``: no unreleased example can ask for them."""
-        for lst in (self.all_imps, self.all_clk):
-            del lst[: bisect_right(lst, before)]
-        for store in (self.item_imps, self.item_clk, self.user_clk):
+        self.imps.prune(before)
+        self.clks.prune(before)
+        for store in (self.item_clk, self.user_clk):
             dead = []
             for key, lst in store.items():
-                if not lst:
+                if lst[0][0] > before:
                     continue
-                first = lst[0] if isinstance(lst[0], int) else lst[0][0]
-                if first > before:
-                    continue
-                cut = bisect_right(lst, before) if isinstance(lst[0], int) else bisect_right(lst, (before, "\U0010ffff"))
-                del lst[:cut]
+                del lst[:bisect_right(lst, (before, "\U0010ffff"))]
                 if not lst:
                     dead.append(key)
             for key in dead:
                 del store[key]
+        self.clicked = {iid: ts for iid, ts in self.clicked.items() if ts > before}
+        self._compact()
 
+    def _compact(self, force: bool = False) -> None:
+        """Renumber items so codes stay dense: only items with events keep one."""
+        if not force and len(self._names) <= 1024:
+            return
+        live = np.union1d(self.imps.keys_in_use(), self.clks.keys_in_use())
+        live = live[live != _ALL]
+        if not force and len(self._names) <= 2 * len(live) + 1024:
+            return
+        mapping = np.zeros(len(self._names), dtype=np.int64)
+        mapping[live] = np.arange(1, len(live) + 1)
+        self.imps.remap(mapping)
+        self.clks.remap(mapping)
+        self._names = [""] + [self._names[c] for c in live.tolist()]
+        self._codes = {name: k for k, name in enumerate(self._names) if k}

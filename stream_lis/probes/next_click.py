@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..features import Row
 from ..join import LabelledExample
-from .base import Probe
+from .base import Leaked, Probe
 from .log import BehaviourLog
 
 
@@ -25,17 +24,15 @@ class NextClickProbe(Probe):
 
     name = "next_click"
 
-    def leaked(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> list[Row]:
-        rows: list[Row] = []
+    def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> Leaked:
+        tokens: list[list[str]] = []
         for ex in examples:
             imp = ex.impression
-            row: Row = {}
+            toks: list[str] = []
             for _, item, iid in log.user_clicks(imp.user_id, imp.ts, imp.ts + horizon_ms):
                 if iid == imp.impression_id:
                     continue  # its own click is the label
-                row = {"nc:any": 1.0, "nc:item=" + item: 1.0}
-                if item == imp.item_id:
-                    row["nc:same_item"] = 1.0
+                toks = ["nc:any", "nc:item=" + item, "nc:same_item"] if item == imp.item_id else ["nc:any", "nc:item=" + item]
                 break
-            rows.append(row)
-        return rows
+            tokens.append(toks)
+        return Leaked([], None, tokens)

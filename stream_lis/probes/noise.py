@@ -20,9 +20,8 @@ from zlib import crc32
 import numpy as np
 from scipy.special import ndtri
 
-from ..features import Row
 from ..join import LabelledExample
-from .base import Probe
+from .base import Leaked, Probe
 from .log import BehaviourLog
 
 
@@ -36,12 +35,8 @@ class NoiseProbe(Probe):
         self.scale = scale
         self._names = [f"nz:{k}" for k in range(dims)]
 
-    def leaked(self, examples: Sequence[LabelledExample], log: BehaviourLog | None, horizon_ms: int) -> list[Row]:
-        if not examples:
-            return []
-        h = np.array(
-            [[crc32(f"{k}:{ex.impression.impression_id}".encode()) for k in range(self.dims)] for ex in examples],
-            dtype=np.float64,
-        )
-        z = self.scale * ndtri((h + 0.5) / 4294967296.0)
-        return [dict(zip(self._names, r)) for r in z.tolist()]
+    def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog | None, horizon_ms: int) -> Leaked:
+        ids = [ex.impression.impression_id for ex in examples]
+        h = np.array([[crc32(f"{k}:{iid}".encode()) for iid in ids] for k in range(self.dims)],
+                     dtype=np.float64).reshape(self.dims, len(ids)).T
+        return Leaked(self._names, self.scale * ndtri((h + 0.5) / 4294967296.0))

@@ -1,0 +1,123 @@
+"""Quality of the fast learners against per-event River logistic regression, same stream.
+
+On one pre-generated simulator stream, the embedded engine runs once per learner, each in
+its own process (the whole pipeline: join, horizon, probes, every learner of every arm):
+
+* ``river``: ``river.linear_model.LogisticRegression``, one ``learn_one`` per event
+  (``learner.batch_size=1``): the reference;
+* ``ftrl`` / ``fm``: the built-in vectorised learners on micro-batches of ``--batch-size``.
+
+For every arm and learner column (clean, leaky:<probe>, mllm) it prints the progressive
+(since-start, prequential) AUC of each learner and each fast learner's difference to River
+LR, then one PASS/FAIL line per fast learner and batch size: PASS when no column is more
+than ``--target`` (0.005) below River LR.
+
+Usage: python benchmarks/bench_quality.py [--impressions N] [--seed S] [--batch-size B ...]
+                                          [--models ftrl,fm] [--params MODEL=JSON ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+REFERENCE = "river"
+MODELS = {
+    "river": {"learner.model": "river.linear_model.LogisticRegression", "learner.batch_size": 1},
+    "ftrl": {"learner.model": "ftrl"},
+    "fm": {"learner.model": "fm"},
+}
+
+
+def child(path: str, overrides: str) -> None:
+    from stream_lis.config import load_config
+    from stream_lis.engine import Engine
+    from stream_lis.runtime.embedded import EmbeddedRuntime
+    from stream_lis.runtime.sources import file_records
+
+    cfg = load_config(None, json.loads(overrides))
+    rt = EmbeddedRuntime(cfg, Engine(cfg), port=None)
+    t0 = time.perf_counter()
+    res = rt.run(file_records(path, cfg.limits.max_event_bytes), report_every_s=None)
+    dt = time.perf_counter() - t0
+    arms = {a.arm: {n: s.auc_cumulative for n, s in a.learners.items()} for a in res.snapshot.arms}
+    print(json.dumps({"seconds": dt, "labelled": sum(a.labelled for a in res.snapshot.arms), "auc": arms}))
+
+
+def run(path: str, overrides: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", path, json.dumps(overrides)],
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"child failed ({overrides}):\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--impressions", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--batch-size", type=int, nargs="+", default=[128], help="micro-batch sizes of the fast learners")
+    ap.add_argument("--models", default="ftrl,fm", help="fast learners to compare (ftrl, fm)")
+    ap.add_argument("--params", action="append", default=[], metavar="MODEL=JSON",
+                    help='learner.params of a fast learner, e.g. fm=\'{"lr": 0.02}\'')
+    ap.add_argument("--target", type=float, default=0.005)
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    from stream_lis.runtime.sources import simulator_records
+    from stream_lis.simulator import SimulatorConfig
+
+    models = [m for m in args.models.split(",") if m]
+    params = {k: json.loads(v) for k, _, v in (p.partition("=") for p in args.params)}
+    cmd = "python benchmarks/bench_quality.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "stream.jsonl")
+        with open(path, "wb") as fh:
+            for rec in simulator_records(SimulatorConfig(impressions=args.impressions, seed=args.seed)):
+                fh.write(rec + b"\n")
+        print(f"stream: {args.impressions:,} impressions (seed {args.seed}); progressive AUC since start")
+        print(f"reproduce: {cmd.strip()}")
+        runs: dict[str, dict] = {}
+        print(f"running {REFERENCE} (batch 1) ...", file=sys.stderr, flush=True)
+        runs[REFERENCE] = run(path, MODELS[REFERENCE])
+        for bs in args.batch_size:
+            for m in models:
+                ov = {**MODELS[m], "learner.batch_size": bs}
+                if m in params:
+                    ov["learner.params"] = params[m]
+                print(f"running {m} (batch {bs}) ...", file=sys.stderr, flush=True)
+                runs[f"{m}@{bs}"] = run(path, ov)
+    ref = runs[REFERENCE]["auc"]
+    fast = [k for k in runs if k != REFERENCE]
+    print("seconds: " + ", ".join(f"{k} {r['seconds']:.1f}" for k, r in runs.items()))
+    if params:
+        print("params: " + ", ".join(f"{k} {json.dumps(v)}" for k, v in params.items()))
+    worst = {k: float("inf") for k in fast}
+    for arm, cols in ref.items():
+        print(f"\n{arm}")
+        head = f"  {'learner':<20}{'river LR':>9}" + "".join(f"{k:>12}{'delta':>8}" for k in fast)
+        print(head)
+        for col, a_ref in cols.items():
+            line = f"  {col:<20}{a_ref:>9.4f}"
+            for k in fast:
+                a = runs[k]["auc"][arm][col]
+                d = a - a_ref
+                worst[k] = min(worst[k], d)
+                line += f"{a:>12.4f}{d:>+8.4f}"
+            print(line)
+    print()
+    for k in fast:
+        ok = worst[k] >= -args.target
+        print(f"{'PASS' if ok else 'FAIL'} {k}: worst column {worst[k]:+.4f} vs River LR (target >= -{args.target})")
+
+
+if __name__ == "__main__":
+    main()
