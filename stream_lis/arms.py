@@ -17,12 +17,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
+from collections import Counter
 from typing import Callable, Iterable, Sequence
 
 from .config import Config
 from .evaluator import ArmEvaluator, ArmStats
 from .horizon import LookAheadBuffer
 from .labeller import ArmRecord, Clicked, Labelled, Seen
+from .overload import WARNINGS
 from .probes import BehaviourLog, Probe, build_probes
 from .watermark import NEG_INF
 
@@ -30,7 +32,7 @@ ArmKey = tuple[str, str]
 log = logging.getLogger("stream_lis.arms")
 
 #: Released examples between two prunes of an arm's behaviour log.
-PRUNE_EVERY = 20_000
+PRUNE_EVERY = 2_000
 
 
 class ArmPipeline:
@@ -49,6 +51,10 @@ class ArmPipeline:
         self.clicks = 0
         self.last_seen = NEG_INF
         self._since_prune = 0
+        #: Items dropped by a memory bound, by bound (``stream_lis_shed_total``).
+        self.shed: Counter[str] = Counter()
+        self.max_held = cfg.limits.max_held_examples
+        self.max_log = cfg.limits.max_log_events
 
     def apply(self, rec: ArmRecord) -> None:
         kind = type(rec)
@@ -64,6 +70,12 @@ class ArmPipeline:
             self.log.add_click(imp.user_id, imp.item_id, rec.ts, imp.impression_id)
         else:
             self.horizon.push(rec.example)
+            if len(self.horizon) > self.max_held:
+                # The watermark stalled or the horizon is too long for the traffic: drop the
+                # example due first rather than grow without end.
+                self.horizon.drop_oldest()
+                self.shed["lookahead"] += 1
+                WARNINGS.note("lookahead", 1, f"{self.key[0]}/{self.key[1]}: limits.max_held_examples={self.max_held}")
 
     def release(self, watermark: int, end_ms: int | None = None) -> int:
         """Evaluate every held example whose horizon the watermark passed.
@@ -84,6 +96,10 @@ class ArmPipeline:
             floor = watermark - self.window_ms if oldest is None else min(oldest, watermark - self.window_ms)
             self.log.prune(floor)
             self._since_prune = 0
+        if self.log.size > self.max_log:
+            dropped = self.log.shed_oldest(int(self.max_log * 0.9))
+            self.shed["behaviour_log"] += dropped
+            WARNINGS.note("behaviour_log", dropped, f"{self.key[0]}/{self.key[1]}: limits.max_log_events={self.max_log}")
         return len(ready)
 
     def stats(self) -> ArmStats:
@@ -105,6 +121,8 @@ class ArmSet:
         self.arms: dict[ArmKey, ArmPipeline] = {}
         self.ended: dict[ArmKey, ArmStats] = {}
         self.experiments_ended = 0
+        #: What arms that ended had shed (their pipelines are gone; the counter must not drop).
+        self.shed_ended: Counter[str] = Counter()
 
     @property
     def probes(self) -> Sequence[Probe]:
@@ -156,6 +174,7 @@ class ArmSet:
         final = []
         for key in [k for k in self.arms if k[0] == experiment]:
             a = self.arms.pop(key)
+            self.shed_ended.update(a.shed)
             a.evaluator.flush()
             st = a.stats()
             self.ended[key] = st
@@ -173,6 +192,13 @@ class ArmSet:
     def held(self) -> int:
         return sum(a.held for a in self.arms.values())
 
+    def shed(self) -> Counter[str]:
+        """Items dropped by memory bounds since start, by bound."""
+        out = Counter(self.shed_ended)
+        for a in self.arms.values():
+            out.update(a.shed)
+        return out
+
     @property
     def chunks(self) -> int:
         return sum(a.evaluator.chunks for a in self.arms.values())
@@ -187,6 +213,7 @@ class ArmSet:
         a = self.arms[key]
         return pickle.dumps({"log": a.log, "horizon": a.horizon.state(), "evaluator": a.evaluator,
                              "impressions": a.impressions, "clicks": a.clicks, "last_seen": a.last_seen,
+                             "shed": dict(a.shed),
                              "fingerprint": self.fingerprint()},
                             protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -203,5 +230,6 @@ class ArmSet:
         a.log, a.evaluator = s["log"], s["evaluator"]
         a.horizon.load(s["horizon"])
         a.impressions, a.clicks, a.last_seen = s["impressions"], s["clicks"], s["last_seen"]
+        a.shed.update(s.get("shed", {}))
         self.arms[key] = a
         return True

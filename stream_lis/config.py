@@ -122,8 +122,11 @@ class LearnerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The online learner used for every learner of an arm.
 
     ``model`` is ``"ftrl"`` (the built-in hashed-feature logistic regression, vectorised over
-    micro-batches) or the dotted path of any River classifier, e.g.
-    ``"river.linear_model.LogisticRegression"``, optionally with ``params``.
+    micro-batches), ``"fm"`` (the built-in hashed factorisation machine: the same linear part
+    plus pairwise factor interactions, also vectorised) or the dotted path of any River
+    classifier, e.g. ``"river.linear_model.LogisticRegression"`` (run one event at a time).
+    ``params`` are the model's keyword arguments (e.g. ``{"alpha": 0.1}`` for ftrl,
+    ``{"k": 8, "lr": 0.02}`` for fm).
     """
 
     model: str = "ftrl"
@@ -132,7 +135,7 @@ class LearnerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: Pairs of categorical features crossed into one feature (user-context interactions).
     crosses: list[list[str]] = msgspec.field(default_factory=list)
     #: Examples scored together then learnt together; deterministic chunks of this size.
-    batch_size: int = 128
+    batch_size: int = 512
 
 
 class EvaluationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -155,6 +158,19 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: one record from a skewed clock would otherwise move the watermark past everything
     #: else and close every window at once. ``0`` disables the check.
     max_future_skew: Duration = "1d"
+    #: Labelled examples one arm holds while their look-ahead horizon runs. Past it the
+    #: oldest are dropped unevaluated, counted in ``stream_lis_shed_total{bound="lookahead"}``
+    #: and logged: a stalled watermark must not grow memory without end.
+    max_held_examples: int = 1_000_000
+    #: Events (impressions + clicks) one arm's behaviour log keeps for the probes. Past it the
+    #: oldest are pruned early (probes then see less of the future window), counted as
+    #: ``bound="behaviour_log"`` and logged.
+    max_log_events: int = 4_000_000
+    #: (experiment, arm) pairs evaluated at once. An impression of one more arm is rejected
+    #: (``shed_overload``) unless an arm has been idle for ``time.experiment_idle_timeout``:
+    #: every arm costs its learners' tables (``learner.hash_bits``), so a stream of made-up arm
+    #: names must not exhaust memory. Declared experiments (``experiments``) bound it anyway.
+    max_arms: int = 64
 
 
 class KafkaTopicsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -258,6 +274,9 @@ def validate(cfg: Config) -> None:
         if len(cross) != 2:
             raise ConfigError(f"learner.crosses entries are pairs, got {cross}")
     _check_durations("limits", cfg.limits, ("max_future_skew",))
+    for key in ("max_pending_impressions", "max_held_examples", "max_log_events", "max_arms"):
+        if getattr(cfg.limits, key) < 1:
+            raise ConfigError(f"limits.{key} must be >= 1")
     k = cfg.kafka
     _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "heartbeat_interval", "max_batch_delay"))
     if k.partitions < 1 or k.replication_factor < 1:

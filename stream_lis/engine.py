@@ -44,17 +44,26 @@ class Counters:
     label_delay_sum: float = 0.0
     records: int = 0
     experiments_ended: int = 0
+    #: Items dropped by a memory bound (``limits.*``), by bound.
+    shed: Counter[str] = field(default_factory=Counter)
 
     @classmethod
-    def of(cls, lab: LabelCounters, pipes: Iterable[ArmPipeline], experiments_ended: int) -> "Counters":
-        """The join stage's counts and the arms' own (one place or several: a worker's partitions)."""
+    def of(cls, lab: LabelCounters, pipes: Iterable[ArmPipeline], experiments_ended: int,
+           shed: Counter[str] | None = None) -> "Counters":
+        """The join stage's counts and the arms' own (one place or several: a worker's partitions).
+
+        ``shed``: what arms no longer in ``pipes`` (ended experiments) had shed.
+        """
         pipes = list(pipes)
+        total_shed = Counter(shed or ())
+        for a in pipes:
+            total_shed.update(a.shed)
         return cls(
             invalid=Counter(lab.invalid), clicks=Counter(lab.clicks),
             impressions=Counter({a.key: a.impressions for a in pipes}),
             attributed=Counter({a.key: a.clicks for a in pipes}),
             label_delay=list(lab.label_delay), label_delay_sum=lab.label_delay_sum,
-            records=lab.records, experiments_ended=experiments_ended,
+            records=lab.records, experiments_ended=experiments_ended, shed=total_shed,
         )
 
 
@@ -92,7 +101,8 @@ class Engine:
         self.cfg = cfg
         t = cfg.time
         self.labeller = Labeller(t.attribution_window_ms, t.allowed_lateness_ms, cfg.limits.max_pending_impressions, on_invalid,
-                                 parse_duration(cfg.limits.max_future_skew))
+                                 parse_duration(cfg.limits.max_future_skew), max_arms=cfg.limits.max_arms,
+                                 arm_idle_ms=t.experiment_idle_timeout_ms)
         fixed = list(probes) if probes is not None else None
         self.armset = ArmSet(cfg, (lambda: fixed) if fixed is not None else None)
         self.clock = clock
@@ -127,7 +137,8 @@ class Engine:
 
     @property
     def counters(self) -> Counters:
-        return Counters.of(self.labeller.counters, self.armset.arms.values(), self.armset.experiments_ended)
+        return Counters.of(self.labeller.counters, self.armset.arms.values(), self.armset.experiments_ended,
+                           self.armset.shed_ended)
 
     # -- input -------------------------------------------------------------------------
     def process_records(self, records: Iterable[bytes | str], source: str = "input") -> None:

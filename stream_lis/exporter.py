@@ -125,6 +125,9 @@ def pipeline_metrics(s: Snapshot) -> Iterator[Metric]:
     joins = CounterMetricFamily(P + "click_joins", "Clicks by join outcome: attributed, duplicate, late (label already final), out_of_window, orphan (impression never seen).", labels=["outcome"])
     for outcome, n in sorted(c.clicks.items()):
         joins.add_metric([outcome], n)
+    shed = CounterMetricFamily(P + "shed", "Examples or behaviour-log events dropped because a memory bound (limits.*) was reached.", labels=["bound"])
+    for bound in ("lookahead", "behaviour_log"):
+        shed.add_metric([bound], c.shed.get(bound, 0))
     records = CounterMetricFamily(P + "records", "Valid input records processed.")
     records.add_metric([], c.records)
     ended = CounterMetricFamily(P + "experiments_ended", "Experiments ended by inactivity; their series were removed.")
@@ -152,7 +155,7 @@ def pipeline_metrics(s: Snapshot) -> Iterator[Metric]:
     pend.add_metric([], s.pending_impressions)
     held = GaugeMetricFamily(P + "held_examples", "Labelled examples waiting for their look-ahead horizon or chunk.")
     held.add_metric([], s.held_examples)
-    yield from (inv, joins, records, ended, delay, *g, pend, held)
+    yield from (inv, joins, shed, records, ended, delay, *g, pend, held)
 
 
 class MetricsServer:

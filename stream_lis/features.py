@@ -128,26 +128,42 @@ def hash_clean(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bit
     True
     """
     get = _hash_cache.get
+    users, items, feats, dense = _FIELD_CACHE
     indices: list[int] = []
     data: list[float] = []
     indptr = [0]
     add_i, add_d = indices.append, data.append
+    # Per-field caches keyed by the raw value: no feature-name string is built for a value
+    # seen before (most of them, on a live stream).
     for imp in imps:
-        for name in ("u=" + imp.user_id, "i=" + imp.item_id):
-            h = get(name)
-            add_i(h if h is not None else _put(name))
-            add_d(1.0)
+        h = users.get(imp.user_id)
+        if h is None:
+            h = users[imp.user_id] = _field_hash(users, "u=" + imp.user_id)
+        add_i(h)
+        h = items.get(imp.item_id)
+        if h is None:
+            h = items[imp.item_id] = _field_hash(items, "i=" + imp.item_id)
+        add_i(h)
+        n = 2
         if imp.features:
             for k, v in imp.features.items():
-                name = f"f:{k}={v}"
-                h = get(name)
-                add_i(h if h is not None else _put(name))
-                add_d(1.0)
+                fk = feats.get(k)
+                if fk is None:
+                    if len(feats) >= _FIELD_CACHE_MAX:
+                        feats.clear()
+                    fk = feats[k] = {}
+                h = fk.get(v)
+                if h is None:
+                    h = fk[v] = _field_hash(fk, f"f:{k}={v}")
+                add_i(h)
+            n += len(imp.features)
+        data.extend([1.0] * n)
         if imp.dense:
             for k, v in imp.dense.items():
-                name = "d:" + k
-                h = get(name)
-                add_i(h if h is not None else _put(name))
+                h = dense.get(k)
+                if h is None:
+                    h = dense[k] = _field_hash(dense, "d:" + k)
+                add_i(h)
                 add_d(v)
         if imp.score is not None:
             add_i(_SCORE_HASH)
@@ -164,6 +180,19 @@ def hash_clean(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bit
     mask = (1 << bits) - 1
     return Hashed(np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64) & mask,
                   np.asarray(data, dtype=np.float64))
+
+
+#: user id / item id / feature -> value / dense name -> column hash (unmasked).
+_FIELD_CACHE: tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]], dict[str, int]] = ({}, {}, {}, {})
+#: Entries per field cache; past it a cache is cleared (a stream of ever-new user ids must
+#: not grow memory without end; hashing is only slower until it warms up again).
+_FIELD_CACHE_MAX = 1_000_000
+
+
+def _field_hash(cache: dict, name: str) -> int:
+    if len(cache) >= _FIELD_CACHE_MAX:
+        cache.clear()
+    return crc32(name.encode())
 
 
 def hash_embeddings(imps: Sequence[Impression], bits: int) -> Hashed:

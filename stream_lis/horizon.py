@@ -51,6 +51,10 @@ class LookAheadBuffer:
             out.append(heapq.heappop(h)[2])
         return out
 
+    def drop_oldest(self) -> LabelledExample:
+        """Remove the example due first (load shedding)."""
+        return heapq.heappop(self._heap)[2]
+
     def oldest_ts(self) -> int | None:
         """Event time of the oldest held example (what probes must keep data for)."""
         return self._heap[0][0] - self.hold_ms if self._heap else None

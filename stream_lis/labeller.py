@@ -36,6 +36,7 @@ import msgspec
 
 from .events import Click, Impression, Invalid, encode_event
 from .join import ClickJoiner, LabelledExample
+from .overload import WARNINGS
 from .watermark import NEG_INF, POS_INF, Watermark
 
 #: Upper bounds (seconds) of the label-delay histogram: event time from impression to label.
@@ -91,8 +92,10 @@ class Labeller:
 
     def __init__(self, window_ms: int, lateness_ms: int, max_pending: int = 2_000_000,
                  on_invalid: InvalidSink | None = None, max_future_skew_ms: int = 0,
-                 clock: Callable[[], float] = time.time) -> None:
-        """``max_future_skew_ms`` > 0 rejects events dated that far ahead of ``clock()``."""
+                 clock: Callable[[], float] = time.time, max_arms: int = 0, arm_idle_ms: int = 0) -> None:
+        """``max_future_skew_ms`` > 0 rejects events dated that far ahead of ``clock()``;
+        ``max_arms`` > 0 rejects impressions of one arm more than that many active ones (an
+        arm is active until the watermark is ``arm_idle_ms`` past its last impression)."""
         self.window_ms = window_ms
         self.max_future_skew_ms = max_future_skew_ms
         self.clock = clock
@@ -102,6 +105,25 @@ class Labeller:
         self.max_pending = max_pending
         self.on_invalid = on_invalid
         self._expired_at: int | None = NEG_INF
+        self.max_arms, self.arm_idle_ms = max_arms, arm_idle_ms
+        #: (experiment, arm) -> event time of its last impression
+        self.arms: dict[tuple[str, str], int] = {}
+
+    def _admit_arm(self, ev: Impression) -> bool:
+        """Track the arm's last impression; False when it would be one arm too many."""
+        key = (ev.experiment, ev.arm)
+        last = self.arms.get(key)
+        if last is None:
+            if len(self.arms) >= self.max_arms:
+                idle_before = self.watermark.value - self.arm_idle_ms
+                for k in [k for k, ts in self.arms.items() if ts < idle_before]:
+                    del self.arms[k]
+                if len(self.arms) >= self.max_arms:
+                    return False
+            self.arms[key] = ev.ts
+        elif ev.ts > last:
+            self.arms[key] = ev.ts
+        return True
 
     def reject(self, inv: Invalid, source: str) -> None:
         self.counters.invalid[inv.reason] += 1
@@ -134,6 +156,10 @@ class Labeller:
                     reject = ("duplicate_impression", ev.impression_id)
                 elif len(joiner) >= self.max_pending:
                     reject = ("shed_overload", f"{len(joiner)} pending impressions >= limits.max_pending_impressions")
+                    WARNINGS.note("pending_impressions", 1, f"limits.max_pending_impressions={self.max_pending}")
+                elif self.max_arms and not self._admit_arm(ev):
+                    reject = ("shed_overload", f"({ev.experiment!r}, {ev.arm!r}) would be one arm more than limits.max_arms")
+                    WARNINGS.note("arms", 1, f"limits.max_arms={self.max_arms}")
                 if reject is not None:
                     raw = raws[k] if raws is not None else encode_event(ev)
                     self.reject(Invalid(*reject, raw.encode() if isinstance(raw, str) else raw),
@@ -144,6 +170,13 @@ class Labeller:
                 for outcome in joiner.add_impression(ev):
                     self._count_click(outcome, ev, out)
             else:
+                if len(joiner._early) >= self.max_pending and not joiner.knows(ev.impression_id):
+                    raw = raws[k] if raws is not None else encode_event(ev)
+                    self.reject(Invalid("shed_overload", f"{len(joiner._early)} clicks waiting for their impression "
+                                        ">= limits.max_pending_impressions", raw.encode() if isinstance(raw, str) else raw),
+                                sources[k] if sources is not None else source)
+                    WARNINGS.note("pending_clicks", 1, f"limits.max_pending_impressions={self.max_pending}")
+                    continue
                 wm.observe(ev.ts)
                 outcome = joiner.add_click(ev)
                 if outcome != "held":
@@ -190,10 +223,12 @@ class Labeller:
         return self.advance_to(POS_INF)
 
     def state(self) -> dict:
-        return {"watermark": self.watermark.state(), "joiner": self.joiner.state(), "counters": self.counters.state()}
+        return {"watermark": self.watermark.state(), "joiner": self.joiner.state(), "counters": self.counters.state(),
+                "arms": [[e, a, ts] for (e, a), ts in self.arms.items()]}
 
     def load(self, state: dict) -> None:
         self.watermark.load(state["watermark"])
         self.joiner.load(state["joiner"])
         self.counters = LabelCounters.from_state(state["counters"])
+        self.arms = {(e, a): int(ts) for e, a, ts in state.get("arms", [])}
         self._expired_at = NEG_INF

@@ -14,7 +14,7 @@ from stream_lis.runtime.sources import simulator_records
 from stream_lis.simulator import SimulatorConfig
 
 ALLOWED_LABELS = {"experiment", "arm", "learner", "probe", "window", "reason", "outcome", "label", "le",
-                  "version", "python"}
+                  "version", "python", "bound"}
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,7 @@ def test_every_documented_series_is_present_with_the_right_labels(served):
         "stream_lis_production_auc": {"experiment", "arm", "window"},
         "stream_lis_invalid_events": {"reason"},
         "stream_lis_click_joins": {"outcome"},
+        "stream_lis_shed": {"bound"},
         "stream_lis_label_delay_seconds": set(),
         "stream_lis_pending_impressions": set(),
         "stream_lis_watermark_timestamp_seconds": set(),

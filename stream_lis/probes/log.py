@@ -121,6 +121,20 @@ class BehaviourLog:
         """``(ts, item_id, impression_id)`` of the user's clicks with ``start < ts <= end``."""
         return self._window(self.user_clk.get(user_id), start, end)
 
+    @property
+    def size(self) -> int:
+        """Impressions and clicks held."""
+        return (len(self.imps) + len(self.clks)) // 2  # each is indexed twice (item, all)
+
+    def shed_oldest(self, keep: int) -> int:
+        """Prune the oldest events until at most ``keep`` are left; returns how many went."""
+        before = self.size
+        if before <= keep:
+            return 0
+        ts = np.sort(np.concatenate([self.imps.times(_ALL), self.clks.times(_ALL)]))
+        self.prune(int(ts[before - keep - 1]))
+        return before - self.size
+
     def prune(self, before: int) -> None:
         """Drop entries with ``ts <= before``: no unreleased example can ask for them."""
         self.imps.prune(before)

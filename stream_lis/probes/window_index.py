@@ -74,6 +74,14 @@ class WindowIndex:
         if self.base is not None and len(comp):
             self._sorted = comp[(comp & _TIME_MASK) > self._rel(np.int64(before))]
 
+    def times(self, key: int) -> np.ndarray:
+        """Event times of one key, sorted."""
+        comp = self.composite()
+        if self.base is None:
+            return np.zeros(0, dtype=np.int64)
+        lo, hi = np.searchsorted(comp, [key << TIME_BITS, (key + 1) << TIME_BITS])
+        return (comp[lo:hi] & _TIME_MASK) + self.base
+
     def keys_in_use(self) -> np.ndarray:
         return np.unique(self.composite() >> TIME_BITS)
 
