@@ -219,6 +219,16 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_checkpoint_bytes: int = 64 * 1024 * 1024
 
 
+class RuntimeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Process tuning shared by the embedded runtime and the worker (changes no figure)."""
+
+    #: Python's young-generation garbage-collector threshold (its default is 700). The
+    #: pipeline allocates millions of short-lived objects while holding a large live state
+    #: (pending impressions, behaviour logs); with the default, collections that scan that
+    #: state run every few hundred records. ``0`` keeps Python's default.
+    gc_threshold: int = 50_000
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Top-level configuration; every section has defaults, so an empty file is valid."""
 
@@ -229,6 +239,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     learner: LearnerConfig = msgspec.field(default_factory=LearnerConfig)
     evaluation: EvaluationConfig = msgspec.field(default_factory=EvaluationConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    runtime: RuntimeConfig = msgspec.field(default_factory=RuntimeConfig)
     kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
 
     def __post_init__(self) -> None:
@@ -274,6 +285,8 @@ def validate(cfg: Config) -> None:
         if len(cross) != 2:
             raise ConfigError(f"learner.crosses entries are pairs, got {cross}")
     _check_durations("limits", cfg.limits, ("max_future_skew",))
+    if cfg.runtime.gc_threshold < 0:
+        raise ConfigError("runtime.gc_threshold must be >= 0")
     for key in ("max_pending_impressions", "max_held_examples", "max_log_events", "max_arms"):
         if getattr(cfg.limits, key) < 1:
             raise ConfigError(f"limits.{key} must be >= 1")

@@ -133,19 +133,23 @@ def decode_event(
         return Invalid("non_finite" if msg.startswith("Number out of range") else "unparseable", msg, data)
     except (UnicodeDecodeError, RecursionError) as exc:  # invalid UTF-8 in a string; absurd nesting
         return Invalid("unparseable", f"{type(exc).__name__}: {exc}"[:300], data)
-    ts = _to_ms(ev.ts)
+    ts = ev.ts
+    if type(ts) is not int:
+        ts = ev.ts = _to_ms(ts)
     if not 0 <= ts <= MAX_TS_MS:
         return Invalid("wrong_type", f"ts must be epoch milliseconds in [0, {MAX_TS_MS}] (year 9999)", data)
-    ev.ts = ts
-    if isinstance(ev, Impression):
+    if type(ev) is Impression:
         bad = _finite(ev)
         if bad:
             return Invalid("non_finite", bad, data)
-        if ev.embedding is not None and len(ev.embedding) > max_embedding_dims:
+        # A record shorter than a limit cannot hold a string or embedding over it: the usual
+        # case skips the per-field checks.
+        if len(data) > 2 * max_embedding_dims and ev.embedding is not None and len(ev.embedding) > max_embedding_dims:
             return Invalid("oversized", f"embedding has {len(ev.embedding)} dims > {max_embedding_dims}", data)
-        for name in ("impression_id", "user_id", "item_id", "experiment", "arm"):
-            if len(getattr(ev, name)) > max_string_length:
-                return Invalid("oversized", f"{name} longer than {max_string_length}", data)
+        if len(data) > max_string_length:
+            for name in ("impression_id", "user_id", "item_id", "experiment", "arm"):
+                if len(getattr(ev, name)) > max_string_length:
+                    return Invalid("oversized", f"{name} longer than {max_string_length}", data)
         if declared_arms is not None:
             arms = declared_arms.get(ev.experiment)
             if arms is None or ev.arm not in arms:

@@ -113,21 +113,31 @@ class ClickJoiner:
         """Finalise every impression whose window closed (``watermark > ts + W``)."""
         out: list[LabelledExample] = []
         dl = self._deadlines
-        while dl and dl[0][0] < watermark:
-            _, iid = heapq.heappop(dl)
-            p = self.pending.pop(iid, None)
-            if p is None:
-                continue
-            label = 1 if p.click_ts is not None else 0
-            label_ts = p.click_ts if p.click_ts is not None else p.impression.ts + self.window_ms
-            out.append(LabelledExample(p.impression, label, p.click_ts, label_ts))
-            self._final[iid] = label
-            self._final_order.append((p.impression.ts + self.window_ms, iid))
+        if dl and dl[0][0] < watermark:
+            pop, pending, final, order, w = heapq.heappop, self.pending, self._final, self._final_order, self.window_ms
+            while dl and dl[0][0] < watermark:
+                deadline, iid = pop(dl)
+                p = pending.pop(iid, None)
+                if p is None:
+                    continue
+                ct = p.click_ts
+                if ct is not None:
+                    out.append(LabelledExample(p.impression, 1, ct, ct))
+                    final[iid] = 1
+                else:
+                    out.append(LabelledExample(p.impression, 0, None, deadline))
+                    final[iid] = 0
+                order.append((deadline, iid))
         # Forget final labels a full window later, and early clicks the watermark passed.
         fo = self._final_order
-        while fo and fo[0][0] + self.window_ms < watermark:
-            self._final.pop(fo.popleft()[1], None)
+        if fo and fo[0][0] + self.window_ms < watermark:
+            while fo and fo[0][0] + self.window_ms < watermark:
+                self._final.pop(fo.popleft()[1], None)
         return out
+
+    def has_orphans_before(self, watermark: int) -> bool:
+        eo = self._early_order
+        return bool(eo) and eo[0][0] < watermark
 
     def expire_orphans(self, watermark: int) -> Iterator[Click]:
         """Clicks held for an impression that can no longer arrive: they are orphans."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Union
@@ -201,16 +202,18 @@ class Labeller:
     def _expire(self, out: list[ArmRecord]) -> None:
         wm = self._expired_at = self.watermark.value  # expiry depends on the watermark alone
         c = self.counters
-        for ex in self.joiner.expire(wm):
-            d = (ex.label_ts - ex.impression.ts) / 1000.0
-            c.label_delay_sum += d
-            for k, bound in enumerate(LABEL_DELAY_BUCKETS):
-                if d <= bound:
-                    c.label_delay[k] += 1
-                    break
-            out.append(Labelled(ex))
-        for _ in self.joiner.expire_orphans(wm):
-            c.clicks["orphan"] += 1
+        done = self.joiner.expire(wm)
+        if done:
+            hist, bounds, total = c.label_delay, LABEL_DELAY_BUCKETS, 0.0
+            for ex in done:
+                d = (ex.label_ts - ex.impression.ts) / 1000.0
+                total += d
+                hist[bisect_left(bounds, d)] += 1  # first bucket with d <= bound
+                out.append(Labelled(ex))
+            c.label_delay_sum += total
+        if self.joiner.has_orphans_before(wm):
+            for _ in self.joiner.expire_orphans(wm):
+                c.clicks["orphan"] += 1
 
     def advance_to(self, ts: int) -> list[ArmRecord]:
         """Move the clock (end of input: ``POS_INF``) and emit the labels that became final."""

@@ -19,6 +19,7 @@ ranker already knows; the probe lets the stream say the same, or not, about your
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from typing import Sequence
 
 import numpy as np
@@ -41,25 +42,39 @@ class CoClickProbe(Probe):
         tokens: list[list[str]] = []
         n_users = np.full((len(examples), 1), np.nan)
         k = self.top_k
+        item_clk, user_clk = log.item_clk, log.user_clk
         for row, ex in enumerate(examples):
             imp = ex.impression
             t, end = imp.ts, imp.ts + horizon_ms
+            # Bisect the sorted click lists in place (no slices): this loop is the probe's cost.
+            lo_key, hi_key = (t, _TOP), (end, _TOP)
+            clicks = item_clk.get(imp.item_id)
             users: dict[str, None] = {}  # insertion-ordered set
-            for _, user, iid in log.item_clicks(imp.item_id, t, end):
-                if iid != imp.impression_id and user not in users:
-                    users[user] = None
-                    if len(users) == MAX_USERS:
-                        break
+            if clicks:
+                own = imp.impression_id
+                for j in range(bisect_right(clicks, lo_key), bisect_right(clicks, hi_key)):
+                    _, user, iid = clicks[j]
+                    if iid != own and user not in users:
+                        users[user] = None
+                        if len(users) == MAX_USERS:
+                            break
             if not users:
                 tokens.append([])
                 continue
+            item = imp.item_id
             counts: dict[str, int] = {}
             for user in users:
-                for _, item, _iid in log.user_clicks(user, t, end):
-                    if item != imp.item_id:
-                        counts[item] = counts.get(item, 0) + 1
+                theirs = user_clk.get(user, ())
+                for j in range(bisect_right(theirs, lo_key), bisect_right(theirs, hi_key)):
+                    other = theirs[j][1]
+                    if other != item:
+                        counts[other] = counts.get(other, 0) + 1
             # Most co-clicked first; ties by first appearance, as Counter.most_common orders them.
             top = sorted(counts, key=counts.__getitem__, reverse=True)[:k]
-            tokens.append(["cc:item=" + item for item in top])
+            tokens.append(["cc:item=" + other for other in top])
             n_users[row, 0] = math.log1p(len(users))
         return Leaked(["cc:log_users"], n_users, tokens)
+
+
+#: Sorts after every impression id: ``(ts, _TOP)`` bisects past all clicks at ``ts``.
+_TOP = "\U0010ffff"

@@ -21,6 +21,7 @@ from ..config import Config
 from ..engine import Engine, Snapshot
 from ..exporter import MetricsServer, SnapshotCollector
 from ..table import render
+from .process import tune_gc
 
 BATCH = 1000
 
@@ -42,6 +43,7 @@ class EmbeddedRuntime:
 
     def __init__(self, cfg: Config, engine: Engine | None = None, port: int | None = None, host: str = "0.0.0.0") -> None:
         self.cfg = cfg
+        tune_gc(cfg.runtime.gc_threshold)
         self.engine = engine or Engine(cfg)
         self.lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=False)
