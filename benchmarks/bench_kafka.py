@@ -1,16 +1,24 @@
 """Kafka runtime throughput and recovery time, against a real broker.
 
-Produces a pre-generated simulator stream into fresh topics as fast as possible, with one or
-two workers consuming, and prints:
+For each worker count, a pre-generated simulator stream goes into fresh topics and is
+consumed by that many ``stream-lis worker`` processes (same group), and it prints:
 
-* ingest rate: records/s the join stage consumed (from its first to its last record);
-* end-to-end rate: records/s from the first record produced until every impression is
-  labelled and evaluated (includes the idle-partition timeout that closes the last windows);
-* the largest consumer lag seen while it ran;
-* restart: seconds from starting a worker again (after SIGTERM, and after SIGKILL) until
-  ``/readyz`` answers 200 (its state restored from the checkpoints).
+* ``mode live`` (the default): the stream is replayed while the workers run, as fast as the
+  producer goes; ``mode backlog``: it is in the topics before the workers start, so the
+  workers' own speed is measured (no producer competing for the cores);
+* ingest rate: records/s the join stages consumed, from the start (of the replay, or of
+  consumption for a backlog) to the last record;
+* impressions/s labelled and evaluated (LIS updating) over the same span, until every
+  impression is (the last windows close by ``kafka.idle_partition_timeout``, set to 2 s here);
+* the largest consumer lag seen (all partitions of both stages, sampled every second);
+* the workers' CPU seconds and ingest records per CPU second (a figure that moves less than
+  wall-clock rates when others use the machine);
+* restart (1 worker): seconds from starting a worker again (after SIGTERM, and after
+  SIGKILL) until ``/readyz`` answers 200 (its state restored from the checkpoints);
+* the command reproducing each row.
 
 Usage: python benchmarks/bench_kafka.py --bootstrap 127.0.0.1:9092 [--impressions N] [--workers 1 2]
+       [--mode live|backlog] [--set KEY=VALUE ...]
 Needs a broker (scripts/kafka-broker.sh start).
 """
 
@@ -64,6 +72,15 @@ def ready(port: int) -> bool:
         return False
 
 
+def cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            f = fh.read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
 def start_worker(sets: list[str], bootstrap: str, log) -> tuple[subprocess.Popen, int]:
     port = free_port()
     p = subprocess.Popen([*CLI, "worker", "--bootstrap", bootstrap, "--port", str(port), "--host", "127.0.0.1", *sets],
@@ -80,40 +97,50 @@ def wait(cond, timeout: float) -> float:
     raise SystemExit(f"timed out after {timeout} s")
 
 
-def run(n_workers: int, path: str, n_records: int, n_imps: int, bootstrap: str, tmp: str) -> dict:
+def run(n_workers: int, path: str, n_records: int, n_imps: int, bootstrap: str, tmp: str, mode: str = "live",
+        extra: list[str] | None = None) -> dict:
     p = "bench" + uuid.uuid4().hex[:6]
     ov = {"kafka.group_id": p, "kafka.idle_partition_timeout": "2s", "kafka.checkpoint_interval": "5s",
           **{f"kafka.topics.{t}": f"{p}-{t}" for t in ("impressions", "clicks", "preferences", "labelled", "dead_letters", "checkpoints")}}
-    sets = [a for k, v in ov.items() for a in ("--set", f"{k}={v}")]
+    sets = [a for k, v in ov.items() for a in ("--set", f"{k}={v}")] + [a for kv in extra or () for a in ("--set", kv)]
     subprocess.run([*CLI, "topics", "create", "--bootstrap", bootstrap, *sets], check=True, capture_output=True)
     log = open(os.path.join(tmp, f"{p}.log"), "ab")
+    produced_s = 0.0
+    if mode == "backlog":
+        t = time.monotonic()
+        subprocess.run([*CLI, "replay", path, "--bootstrap", bootstrap, *sets], check=True, capture_output=True)
+        produced_s = time.monotonic() - t
     workers = [start_worker(sets, bootstrap, log) for _ in range(n_workers)]
     for _, port in workers:
         wait(lambda: ready(port), 120)
+    cpu0 = sum(cpu_seconds(proc.pid) for proc, _ in workers)
     t0 = time.monotonic()
-    prod = subprocess.run([*CLI, "replay", path, "--bootstrap", bootstrap, *sets], capture_output=True, text=True)
-    produced_s = time.monotonic() - t0
-    lag_max, first, last, seen = 0.0, None, None, 0.0
+    if mode == "live":
+        subprocess.run([*CLI, "replay", path, "--bootstrap", bootstrap, *sets], capture_output=True, text=True)
+        produced_s = time.monotonic() - t0
+    lag_max, last, seen, cpu_ingest = 0.0, t0, 0.0, 0.0
     while True:
         ms = [metrics(port) for _, port in workers]
         recs = sum(m.get("stream_lis_records_total", 0) for m in ms)
         invalid = sum(m.get("stream_lis_invalid_events_total", 0) for m in ms)
         lag_max = max([lag_max] + [m.get("lag_max", 0.0) for m in ms])
         now = time.monotonic()
-        if recs + invalid > 0 and first is None:
-            first = now
         if recs + invalid > seen:
             seen, last = recs + invalid, now
+            cpu_ingest = sum(cpu_seconds(proc.pid) for proc, _ in workers) - cpu0
         labelled = sum(m.get("stream_lis_labelled_examples_total", 0) for m in ms)
         late = invalid
         if labelled + late >= n_imps and sum(m.get("stream_lis_held_examples", 0) for m in ms) == 0:
             break
         if now - t0 > 900:
             raise SystemExit("timed out")
-        time.sleep(0.25)
+        time.sleep(1.0)  # a scrape takes the stages' locks: do not slow them down much
     e2e = time.monotonic() - t0
+    cpu = sum(cpu_seconds(proc.pid) for proc, _ in workers) - cpu0
     out = {"workers": n_workers, "records": n_records, "produce_s": produced_s,
-           "ingest_rate": seen / max(1e-9, (last - t0)), "e2e_s": e2e, "e2e_rate": n_records / e2e, "lag_max": lag_max}
+           "ingest_rate": seen / max(1e-9, (last - t0)), "e2e_s": e2e, "e2e_rate": n_records / e2e,
+           "imp_rate": n_imps / e2e, "lag_max": lag_max, "cpu_s": cpu,
+           "rec_per_cpu_s": seen / max(1e-9, cpu_ingest)}
     if n_workers == 1:
         proc, port = workers[0]
         proc.send_signal(signal.SIGTERM)
@@ -137,7 +164,15 @@ def main() -> None:
     ap.add_argument("--impressions", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--mode", choices=["live", "backlog"], default="live",
+                    help="live: replay while the workers run (default); backlog: replay first, then start them")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra worker config override (e.g. kafka.max_poll_records=5000)")
     args = ap.parse_args()
+
+    def crc_accelerated() -> bool:  # what the workers (same Python) will use
+        from kafka.record import util
+        return getattr(util, "crc32c_c", None) is not None
     from stream_lis.runtime.sources import simulator_records
     from stream_lis.simulator import SimulatorConfig
 
@@ -149,12 +184,18 @@ def main() -> None:
                 fh.write(rec + b"\n")
                 n += 1
                 imps += rec.startswith(b'{"type":"impression"')
-        print(f"stream: {n:,} records ({imps:,} impressions); {os.cpu_count()} cores; broker {args.bootstrap}")
-        print(f"{'workers':>7}{'produce s':>10}{'ingest rec/s':>14}{'end-to-end s':>14}{'e2e rec/s':>11}{'max lag':>9}")
+        print(f"stream: {n:,} records ({imps:,} impressions); {os.cpu_count()} cores; broker {args.bootstrap}; "
+              f"mode {args.mode}; crc32c {'C' if crc_accelerated() else 'pure Python (pip install crc32c)'}")
+        print(f"{'workers':>7}{'produce s':>10}{'ingest rec/s':>14}{'end-to-end s':>14}{'e2e rec/s':>11}{'imp/s':>9}"
+              f"{'max lag':>9}{'cpu s':>7}{'rec/cpu-s':>10}")
         for w in args.workers:
-            r = run(w, path, n, imps, args.bootstrap, tmp)
-            print(f"{w:>7}{r['produce_s']:>10.1f}{r['ingest_rate']:>14,.0f}{r['e2e_s']:>14.1f}{r['e2e_rate']:>11,.0f}{r['lag_max']:>9,.0f}",
-                  flush=True)
+            r = run(w, path, n, imps, args.bootstrap, tmp, args.mode, args.sets)
+            print(f"{w:>7}{r['produce_s']:>10.1f}{r['ingest_rate']:>14,.0f}{r['e2e_s']:>14.1f}{r['e2e_rate']:>11,.0f}"
+                  f"{r['imp_rate']:>9,.0f}{r['lag_max']:>9,.0f}{r['cpu_s']:>7.1f}{r['rec_per_cpu_s']:>10,.0f}", flush=True)
+            cmd = [os.path.relpath(sys.executable), "benchmarks/bench_kafka.py", "--bootstrap", args.bootstrap,
+                   "--impressions", str(args.impressions), "--seed", str(args.seed), "--workers", str(w),
+                   "--mode", args.mode, *[a for kv in args.sets for a in ("--set", kv)]]
+            print(f"        reproduce: {' '.join(cmd)}", flush=True)
             if "ready_after_sigterm_s" in r:
                 print(f"        restart to /readyz: {r['ready_after_sigterm_s']:.1f} s after SIGTERM, "
                       f"{r['ready_after_sigkill_s']:.1f} s after SIGKILL", flush=True)

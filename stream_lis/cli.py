@@ -262,7 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     live = open(os.devnull, "w") if args.quiet and every is not None else err  # --quiet --history: no table
     try:
         res = rt.run(records, max_records=args.max_events, duration_s=args.duration, report_every_s=every,
-                     out=live, total_hint=total, source=source,
+                     out=live, total_hint=total, source=source, live=args.input == "-",
                      on_report=history.write if history is not None else None)
         if history is not None:
             history.write(res.snapshot, final=True, stopped_by=res.stopped_by)

@@ -211,12 +211,38 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: A partition with no record for this long (wall time) advances its watermark to the
     #: wall clock minus the allowed lateness, so a quiet partition never stalls windows.
     idle_partition_timeout: Duration = "10s"
-    #: How often the join stage tells the evaluation stage its partitions' watermarks.
-    heartbeat_interval: Duration = "1s"
-    #: Longest a labelled example waits for its chunk to fill before it is evaluated anyway.
-    max_batch_delay: Duration = "2s"
+    #: How often the join stage tells the evaluation stage its partitions' watermarks (an
+    #: arm's partition that gets no records from an input partition learns its watermark
+    #: only so: part of the freshness budget).
+    heartbeat_interval: Duration = "200ms"
     #: Largest checkpoint (learner state) message; the checkpoint topic is created to fit it.
     max_checkpoint_bytes: int = 64 * 1024 * 1024
+    # -- transport tuning (throughput; the defaults suit a worker ingesting tens of
+    # thousands of records per second; none of them changes a figure) --------------------
+    #: Most records one consumer poll returns (the join stage processes a poll under its lock,
+    #: which a scrape of /metrics waits for; fetches are as large either way).
+    max_poll_records: int = 5_000
+    #: The broker answers a fetch once it has this many bytes for the consumer, or after
+    #: ``fetch_max_wait`` (so a quiet topic still answers promptly: freshness).
+    fetch_min_bytes: int = 64 * 1024
+    fetch_max_wait: Duration = "100ms"
+    #: Largest chunk of one input partition per fetch (the ``labelled`` topic fetches up to
+    #: its 32 MiB message size).
+    max_partition_fetch_bytes: int = 8 * 1024 * 1024
+    #: Verify the CRC32C of fetched record batches. Cheap with the ``crc32c`` package
+    #: installed (kafka-python's C accelerator); without it kafka-python computes it in pure
+    #: Python, which can take half a worker's CPU (the worker logs a warning then).
+    check_crcs: bool = True
+    #: Producer (``labelled`` envelopes, dead letters, checkpoints): how long a batch may wait
+    #: to fill, its size, and its compression (``none``, ``gzip``; ``lz4``, ``snappy`` and
+    #: ``zstd`` need their Python package).
+    producer_linger: Duration = "5ms"
+    producer_batch_bytes: int = 1024 * 1024
+    compression_type: str = "none"
+    #: Most arm records per ``labelled`` message (an envelope is also split once it exceeds
+    #: 1 MiB encoded). Fewer, larger messages keep the clients' per-message cost off the
+    #: per-impression path.
+    envelope_records: int = 2000
 
 
 class RuntimeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -227,6 +253,12 @@ class RuntimeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: (pending impressions, behaviour logs); with the default, collections that scan that
     #: state run every few hundred records. ``0`` keeps Python's default.
     gc_threshold: int = 50_000
+    #: Longest a released example waits for its chunk to fill before it is evaluated anyway,
+    #: on live input (the worker; the embedded runtime reading stdin), per arm: a quiet arm
+    #: beside busy ones too. The freshness budget: an example shows in /metrics about this
+    #: long (plus transport) after its horizon closed. Replays of files cut chunks by count
+    #: alone, so their figures do not depend on timing.
+    max_batch_delay: Duration = "500ms"
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -287,11 +319,13 @@ def validate(cfg: Config) -> None:
     _check_durations("limits", cfg.limits, ("max_future_skew",))
     if cfg.runtime.gc_threshold < 0:
         raise ConfigError("runtime.gc_threshold must be >= 0")
+    _check_durations("runtime", cfg.runtime, ("max_batch_delay",))
     for key in ("max_pending_impressions", "max_held_examples", "max_log_events", "max_arms"):
         if getattr(cfg.limits, key) < 1:
             raise ConfigError(f"limits.{key} must be >= 1")
     k = cfg.kafka
-    _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "heartbeat_interval", "max_batch_delay"))
+    _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "heartbeat_interval",
+                                  "fetch_max_wait", "producer_linger"))
     if k.partitions < 1 or k.replication_factor < 1:
         raise ConfigError("kafka.partitions and kafka.replication_factor must be >= 1")
     names = [e.name for e in cfg.experiments]

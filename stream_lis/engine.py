@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from .arms import ArmKey, ArmPipeline, ArmSet
 from .config import Config, parse_duration
@@ -28,6 +28,9 @@ from .events import Click, Impression, Invalid, decode_event
 from .labeller import LABEL_DELAY_BUCKETS, InvalidSink, LabelCounters, Labeller
 from .probes import Probe
 from .watermark import POS_INF
+
+if TYPE_CHECKING:
+    from .freshness import ChunkDeadline
 
 __all__ = ["Engine", "Snapshot", "Counters", "LABEL_DELAY_BUCKETS", "decoder_for"]
 
@@ -187,6 +190,11 @@ class Engine:
         """Evaluate partial chunks now (a live runtime's freshness deadline)."""
         self.armset.flush_partial()
         self._release()
+
+    def flush_overdue(self, deadline: "ChunkDeadline", now: float) -> None:
+        """Evaluate the partial chunks that waited past the freshness deadline (live input)."""
+        if deadline.flush_overdue(self.armset, now):
+            self._release()
 
     def end_experiment(self, experiment: str) -> list[ArmStats]:
         return self.armset.end_experiment(experiment)

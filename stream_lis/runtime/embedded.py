@@ -9,6 +9,7 @@ watermark still holds is closed and evaluated.
 from __future__ import annotations
 
 import itertools
+import queue
 import sys
 import threading
 import time
@@ -21,6 +22,8 @@ from ..config import Config
 from ..engine import Engine, Snapshot
 from ..exporter import MetricsServer, SnapshotCollector
 from ..table import render
+from ..config import parse_duration
+from ..freshness import ChunkDeadline
 from .process import tune_gc
 
 BATCH = 1000
@@ -65,21 +68,33 @@ class EmbeddedRuntime:
         total_hint: int | None = None,
         source: str = "input",
         on_report: Callable[[Snapshot], None] | None = None,
+        live: bool = False,
     ) -> RunResult:
-        """Process records until they end, ``max_records`` or ``duration_s``; then flush."""
+        """Process records until they end, ``max_records`` or ``duration_s``; then flush.
+
+        ``live``: the records arrive as they happen (stdin from a pipe): they are read on a
+        thread and processed as they come rather than in full batches, and an arm's partial
+        chunk is evaluated once it waited ``runtime.max_batch_delay`` (``freshness``). A
+        replay (``live=False``) cuts chunks by count alone: its figures do not depend on timing.
+        """
         start = last_report = time.monotonic()
         it = iter(records)
         if max_records is not None:
             it = itertools.islice(it, max_records)
+        take = _LiveReader(it).take if live else (lambda: list(itertools.islice(it, BATCH)))
+        deadline = ChunkDeadline(parse_duration(self.cfg.runtime.max_batch_delay) / 1000) if live else None
         n, stopped_by = 0, "end of input"
         while True:
-            batch = list(itertools.islice(it, BATCH))
+            batch = take()
             if batch:
                 with self.lock:
                     self.engine.process_records(batch, source)
                 n += len(batch)
             now = time.monotonic()
-            if not batch:
+            if deadline is not None:
+                with self.lock:
+                    self.engine.flush_overdue(deadline, now)
+            if batch is None or (not batch and not live):
                 if max_records is not None and n >= max_records:
                     stopped_by = "--max-events"
                 break
@@ -102,3 +117,43 @@ class EmbeddedRuntime:
     def close(self) -> None:
         if self.server is not None:
             self.server.close()
+
+
+class _LiveReader:
+    """Reads records on a thread; ``take`` returns what arrived (waiting up to 100 ms for
+    the first), ``[]`` when nothing did, ``None`` once the input ended."""
+
+    def __init__(self, it: Iterable[bytes]) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=BATCH * 20)
+        self._done = False
+        threading.Thread(target=self._pump, args=(it,), name="live-input", daemon=True).start()
+
+    def _pump(self, it: Iterable[bytes]) -> None:
+        try:
+            for rec in it:
+                self._q.put(rec)
+        finally:
+            self._q.put(_END)
+
+    def take(self) -> list[bytes] | None:
+        if self._done:
+            return None
+        out: list[bytes] = []
+        try:
+            first = self._q.get(timeout=0.1)
+        except queue.Empty:
+            return out
+        while True:
+            if first is _END:
+                self._done = True
+                return out or None
+            out.append(first)
+            if len(out) >= BATCH:
+                return out
+            try:
+                first = self._q.get_nowait()
+            except queue.Empty:
+                return out
+
+
+_END = object()

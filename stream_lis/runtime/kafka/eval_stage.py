@@ -30,10 +30,15 @@ from ...config import Config, parse_duration
 from ...labeller import Labelled, Seen
 from ...watermark import NEG_INF
 from .checkpoints import CheckpointStore
+from ...freshness import ChunkDeadline
+from .settings import consumer_tuning
 from .topics import LABELLED_MAX_BYTES, consumer_lag
 from .wire import decode_envelope
 
 log = logging.getLogger("stream_lis.eval")
+
+#: About this many arm records are applied and released per hold of the stage's lock.
+SLICE_RECORDS = 4000
 
 
 class Dedupe:
@@ -67,6 +72,8 @@ class PartitionState:
         self.src_ckpt: dict[int, int] = {}
         self.dedupe = Dedupe(keep_ms)
         self.duplicates = 0
+        #: Partial chunks waiting for the freshness deadline (wall clock; not checkpointed).
+        self.deadline = ChunkDeadline(parse_duration(cfg.runtime.max_batch_delay) / 1000)
 
 
 class EvalStage(ConsumerRebalanceListener):
@@ -86,13 +93,16 @@ class EvalStage(ConsumerRebalanceListener):
         t = cfg.time
         self._keep_ms = t.attribution_window_ms + t.allowed_lateness_ms
         self._ckpt_s = parse_duration(k.checkpoint_interval) / 1000
-        self._delay_s = parse_duration(k.max_batch_delay) / 1000
+        self._delay_s = parse_duration(cfg.runtime.max_batch_delay) / 1000
         self._inputs = 0
         self._chunks = 0
+        # Envelopes hold up to kafka.envelope_records records each: fewer per poll.
+        tuning = consumer_tuning(k)
+        tuning.update(max_poll_records=max(1, k.max_poll_records // 10),
+                      max_partition_fetch_bytes=max(LABELLED_MAX_BYTES, k.max_partition_fetch_bytes))
         self.consumer = KafkaConsumer(
             group_id=f"{k.group_id}-eval", enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=5000, session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
-            max_partition_fetch_bytes=LABELLED_MAX_BYTES, **client_kw)
+            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, **tuning, **client_kw)
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         with self.lock:
@@ -149,6 +159,8 @@ class EvalStage(ConsumerRebalanceListener):
             st = self.parts.get(tp.partition)
             if st is None:
                 continue
+            first = st.dedupe.first
+            fresh: list = []  # applied together: one call for the poll, in offset order
             for m in msgs:
                 env = decode_envelope(m.value)
                 if env.watermark > st.src_wm.get(env.src, NEG_INF):
@@ -157,17 +169,21 @@ class EvalStage(ConsumerRebalanceListener):
                     st.src_ckpt[env.src] = env.checkpointed
                 st.src_idle[env.src] = env.idle and not env.records
                 for rec in env.records:
-                    if isinstance(rec, Labelled):
+                    t = type(rec)
+                    if t is Labelled:
                         imp, kind = rec.example.impression, "l"
                     else:
-                        imp, kind = rec.impression, ("s" if isinstance(rec, Seen) else "c")
-                    if st.dedupe.first(kind, imp.impression_id, imp.ts):
-                        st.arms.apply((rec,))
+                        imp, kind = rec.impression, ("s" if t is Seen else "c")
+                    if first(kind, imp.impression_id, imp.ts):
+                        fresh.append(rec)
                     else:
                         st.duplicates += 1
+            if fresh:
+                st.arms.apply(fresh)
 
     def _release(self, flush_partial: bool) -> int:
         released = 0
+        now = time.monotonic()
         for st in self.parts.values():
             wm = self.watermark(st)
             if wm > NEG_INF:
@@ -176,6 +192,11 @@ class EvalStage(ConsumerRebalanceListener):
                 st.dedupe.prune(min(st.src_ckpt[k] for k in range(self._inputs)))
             if flush_partial:
                 st.arms.flush_partial()
+                st.deadline.clear()
+            else:
+                # an arm whose partial chunk waited max_batch_delay is evaluated now, even
+                # while other arms keep releasing
+                st.deadline.flush_overdue(st.arms, now)
         chunks = sum(st.arms.chunks for st in self.parts.values())
         if chunks != self._chunks:
             self._chunks = chunks
@@ -186,19 +207,28 @@ class EvalStage(ConsumerRebalanceListener):
         self.consumer.subscribe([self.t.labelled], listener=self)
         self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
         last_ck = last_lag = last_released = time.monotonic()
+        # Envelopes applied per hold of the lock: a poll can bring a backlog of many
+        # thousand records, and a scrape (which takes the lock) should not wait for all of it.
+        step = max(1, SLICE_RECORDS // self.cfg.kafka.envelope_records)
         while not self.stopping.is_set():
             batch = self.consumer.poll(timeout_ms=200)
+            slices = [{tp: msgs[k:k + step]} for tp, msgs in batch.items() for k in range(0, len(msgs), step)]
+            for sub in slices or [{}]:
+                with self.lock:
+                    if not self._inputs:
+                        self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
+                    if sub:
+                        self._process(sub)
+                    now = time.monotonic()
+                    # Partial chunks are evaluated only once releases have paused for
+                    # max_batch_delay (or, per arm, once its partial chunk waited that long):
+                    # while the stream flows, chunks are cut by count alone, as in the embedded
+                    # runtime, so both give the same numbers.
+                    if self._release(now - last_released >= self._delay_s):
+                        last_released = now
+            # Checkpoints only between polls: the consumer's position is the whole poll's.
             with self.lock:
-                if not self._inputs:
-                    self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
-                if batch:
-                    self._process(batch)
                 now = time.monotonic()
-                # Partial chunks are evaluated only once releases have paused for
-                # max_batch_delay: while the stream flows, chunks are cut by count alone, as
-                # in the embedded runtime, so both give the same numbers.
-                if self._release(now - last_released >= self._delay_s):
-                    last_released = now
                 if now - last_ck >= self._ckpt_s and self.parts:
                     self._checkpoint(set(self.parts))
                     last_ck = now

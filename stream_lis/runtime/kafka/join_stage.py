@@ -32,7 +32,8 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any
+from operator import itemgetter
+from typing import Any, Sequence
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -45,14 +46,39 @@ from ...events import Invalid
 from ...labeller import ArmRecord, Labelled, LabelCounters, Labeller
 from ...watermark import NEG_INF, POS_INF
 from .checkpoints import CheckpointStore
+from .settings import consumer_tuning
 from .topics import consumer_lag
 from .wire import Envelope, arm_partition, encode_envelope
 
 log = logging.getLogger("stream_lis.join")
 
-#: Arm records per ``labelled`` message: well under the broker's default 1 MB message limit
-#: even with large MLLM embeddings inline.
-RECORDS_PER_MESSAGE = 200
+#: An envelope larger than this (encoded) is split in two, so a message stays far below the
+#: ``labelled`` topic's limit even with large MLLM embeddings inline; ``kafka.envelope_records``
+#: caps its record count.
+ENVELOPE_BYTES = 1 << 20
+
+#: Held record: (event time, offset, event or Invalid, original bytes, topic rank); rank 0 is
+#: ``impressions``, 1 ``clicks`` (ties in event time release impressions first).
+_TS, _OFF, _EV, _RAW, _RANK = range(5)
+_release_order = itemgetter(_TS, _RANK, _OFF)
+
+
+class _Sources(Sequence[str]):
+    """Where each released event came from (``topic/partition@offset``), built only for the
+    few a dead letter needs: the labeller indexes it when it rejects an event."""
+
+    __slots__ = ("names", "p", "ranks", "offsets")
+
+    def __init__(self, names: tuple[str, str], p: int, ranks: list[int], offsets: list[int]) -> None:
+        self.names, self.p, self.ranks, self.offsets = names, p, ranks, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, k):  # type: ignore[override]
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        return f"{self.names[self.ranks[k]]}/{self.p}@{self.offsets[k]}"
 
 
 class JoinStage(ConsumerRebalanceListener):
@@ -79,10 +105,13 @@ class JoinStage(ConsumerRebalanceListener):
         self._hb_s = parse_duration(k.heartbeat_interval) / 1000
         self._ckpt_s = parse_duration(k.checkpoint_interval) / 1000
         self._labelled_parts = 0
+        self._envelope_records = k.envelope_records
+        self._names = (self.t.impressions, self.t.clicks)
+        self._rank = {self.t.impressions: 0, self.t.clicks: 1}
         self.consumer = KafkaConsumer(
             group_id=f"{k.group_id}-join", enable_auto_commit=False, auto_offset_reset="earliest",
-            partition_assignment_strategy=[RangePartitionAssignor], max_poll_records=5000,
-            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, **client_kw)
+            partition_assignment_strategy=[RangePartitionAssignor],
+            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, **consumer_tuning(k), **client_kw)
 
     # -- rebalance ---------------------------------------------------------------------
     def on_partitions_revoked(self, revoked: Any) -> None:
@@ -106,7 +135,8 @@ class JoinStage(ConsumerRebalanceListener):
             t = self.cfg.time
             for p in parts:
                 lab = Labeller(t.attribution_window_ms, t.allowed_lateness_ms, self.cfg.limits.max_pending_impressions,
-                               self._dead_letter, parse_duration(self.cfg.limits.max_future_skew))
+                               self._dead_letter, parse_duration(self.cfg.limits.max_future_skew),
+                               max_arms=self.cfg.limits.max_arms, arm_idle_ms=t.experiment_idle_timeout_ms)
                 ck = saved.get(f"join:{p}")
                 if ck is not None:
                     lab.load(ck["labeller"])
@@ -125,16 +155,37 @@ class JoinStage(ConsumerRebalanceListener):
         self.producer.send(self.t.dead_letters, key=source.split("/")[0].encode(), value=encode_dead_letter(inv, source))
 
     def _send(self, src: int, wm: int, recs: list[ArmRecord]) -> None:
-        """One message per ``labelled`` partition with every record bound for it, in order."""
+        """One message per ``labelled`` partition with every record bound for it, in order
+        (more when they exceed ``kafka.envelope_records`` or ``ENVELOPE_BYTES``)."""
+        if not recs:
+            return
         n = self._labelled_parts
         by_part: dict[int, list[ArmRecord]] = {}
+        part_of: dict[tuple[str, str], int] = {}  # a handful of arms: look each up once
         for rec in recs:
-            imp = rec.example.impression if isinstance(rec, Labelled) else rec.impression
-            by_part.setdefault(arm_partition((imp.experiment, imp.arm), n, self._declared), []).append(rec)
+            imp = rec.example.impression if type(rec) is Labelled else rec.impression
+            key = (imp.experiment, imp.arm)
+            part = part_of.get(key)
+            if part is None:
+                part = part_of[key] = arm_partition(key, n, self._declared)
+            batch = by_part.get(part)
+            if batch is None:
+                by_part[part] = [rec]
+            else:
+                batch.append(rec)
+        step, ckpt = self._envelope_records, self.ckpt_wm[src]
         for part, batch in by_part.items():
-            for k in range(0, len(batch), RECORDS_PER_MESSAGE):
-                self.producer.send(self.t.labelled, partition=part, value=encode_envelope(
-                    Envelope(src, wm, batch[k:k + RECORDS_PER_MESSAGE], False, self.ckpt_wm[src])))
+            for k in range(0, len(batch), step):
+                self._send_envelope(part, Envelope(src, wm, batch[k:k + step], False, ckpt))
+
+    def _send_envelope(self, part: int, env: Envelope) -> None:
+        data = encode_envelope(env)
+        if len(data) > ENVELOPE_BYTES and len(env.records) > 1:
+            half = len(env.records) // 2
+            for recs in (env.records[:half], env.records[half:]):
+                self._send_envelope(part, Envelope(env.src, env.watermark, recs, False, env.checkpointed))
+            return
+        self.producer.send(self.t.labelled, partition=part, value=data)
 
     def _idle(self, p: int) -> bool:
         """No input for the timeout while caught up (a partition we are behind on is busy,
@@ -156,7 +207,7 @@ class JoinStage(ConsumerRebalanceListener):
             offs = {}
             for topic in (self.t.impressions, self.t.clicks):
                 held = self.held[p][topic]
-                offs[topic] = held[0][1] if held else self.consumer.position(TopicPartition(topic, p))
+                offs[topic] = held[0][_OFF] if held else self.consumer.position(TopicPartition(topic, p))
             self.store.save(f"join:{p}", {"labeller": self.labellers[p].state(), "offsets": offs})
             self.ckpt_wm[p] = self.labellers[p].watermark.value
             offsets.update({TopicPartition(topic, p): off for topic, off in offs.items()})
@@ -169,24 +220,30 @@ class JoinStage(ConsumerRebalanceListener):
 
     def _read(self, batch: dict) -> None:
         """Decode what was fetched into the per-topic queues (invalid records go at once)."""
+        decode = self._decode
         for tp, msgs in batch.items():
             p = tp.partition
             lab = self.labellers.get(p)
             if lab is None:
                 continue
-            held, read = self.held[p][tp.topic], self.read_ts[p]
+            topic = tp.topic
+            held, rank = self.held[p][topic], self._rank[topic]
+            top = self.read_ts[p][topic]
+            append = held.append
             for m in msgs:
-                src = f"{m.topic}/{m.partition}@{m.offset}"
-                ev = self._decode(m.value if m.value is not None else b"")
-                if isinstance(ev, Invalid):
+                raw = m.value
+                ev = decode(raw if raw is not None else b"")
+                if type(ev) is Invalid:
                     if held:  # keep offset order: it is rejected when its turn comes
-                        held.append((NEG_INF, m.offset, ev, m.value, src))
+                        append((NEG_INF, m.offset, ev, raw, rank))
                     else:
-                        lab.reject(ev, src)
+                        lab.reject(ev, f"{topic}/{p}@{m.offset}")
                     continue
-                held.append((ev.ts, m.offset, ev, m.value, src))
-                if ev.ts > read[tp.topic]:
-                    read[tp.topic] = ev.ts
+                ts = ev.ts
+                append((ts, m.offset, ev, raw, rank))
+                if ts > top:
+                    top = ts
+            self.read_ts[p][topic] = top
             self.last_input[p] = time.monotonic()
 
     def _release(self) -> None:
@@ -197,23 +254,28 @@ class JoinStage(ConsumerRebalanceListener):
             for topic, other in ((self.t.impressions, self.t.clicks), (self.t.clicks, self.t.impressions)):
                 done = self.lag.get((other, p), 1) == 0 and not queues[other]
                 limits[topic] = POS_INF if done else self.read_ts[p][other]
-            ready = []
+            ready: list = []
             for topic, q in queues.items():
-                while q and q[0][0] <= limits[topic]:
+                limit = limits[topic]
+                if limit == POS_INF:  # the other topic is read to its end: all of it
+                    ready.extend(q)
+                    q.clear()
+                    continue
+                while q and q[0][_TS] <= limit:
                     ready.append(q.popleft())
             if not ready:
                 continue
-            rank = {self.t.impressions: 0, self.t.clicks: 1}
-            ready.sort(key=lambda r: (r[0], rank[r[4].rsplit("/", 1)[0]], r[1]))  # event time, topic, offset
-            events, raws, sources = [], [], []
-            for ts, _, ev, raw, src in ready:
-                if isinstance(ev, Invalid):
-                    lab.reject(ev, src)
+            ready.sort(key=_release_order)  # event time, topic, offset
+            events, raws, ranks, offsets = [], [], [], []
+            for ts, off, ev, raw, rank in ready:
+                if type(ev) is Invalid:
+                    lab.reject(ev, f"{self._names[rank]}/{p}@{off}")
                 else:
                     events.append(ev)
                     raws.append(raw)
-                    sources.append(src)
-            recs = lab.process(events, "kafka", raws, sources) if events else []
+                    ranks.append(rank)
+                    offsets.append(off)
+            recs = lab.process(events, "kafka", raws, _Sources(self._names, p, ranks, offsets)) if events else []
             self._send(p, lab.watermark.value, recs)
 
     def _advance_idle(self) -> None:

@@ -47,8 +47,11 @@ def route(raw: bytes, cfg: Config) -> tuple[str, bytes | None]:
 
 
 def make_producer(client_kw: dict[str, Any], **extra: Any) -> KafkaProducer:
-    return KafkaProducer(linger_ms=20, batch_size=256 * 1024, compression_type=None, acks="all",
-                         max_in_flight_requests_per_connection=1, retries=5, **client_kw, **extra)
+    """Acknowledged by every replica, one request in flight per broker (so retries cannot
+    reorder a partition's messages); ``extra`` overrides batching and adds limits."""
+    kw: dict[str, Any] = {"linger_ms": 20, "batch_size": 256 * 1024, "compression_type": None}
+    kw.update(extra)
+    return KafkaProducer(acks="all", max_in_flight_requests_per_connection=1, retries=5, **client_kw, **kw)
 
 
 def produce(records: Iterable[bytes], cfg: Config, client_kw: dict[str, Any], *, rate: float | None = None,

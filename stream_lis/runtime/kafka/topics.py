@@ -33,7 +33,7 @@ def topic_specs(cfg: Config) -> list[NewTopic]:
         NewTopic(t.impressions, n, r, topic_configs={"retention.ms": week}),
         NewTopic(t.clicks, n, r, topic_configs={"retention.ms": week}),
         NewTopic(t.preferences, n, r, topic_configs={"cleanup.policy": "compact"}),
-        # Batches of arm records: up to RECORDS_PER_MESSAGE records of max_event_bytes each.
+        # Envelopes of arm records: split by the join stage at ENVELOPE_BYTES (1 MiB) encoded.
         NewTopic(t.labelled, n, r, topic_configs={"retention.ms": week, "max.message.bytes": str(LABELLED_MAX_BYTES)}),
         NewTopic(t.dead_letters, n, r, topic_configs={"retention.ms": str(30 * 24 * 3600 * 1000)}),
         NewTopic(t.checkpoints, 1, r, topic_configs={"cleanup.policy": "compact",

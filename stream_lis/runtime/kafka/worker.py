@@ -8,6 +8,7 @@ groups, and move (with their checkpointed state) when a worker joins, leaves or 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 import signal
 import threading
 import time
@@ -21,11 +22,12 @@ from ...engine import Counters, Snapshot
 from ...evaluator import learner_names
 from ...exporter import MetricsServer, SnapshotCollector
 from ...watermark import NEG_INF
+from ..process import tune_gc
 from .checkpoints import CheckpointStore
 from .eval_stage import EvalStage
 from .join_stage import JoinStage
 from .produce import make_producer
-from .settings import client_kwargs, describe
+from .settings import client_kwargs, crc_accelerated, describe, producer_tuning
 from .topics import create_topics
 
 log = logging.getLogger("stream_lis.worker")
@@ -39,7 +41,12 @@ class Worker:
         if create:
             for name, what in create_topics(cfg, self.client_kw):
                 log.info("topic %s: %s", name, what)
-        self.producer = make_producer(self.client_kw, max_request_size=cfg.kafka.max_checkpoint_bytes)
+        tune_gc(cfg.runtime.gc_threshold)
+        if not crc_accelerated():
+            log.warning("the crc32c package is not installed: kafka-python computes record-batch CRC32Cs in pure "
+                        "Python, which can take half of this worker's CPU (pip install crc32c)")
+        self.producer = make_producer(self.client_kw, max_request_size=cfg.kafka.max_checkpoint_bytes,
+                                      **producer_tuning(cfg.kafka))
         store = CheckpointStore(cfg.kafka.topics.checkpoints, self.producer, self.client_kw, cfg.kafka.max_checkpoint_bytes)
         self.join = JoinStage(cfg, self.client_kw, self.producer, store)
         self.eval = EvalStage(cfg, self.client_kw, store)
@@ -66,10 +73,11 @@ class Worker:
             pipes = [a for st in self.eval.parts.values() for a in st.arms.arms.values()]
             held = sum(st.arms.held for st in self.eval.parts.values())
             ended = sum(st.arms.experiments_ended for st in self.eval.parts.values())
+            shed_ended = sum((st.arms.shed_ended for st in self.eval.parts.values()), Counter())
             probes = [p.name for p in next(iter(self.eval.parts.values())).arms.probes] if self.eval.parts else []
             last_eval = self.eval.last_evaluation_unix
             self._duplicates = sum(st.duplicates for st in self.eval.parts.values())
-        counters = Counters.of(lab, pipes, ended)
+        counters = Counters.of(lab, pipes, ended, shed_ended)
         return Snapshot(arms=sorted(arms, key=lambda a: (a.experiment, a.arm)), counters=counters,
                         watermark_ms=min((w.value for w in wms), default=NEG_INF),
                         max_event_ms=max((w.max_ts for w in wms), default=NEG_INF),
