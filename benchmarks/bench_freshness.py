@@ -19,10 +19,8 @@ background's own examples are released continuously, as in a live stream.
 
 Runtimes:
 * ``kafka``: one ``stream-lis worker`` on fresh topics (needs a broker: --bootstrap);
-* ``embedded``: ``stream-lis run --input -`` fed through its stdin. At the time of writing it
-  FAILs by design: the embedded runtime reads its input in batches of 1,000 records (a batch
-  waits for them) and evaluates a partial chunk only at the end of the input, so a probe in an
-  arm of its own is not evaluated while the stream goes on.
+* ``embedded``: ``stream-lis run --input -`` fed through its stdin (live input: records are
+  processed as they come and the same partial-chunk deadline applies).
 
 Usage:
     python benchmarks/bench_freshness.py --bootstrap 127.0.0.1:9092 [--probes 8] [--rate 2000] [--runtime kafka embedded]

@@ -135,7 +135,14 @@ class HashedLearner(Learner, river_base.MiniBatchClassifier):
             s, e = int(X.indptr[a]), int(X.indptr[b])
             piece = FeatureBatch(n=b - a)
             piece._hashed[bits] = Hashed(X.indptr[a:b + 1] - s, X.indices[s:e], X.data[s:e])
-            piece._compact[bits] = (cols, inv[s:e], rows[s:e] - a)
+            if 4 * (e - s) < len(X.indices):
+                # A small piece (a young model's first steps): its own column map, so a step
+                # costs what its rows touch, not the whole batch's columns (same numbers:
+                # an untouched column's update is zero).
+                pc, pinv = np.unique(X.indices[s:e], return_inverse=True)
+                piece._compact[bits] = (pc, pinv, rows[s:e] - a)
+            else:
+                piece._compact[bits] = (cols, inv[s:e], rows[s:e] - a)
             margin, cache = self._forward(piece)
             self._backward(piece, cache, sigmoid(margin), y[a:b])
             self.seen += b - a
