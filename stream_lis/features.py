@@ -66,14 +66,16 @@ def embedding_features(imp: Impression) -> Row:
 
 _EMB_NAMES = [f"e:{k}" for k in range(256)]
 _hash_cache: dict[str, int] = {}
+#: Feature names whose hash is cached. Names derived from ids (a probe's ``nc:item=...``)
+#: keep coming on an endless stream, so a full cache is emptied and warms up again: memory
+#: stays bounded and the working set (recent items and users) is back within a few batches.
+_NAME_CACHE_MAX = 100_000
 
 
 def _index(name: str, mask: int) -> int:
     h = _hash_cache.get(name)
     if h is None:
-        h = crc32(name.encode())
-        if len(_hash_cache) < 1_000_000:
-            _hash_cache[name] = h
+        h = _put(name)
     return h & mask
 
 
@@ -109,8 +111,9 @@ class Hashed(NamedTuple):
 
 def _put(name: str) -> int:
     h = crc32(name.encode())
-    if len(_hash_cache) < 1_000_000:
-        _hash_cache[name] = h
+    if len(_hash_cache) >= _NAME_CACHE_MAX:
+        _hash_cache.clear()
+    _hash_cache[name] = h
     return h
 
 
@@ -186,7 +189,7 @@ def hash_clean(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bit
 _FIELD_CACHE: tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]], dict[str, int]] = ({}, {}, {}, {})
 #: Entries per field cache; past it a cache is cleared (a stream of ever-new user ids must
 #: not grow memory without end; hashing is only slower until it warms up again).
-_FIELD_CACHE_MAX = 1_000_000
+_FIELD_CACHE_MAX = 100_000
 
 
 def _field_hash(cache: dict, name: str) -> int:

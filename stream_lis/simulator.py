@@ -96,7 +96,9 @@ class Simulator:
         arms = list(c.arms)
         self.user_arm = [arms[k] for k in r.integers(0, len(arms), c.users)]
         self.items: list[_Item] = []
-        self.all_items: dict[str, _Item] = {}
+        #: Every item's quality, for ``preferences()`` (not the items: an endless stream keeps
+        #: only its live items, a float per item ever born).
+        self.qualities: dict[str, float] = {}
         self._next_item = 0
         self.t_ms = 0.0
         for _ in range(c.live_items):
@@ -114,15 +116,15 @@ class Simulator:
         life = lifetime if lifetime is not None else r.exponential(c.item_lifetime_s) * 1000
         item = _Item(f"item{self._next_item}", q, int(r.integers(0, c.categories)), emb, self.t_ms + life)
         self._next_item += 1
-        self.all_items[item.id] = item
+        self.qualities[item.id] = q
         if self.on_item is not None:
             self.on_item(item.id, [round(qz, 4)])
         return item
 
     def preferences(self) -> Iterator[dict[str, Any]]:
         """The perfect preference dataset: each item's standardised quality (``external`` probe)."""
-        for item in self.all_items.values():
-            yield {"item_id": item.id, "vector": [round(item.q / self.cfg.quality_sd, 4)]}
+        for item_id, q in self.qualities.items():
+            yield {"item_id": item_id, "vector": [round(q / self.cfg.quality_sd, 4)]}
 
     def events(self) -> Iterator[dict[str, Any]]:
         c, r = self.cfg, self.rng

@@ -127,7 +127,9 @@ class EvalStage(ConsumerRebalanceListener):
                     st.src_idle, st.src_ckpt = ck["src_idle"], ck["src_ckpt"]
                     st.arms.ended, st.arms.experiments_ended = ck["ended"], ck["experiments_ended"]
                     self.consumer.seek(TopicPartition(self.t.labelled, p), ck["offset"])
-                    log.info("eval partition %d resumed from checkpoint at offset %d (%d arms)", p, ck["offset"], len(ck["arms"]))
+                    log.info("eval partition %d resumed from checkpoint at offset %d (%d arms, %d labelled examples)",
+                             p, ck["offset"], len(ck["arms"]), sum(a.evaluator.positives + a.evaluator.negatives
+                                                                   for a in st.arms.arms.values()))
                 self.parts[p] = st
             self.recovered.set()
 
