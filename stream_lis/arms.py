@@ -31,6 +31,10 @@ from .watermark import NEG_INF
 ArmKey = tuple[str, str]
 log = logging.getLogger("stream_lis.arms")
 
+#: Layout of a checkpointed arm (behaviour log, buffers, learners); bumped when it changes, so
+#: a checkpoint from an older version starts its arm over (with a warning) instead of failing.
+STATE_VERSION = 2
+
 #: Released examples between two prunes of an arm's behaviour log.
 PRUNE_EVERY = 2_000
 
@@ -204,9 +208,10 @@ class ArmSet:
         return sum(a.evaluator.chunks for a in self.arms.values())
 
     def fingerprint(self) -> str:
-        """What a checkpointed arm must agree with to be resumed: probes, time, learner, windows."""
+        """What a checkpointed arm must agree with to be resumed: the state layout, probes,
+        time, learner, windows."""
         c = self.cfg
-        return repr(([p.name for p in self.probes], c.time, c.learner, c.evaluation, c.probes))
+        return repr((STATE_VERSION, [p.name for p in self.probes], c.time, c.learner, c.evaluation, c.probes))
 
     # Checkpoints: an arm is learners + windows + log + buffer, all picklable plain objects.
     def dump_arm(self, key: ArmKey) -> bytes:
@@ -222,8 +227,8 @@ class ArmSet:
         checkpoint: learners built for other probes or windows cannot continue."""
         s = pickle.loads(blob)
         if s.get("fingerprint") != self.fingerprint():
-            log.warning("arm %s/%s: the evaluation config changed since its checkpoint; its learners "
-                        "and windows start over (counts too)", *key)
+            log.warning("arm %s/%s: the evaluation config or the state format changed since its checkpoint; "
+                        "its learners and windows start over (counts too)", *key)
             self.arm(key)
             return False
         a = ArmPipeline(key, self.cfg, self.probes)
