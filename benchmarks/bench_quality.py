@@ -62,7 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--impressions", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--batch-size", type=int, nargs="+", default=[128], help="micro-batch sizes of the fast learners")
+    ap.add_argument("--batch-size", type=int, nargs="+", default=[512], help="micro-batch sizes of the fast learners (default: the config default, 512)")
     ap.add_argument("--models", default="ftrl,fm", help="fast learners to compare (ftrl, fm)")
     ap.add_argument("--params", action="append", default=[], metavar="MODEL=JSON",
                     help='learner.params of a fast learner, e.g. fm=\'{"lr": 0.02}\'')

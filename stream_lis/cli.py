@@ -145,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("config", help="print the effective configuration as JSON",
                        description="Print the effective configuration (defaults, file and --set overrides) as JSON.")
-    c.add_argument("--config", "-c", metavar="FILE")
-    c.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE")
+    c.add_argument("--config", "-c", metavar="FILE", help="TOML or YAML config (see README: Configuration)")
+    c.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="override one key, e.g. --set learner.batch_size=1024 (repeatable; values are JSON, else strings)")
 
     from .report.command import add_parser as add_report_parser
 
