@@ -20,10 +20,10 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
-import time
+
+from common import replay, run_child, write_stream
 
 VARIANTS = {
     "engine": {},
@@ -32,16 +32,7 @@ VARIANTS = {
 
 
 def child(path: str, overrides: str) -> None:
-    from stream_lis.config import load_config
-    from stream_lis.engine import Engine
-    from stream_lis.runtime.embedded import EmbeddedRuntime
-    from stream_lis.runtime.sources import file_records
-
-    cfg = load_config(None, json.loads(overrides))
-    rt = EmbeddedRuntime(cfg, Engine(cfg), port=None)
-    t0 = time.perf_counter()
-    res = rt.run(file_records(path, cfg.limits.max_event_bytes), report_every_s=None)
-    dt = time.perf_counter() - t0
+    res, dt = replay(path, json.loads(overrides))
     labelled = sum(a.labelled for a in res.snapshot.arms)
     impressions = sum(a.impressions for a in res.snapshot.arms)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -58,22 +49,15 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    from stream_lis.runtime.sources import simulator_records
-    from stream_lis.simulator import SimulatorConfig
-
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "stream.jsonl")
-        with open(path, "wb") as fh:
-            for rec in simulator_records(SimulatorConfig(impressions=args.impressions, seed=args.seed)):
-                fh.write(rec + b"\n")
+        write_stream(path, args.impressions, args.seed)
         print(f"stream: {args.impressions:,} impressions (seed {args.seed}), {os.path.getsize(path) / 1e6:.0f} MB; "
               f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
         results = {}
         for name, ov in VARIANTS.items():
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            out = subprocess.run([sys.executable, __file__, "--child", path, json.dumps(ov)],
-                                 capture_output=True, text=True, check=True)
-            results[name] = r = json.loads(out.stdout.strip().splitlines()[-1])
+            results[name] = r = run_child(__file__, path, ov)
             r["rate"] = r["labelled"] / r["seconds"]
             r["imp_rate"] = r["impressions"] / r["seconds"]
         print(f"{'variant':<8}{'impressions':>12}{'labelled':>10}{'seconds':>9}{'impressions/s':>15}{'labelled/s':>12}{'peak RSS MB':>13}")

@@ -156,6 +156,18 @@ def run_probes(clock: Clock, n_probes: int, hold_ms: int, send_probe, port: int,
     return out
 
 
+def probe_under_load(bg: "Background", clock: "Clock", args, ov: dict, send_probe, port: int) -> list[float | None]:
+    """Start the background stream, let it warm up, send the probes; stop the background."""
+    bg.start()
+    try:
+        time.sleep(args.warmup)
+        return run_probes(clock, args.probes, hold_ms(ov), send_probe, port, args.poll, args.timeout)
+    finally:
+        bg.stop.set()
+        if bg.is_alive():
+            bg.join(10)
+
+
 def kafka_runtime(args, ov: dict) -> list[float | None]:
     from kafka import KafkaProducer
 
@@ -206,13 +218,8 @@ def kafka_runtime(args, ov: dict) -> list[float | None]:
                 return False
 
         wait(ready, 120, "the worker")
-        bg.start()
-        time.sleep(args.warmup)
-        return run_probes(clock, args.probes, hold_ms(ov), send_probe, port, args.poll, args.timeout)
+        return probe_under_load(bg, clock, args, ov, send_probe, port)
     finally:
-        bg.stop.set()
-        if bg.is_alive():
-            bg.join(10)
         prod.close()
         worker.terminate()
         worker.wait(60)
@@ -240,20 +247,11 @@ def embedded_runtime(args, ov: dict) -> list[float | None]:
         return time.monotonic()
 
     clock = Clock()
-
-    def flushing_send(rec: dict, key: str) -> None:
-        send(rec, key)
-
-    bg = Background(clock, args.rate, flushing_send)
+    bg = Background(clock, args.rate, send)
     try:
         wait(lambda: fresh_count(port) is not None, 60, "the embedded runtime's /metrics")
-        bg.start()
-        time.sleep(args.warmup)
-        return run_probes(clock, args.probes, hold_ms(ov), send_probe, port, args.poll, args.timeout)
+        return probe_under_load(bg, clock, args, ov, send_probe, port)
     finally:
-        bg.stop.set()
-        if bg.is_alive():
-            bg.join(10)
         try:
             proc.stdin.close()
         except OSError:

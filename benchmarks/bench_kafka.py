@@ -25,7 +25,6 @@ Needs a broker (scripts/kafka-broker.sh start).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket
@@ -37,6 +36,8 @@ import urllib.request
 import uuid
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from common import write_stream
 
 CLI = [sys.executable, "-m", "stream_lis"]
 
@@ -170,20 +171,11 @@ def main() -> None:
                     help="extra worker config override (e.g. kafka.max_poll_records=5000)")
     args = ap.parse_args()
 
-    def crc_accelerated() -> bool:  # what the workers (same Python) will use
-        from kafka.record import util
-        return getattr(util, "crc32c_c", None) is not None
-    from stream_lis.runtime.sources import simulator_records
-    from stream_lis.simulator import SimulatorConfig
+    from stream_lis.runtime.kafka.settings import crc_accelerated  # what the workers (same Python) use
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "stream.jsonl")
-        n = imps = 0
-        with open(path, "wb") as fh:
-            for rec in simulator_records(SimulatorConfig(impressions=args.impressions, seed=args.seed)):
-                fh.write(rec + b"\n")
-                n += 1
-                imps += rec.startswith(b'{"type":"impression"')
+        n, imps = write_stream(path, args.impressions, args.seed)
         print(f"stream: {n:,} records ({imps:,} impressions); {os.cpu_count()} cores; broker {args.bootstrap}; "
               f"mode {args.mode}; crc32c {'C' if crc_accelerated() else 'pure Python (pip install crc32c)'}")
         print(f"{'workers':>7}{'produce s':>10}{'ingest rec/s':>14}{'end-to-end s':>14}{'e2e rec/s':>11}{'imp/s':>9}"

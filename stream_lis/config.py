@@ -326,6 +326,12 @@ def validate(cfg: Config) -> None:
     k = cfg.kafka
     _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "heartbeat_interval",
                                   "fetch_max_wait", "producer_linger"))
+    if min(k.max_poll_records, k.envelope_records, k.fetch_min_bytes, k.max_partition_fetch_bytes,
+           k.producer_batch_bytes) < 1:
+        raise ConfigError("kafka.max_poll_records, envelope_records, fetch_min_bytes, max_partition_fetch_bytes "
+                          "and producer_batch_bytes must be >= 1")
+    if k.compression_type not in ("none", "gzip", "lz4", "snappy", "zstd"):
+        raise ConfigError(f"kafka.compression_type: {k.compression_type!r} is not none, gzip, lz4, snappy or zstd")
     if k.partitions < 1 or k.replication_factor < 1:
         raise ConfigError("kafka.partitions and kafka.replication_factor must be >= 1")
     names = [e.name for e in cfg.experiments]

@@ -30,7 +30,7 @@ def test_a_stalled_horizon_sheds_the_oldest_examples_and_says_so(caplog):
     held = {k: len(a.horizon) for k, a in eng.pipelines.items()}
     assert held and all(n <= 300 for n in held.values())
     shed = _shed_metric(eng)["lookahead"]
-    labelled = sum(a.horizon.__len__() for a in eng.pipelines.values()) + shed
+    labelled = sum(len(a.horizon) for a in eng.pipelines.values()) + shed
     # every labelled example is either held or counted as shed: none vanished
     assert labelled == sum(eng.labeller.counters.label_delay)
     assert shed > 0

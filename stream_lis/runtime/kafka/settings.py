@@ -55,21 +55,9 @@ def crc_accelerated() -> bool:
     return getattr(util, "crc32c_c", None) is not None
 
 
-def _check_tuning(cfg: KafkaConfig) -> None:
-    if cfg.max_poll_records < 1 or cfg.envelope_records < 1 or cfg.fetch_min_bytes < 1 or cfg.producer_batch_bytes < 1:
-        raise ConfigError("kafka.max_poll_records, envelope_records, fetch_min_bytes and producer_batch_bytes must be >= 1")
-    if cfg.compression_type not in ("none", "gzip", "lz4", "snappy", "zstd"):
-        raise ConfigError(f"kafka.compression_type: {cfg.compression_type!r} is not none, gzip, lz4, snappy or zstd")
-    for key in ("fetch_max_wait", "producer_linger"):
-        try:
-            parse_duration(getattr(cfg, key))
-        except ConfigError as exc:
-            raise ConfigError(f"kafka.{key}: {exc}") from None
-
-
 def consumer_tuning(cfg: KafkaConfig) -> dict[str, Any]:
-    """The fetch settings of the stages' consumers (the config's transport knobs)."""
-    _check_tuning(cfg)
+    """The fetch settings of the stages' consumers (the config's transport knobs, checked
+    when the config was loaded)."""
     return {"max_poll_records": cfg.max_poll_records, "fetch_min_bytes": cfg.fetch_min_bytes,
             "fetch_max_wait_ms": max(1, parse_duration(cfg.fetch_max_wait)),
             "max_partition_fetch_bytes": cfg.max_partition_fetch_bytes, "check_crcs": cfg.check_crcs}
@@ -77,6 +65,5 @@ def consumer_tuning(cfg: KafkaConfig) -> dict[str, Any]:
 
 def producer_tuning(cfg: KafkaConfig) -> dict[str, Any]:
     """Batching and compression of the worker's producer."""
-    _check_tuning(cfg)
     return {"linger_ms": parse_duration(cfg.producer_linger), "batch_size": cfg.producer_batch_bytes,
             "compression_type": None if cfg.compression_type == "none" else cfg.compression_type}

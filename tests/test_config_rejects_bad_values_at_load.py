@@ -1,0 +1,34 @@
+"""A bad setting fails when the config is loaded, naming the key: not later, when a worker
+builds its consumers or an arm hits a limit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stream_lis.config import ConfigError, load_config
+
+
+@pytest.mark.parametrize("key, value, names", [
+    ("kafka.compression_type", "brotli", "kafka.compression_type"),
+    ("kafka.envelope_records", 0, "envelope_records"),
+    ("kafka.max_poll_records", 0, "max_poll_records"),
+    ("kafka.fetch_max_wait", "soon", "kafka.fetch_max_wait"),
+    ("kafka.producer_linger", -1, "kafka.producer_linger"),
+    ("runtime.max_batch_delay", "never", "runtime.max_batch_delay"),
+    ("runtime.gc_threshold", -5, "runtime.gc_threshold"),
+    ("limits.max_arms", 0, "limits.max_arms"),
+    ("limits.max_held_examples", 0, "limits.max_held_examples"),
+    ("limits.max_log_events", 0, "limits.max_log_events"),
+])
+def test_a_bad_value_is_rejected_with_its_key(key, value, names):
+    with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
+        load_config(None, {key: value})
+
+
+def test_the_defaults_and_the_shipped_examples_load():
+    load_config(None, {})
+    root = Path(__file__).resolve().parents[1]
+    load_config(root / "examples" / "config.toml")
+    load_config(root / "k8s" / "base" / "stream-lis.toml")
