@@ -109,6 +109,17 @@ class WorkerProc:
                     out.setdefault(smp.name, []).append(smp)
         return out
 
+    def summary(self) -> str:
+        """What a stalled worker is waiting on: its clocks, buffers, lag and stage threads."""
+        m = self.metrics()
+        if not m:
+            return "no /metrics answer"
+        keys = ("stream_lis_records_total", "stream_lis_pending_impressions", "stream_lis_held_examples",
+                "stream_lis_labelled_examples_total", "stream_lis_watermark_timestamp_seconds",
+                "stream_lis_consumer_lag", "stream_lis_owned_partitions", "stream_lis_ready")
+        return ", ".join(f"{k.removeprefix('stream_lis_')}={total(m, k):g}" for k in keys) + \
+            f"; log tail: {self.log.read_text()[-600:]!r}"
+
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
@@ -133,7 +144,9 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str, check: Callabl
         if cond():
             return
         time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    owner = getattr(check, "__self__", None)  # waits on a worker say where it stands
+    detail = f" (worker: {owner.summary()})" if isinstance(owner, WorkerProc) else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
 
 
 def by_arm(samples: list, name: str | None = None, **labels: str) -> dict[str, float]:
