@@ -31,8 +31,11 @@ RUN pip wheel --wheel-dir /wheels .
 ############################ runtime
 FROM python:3.11-slim-bookworm AS runtime
 
+# NUMBA_CACHE_DIR: the learners' compiled loops are cached there (the root filesystem can be
+# read-only; /tmp is the pod's emptyDir), so a worker compiles them once per pod, not per restart.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    NUMBA_CACHE_DIR=/tmp/numba-cache \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 

@@ -113,8 +113,7 @@ class ScoreWindow:
 
 def _with_leaked(clean: FeatureBatch, block: Leaked) -> FeatureBatch:
     """The clean feature set plus one probe's leaked features, hashed column-wise."""
-    return FeatureBatch(n=len(clean), hash_fn=lambda bits: clean.hashed(bits).concat(block.hashed(bits)),
-                        rows_fn=lambda: [{**c, **x} if x else c for c, x in zip(clean.rows, block.rows())])
+    return clean.plus(block.hashed, lambda: [{**c, **x} if x else c for c, x in zip(clean.rows, block.rows())])
 
 
 class ArmEvaluator:
@@ -209,9 +208,9 @@ class ArmEvaluator:
                              rows_fn=lambda: [clean_features(imp, crosses) for imp in imps])
         if not self.has_embeddings and any(imp.embedding for imp in imps):
             self.has_embeddings = True
-        mllm = FeatureBatch(n=n, hash_fn=lambda bits: clean.hashed(bits).concat(hash_embeddings(imps, bits)),
-                            rows_fn=lambda: [{**c, **embedding_features(imp)} if imp.embedding else c
-                                             for c, imp in zip(clean.rows, imps)])
+        mllm = clean.plus(lambda bits: hash_embeddings(imps, bits),
+                          lambda: [{**c, **embedding_features(imp)} if imp.embedding else c
+                                   for c, imp in zip(clean.rows, imps)])
         batches = {"clean": clean, "mllm": mllm}
         for p in self.probe_names:
             batches[f"leaky:{p}"] = _with_leaked(clean, leaked[p])

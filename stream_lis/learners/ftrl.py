@@ -6,9 +6,9 @@ features seen at very different frequencies (popular vs. fresh items), and its L
 weights of useless features at exactly zero, which matters here: a useless leaked feature
 (the ``noise`` probe) must not cost AUC, or LIS would be biased below zero.
 
-Each micro-batch touches a few thousand of the ``2**bits`` coordinates; weights are
-materialised only for those (the batch's ``compact`` column map, computed once per batch and
-shared by predict and learn), so the cost per batch is independent of the table size.
+Each micro-batch touches a few thousand of the ``2**bits`` coordinates; the compiled loops
+of ``kernels`` compute those weights on the fly from the FTRL state, so the cost of a batch is
+a few operations per stored feature value, whatever the table size.
 
 >>> from stream_lis.learners.base import FeatureBatch
 >>> m = FTRLLogisticRegression(bits=10, alpha=0.5)
@@ -22,13 +22,14 @@ True
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from ..features import Hashed
+from . import kernels
 from .base import FeatureBatch
-from .hashed import HashedLearner
+from .hashed import HashedLearner, sigmoid
 
 
 class FTRLLogisticRegression(HashedLearner):
@@ -62,54 +63,41 @@ class FTRLLogisticRegression(HashedLearner):
         self.n = np.zeros(size)
 
     # -- the linear part, also used by the factorisation machine ---------------------------
-    def _weights(self, cols: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
-        """Weights of ``cols`` and of the intercept, with ``sqrt(n)`` of each (for the update)."""
-        z = self.z[cols]
-        sq = np.sqrt(self.n[cols])
-        l1 = self.l1
-        w = (np.copysign(l1, z) - z) / ((self.beta + sq) / self.alpha + self.l2)
-        w[np.abs(z) <= l1] = 0.0
-        b = self._bias
-        sqb = math.sqrt(self.n[b])
-        wb = -float(self.z[b]) / ((self.beta + sqb) / self.alpha + self.l2)
-        return w, wb, sq, sqb
+    def _hyper(self) -> tuple[float, float, float, float, int]:
+        return self.alpha, self.beta, self.l1, self.l2, 1 << self.bits
+
+    def _blocks(self, batch: FeatureBatch) -> tuple[Hashed, Hashed]:
+        a, b = batch.blocks(self.bits)
+        a = Hashed(*kernels.as_block(*a))
+        return a, (Hashed(*kernels.as_block(*b)) if b is not None else Hashed(*kernels.empty_block(a.n_rows)))
 
     def _linear(self, batch: FeatureBatch) -> tuple[np.ndarray, Any]:
-        X = batch.hashed(self.bits)
-        cols, inv, rows = batch.compact(self.bits)
-        w, wb, sq, sqb = self._weights(cols)
-        margin = np.bincount(rows, weights=X.data * w[inv], minlength=X.n_rows)
-        margin += wb
-        return margin, (w, wb, sq, sqb)
+        a, b = self._blocks(batch)
+        return kernels.ftrl_margin(*a, *b, 0, a.n_rows, self.z, self.n, *self._hyper()), (a, b)
 
-    def _update(self, batch: FeatureBatch, lin: Any, g_row: np.ndarray) -> None:
-        """One FTRL-Proximal step from the rows' log-loss gradients ``g_row`` (p - y)."""
-        w, wb, sq, sqb = lin
-        X = batch.hashed(self.bits)
-        cols, inv, rows = batch.compact(self.bits)
-        g_nnz = X.data * g_row[rows]
-        g = np.bincount(inv, weights=g_nnz, minlength=len(cols))
-        # Per-example squared gradients, as per-event FTRL would accumulate them: summing the
-        # batch gradient first would shrink step sizes by the batch's repeat count.
-        g_nnz *= g_nnz
-        n_new = self.n[cols] + np.bincount(inv, weights=g_nnz, minlength=len(cols))
-        sq_new = np.sqrt(n_new)
-        self.z[cols] += g - (sq_new - sq) / self.alpha * w
-        self.n[cols] = n_new
-        b = self._bias
-        nb = float(self.n[b]) + float(g_row @ g_row)
-        self.z[b] += float(g_row.sum()) - (math.sqrt(nb) - sqb) / self.alpha * wb
-        self.n[b] = nb
-
-    @property
-    def _bias(self) -> int:
-        return 1 << self.bits
+    def _update(self, batch: FeatureBatch, lin: Any, g_row: np.ndarray, r0: int = 0) -> None:
+        """One FTRL-Proximal step from the log-loss gradients ``g_row`` (p - y) of the rows
+        from ``r0`` on (``lin``: what ``_linear`` returned for this batch)."""
+        a, b = lin if lin is not None else self._blocks(batch)
+        kernels.ftrl_update(*a, *b, r0, r0 + len(g_row), np.ascontiguousarray(g_row, dtype=np.float64),
+                            self.z, self.n, *self._hyper(), *kernels.scratch(len(self.z)))
 
     # -- HashedLearner ---------------------------------------------------------------------
     _forward = _linear
 
     def _backward(self, batch: FeatureBatch, cache: Any, p: np.ndarray, y: np.ndarray) -> None:
         self._update(batch, cache, p - y)
+
+    def _learn_in_pieces(self, batch: FeatureBatch, y: np.ndarray) -> None:
+        # Pieces are row ranges of the same blocks: nothing is sliced or re-hashed.
+        a, b = self._blocks(batch)
+        n, r0 = len(y), 0
+        while r0 < n:
+            r1 = min(n, r0 + self._step_limit())
+            p = sigmoid(kernels.ftrl_margin(*a, *b, r0, r1, self.z, self.n, *self._hyper()))
+            self._update(batch, (a, b), p - y[r0:r1], r0)
+            self.seen += r1 - r0
+            r0 = r1
 
     def state(self) -> dict[str, Any]:
         # Checkpoints pickle learners: keep only the touched coordinates (a few percent of the
