@@ -17,8 +17,11 @@ consumed by that many ``stream-lis worker`` processes (same group), and it print
   SIGKILL) until ``/readyz`` answers 200 (its state restored from the checkpoints);
 * the command reproducing each row.
 
+``--layout stage-per-process`` makes each worker two processes (``stream-lis worker --stage
+join`` and ``--stage eval``), so the stages do not share one interpreter lock.
+
 Usage: python benchmarks/bench_kafka.py --bootstrap 127.0.0.1:9092 [--impressions N] [--workers 1 2]
-       [--mode live|backlog] [--set KEY=VALUE ...]
+       [--mode live|backlog] [--layout one-process stage-per-process] [--set KEY=VALUE ...]
 Needs a broker (scripts/kafka-broker.sh start).
 """
 
@@ -82,11 +85,19 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def start_worker(sets: list[str], bootstrap: str, log) -> tuple[subprocess.Popen, int]:
+def start_worker(sets: list[str], bootstrap: str, log, stage: str = "all") -> tuple[subprocess.Popen, int]:
     port = free_port()
-    p = subprocess.Popen([*CLI, "worker", "--bootstrap", bootstrap, "--port", str(port), "--host", "127.0.0.1", *sets],
-                         stdout=log, stderr=subprocess.STDOUT)
+    p = subprocess.Popen([*CLI, "worker", "--bootstrap", bootstrap, "--port", str(port), "--host", "127.0.0.1",
+                          "--stage", stage, *sets], stdout=log, stderr=subprocess.STDOUT)
     return p, port
+
+
+#: What one worker is, per layout: one process with both stages, or a process per stage.
+LAYOUTS = {"one-process": ["all"], "stage-per-process": ["join", "eval"]}
+
+
+def start_unit(sets: list[str], bootstrap: str, log, layout: str) -> list[tuple[subprocess.Popen, int]]:
+    return [start_worker(sets, bootstrap, log, stage) for stage in LAYOUTS[layout]]
 
 
 def wait(cond, timeout: float) -> float:
@@ -99,7 +110,7 @@ def wait(cond, timeout: float) -> float:
 
 
 def run(n_workers: int, path: str, n_records: int, n_imps: int, bootstrap: str, tmp: str, mode: str = "live",
-        extra: list[str] | None = None) -> dict:
+        extra: list[str] | None = None, layout: str = "one-process") -> dict:
     p = "bench" + uuid.uuid4().hex[:6]
     ov = {"kafka.group_id": p, "kafka.idle_partition_timeout": "2s", "kafka.checkpoint_interval": "5s",
           **{f"kafka.topics.{t}": f"{p}-{t}" for t in ("impressions", "clicks", "preferences", "labelled", "dead_letters", "checkpoints")}}
@@ -111,7 +122,7 @@ def run(n_workers: int, path: str, n_records: int, n_imps: int, bootstrap: str, 
         t = time.monotonic()
         subprocess.run([*CLI, "replay", path, "--bootstrap", bootstrap, *sets], check=True, capture_output=True)
         produced_s = time.monotonic() - t
-    workers = [start_worker(sets, bootstrap, log) for _ in range(n_workers)]
+    workers = [pp for _ in range(n_workers) for pp in start_unit(sets, bootstrap, log, layout)]
     for _, port in workers:
         wait(lambda: ready(port), 120)
     cpu0 = sum(cpu_seconds(proc.pid) for proc, _ in workers)
@@ -143,16 +154,12 @@ def run(n_workers: int, path: str, n_records: int, n_imps: int, bootstrap: str, 
            "imp_rate": n_imps / e2e, "lag_max": lag_max, "cpu_s": cpu,
            "rec_per_cpu_s": seen / max(1e-9, cpu_ingest)}
     if n_workers == 1:
-        proc, port = workers[0]
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-        proc, port = start_worker(sets, bootstrap, log)
-        out["ready_after_sigterm_s"] = wait(lambda: ready(port), 120)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-        proc, port = start_worker(sets, bootstrap, log)
-        out["ready_after_sigkill_s"] = wait(lambda: ready(port), 120)
-        workers = [(proc, port)]
+        for sig, key in ((signal.SIGTERM, "ready_after_sigterm_s"), (signal.SIGKILL, "ready_after_sigkill_s")):
+            for proc, _ in workers:
+                proc.send_signal(sig)
+                proc.wait(60)
+            workers = start_unit(sets, bootstrap, log, layout)
+            out[key] = wait(lambda: all(ready(port) for _, port in workers), 120)
     for proc, _ in workers:
         proc.terminate()
         proc.wait(60)
@@ -167,6 +174,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--mode", choices=["live", "backlog"], default="live",
                     help="live: replay while the workers run (default); backlog: replay first, then start them")
+    ap.add_argument("--layout", choices=list(LAYOUTS), nargs="+", default=["one-process"],
+                    help="what a worker is: one process running both stages (default), or a process per stage "
+                    "(stream-lis worker --stage join / --stage eval)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="extra worker config override (e.g. kafka.max_poll_records=5000)")
     args = ap.parse_args()
@@ -178,15 +188,15 @@ def main() -> None:
         n, imps = write_stream(path, args.impressions, args.seed)
         print(f"stream: {n:,} records ({imps:,} impressions); {os.cpu_count()} cores; broker {args.bootstrap}; "
               f"mode {args.mode}; crc32c {'C' if crc_accelerated() else 'pure Python (pip install crc32c)'}")
-        print(f"{'workers':>7}{'produce s':>10}{'ingest rec/s':>14}{'end-to-end s':>14}{'e2e rec/s':>11}{'imp/s':>9}"
+        print(f"{'layout':>18}{'workers':>8}{'produce s':>10}{'ingest rec/s':>14}{'end-to-end s':>14}{'e2e rec/s':>11}{'imp/s':>9}"
               f"{'max lag':>9}{'cpu s':>7}{'rec/cpu-s':>10}")
-        for w in args.workers:
-            r = run(w, path, n, imps, args.bootstrap, tmp, args.mode, args.sets)
-            print(f"{w:>7}{r['produce_s']:>10.1f}{r['ingest_rate']:>14,.0f}{r['e2e_s']:>14.1f}{r['e2e_rate']:>11,.0f}"
+        for layout, w in ((lay, w) for lay in args.layout for w in args.workers):
+            r = run(w, path, n, imps, args.bootstrap, tmp, args.mode, args.sets, layout)
+            print(f"{layout:>18}{w:>8}{r['produce_s']:>10.1f}{r['ingest_rate']:>14,.0f}{r['e2e_s']:>14.1f}{r['e2e_rate']:>11,.0f}"
                   f"{r['imp_rate']:>9,.0f}{r['lag_max']:>9,.0f}{r['cpu_s']:>7.1f}{r['rec_per_cpu_s']:>10,.0f}", flush=True)
             cmd = [os.path.relpath(sys.executable), "benchmarks/bench_kafka.py", "--bootstrap", args.bootstrap,
                    "--impressions", str(args.impressions), "--seed", str(args.seed), "--workers", str(w),
-                   "--mode", args.mode, *[a for kv in args.sets for a in ("--set", kv)]]
+                   "--mode", args.mode, "--layout", layout, *[a for kv in args.sets for a in ("--set", kv)]]
             print(f"        reproduce: {' '.join(cmd)}", flush=True)
             if "ready_after_sigterm_s" in r:
                 print(f"        restart to /readyz: {r['ready_after_sigterm_s']:.1f} s after SIGTERM, "

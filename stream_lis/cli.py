@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"metrics port (default {DEFAULT_PORT}; 0 = any free port)")
     w.add_argument("--host", default="0.0.0.0", help="metrics address (default 0.0.0.0)")
     w.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    w.add_argument("--stage", choices=["all", "join", "eval"], default="all",
+                   help="which stages this process runs (default all: both, as threads sharing one core). join / eval: "
+                   "one stage per process, so each gets a core and scales on its own; run at least one of each with "
+                   "the same kafka.group_id")
 
     t = sub.add_parser("topics", help="create or describe the Kafka topics",
                        description="create: make the topics the runtime needs (impressions, clicks, preferences (compacted), "
@@ -322,7 +326,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("kafka.net").setLevel(logging.ERROR)  # "task blocked the event loop" notes while we compute
     cfg = _load(args)
-    worker = Worker(cfg, port=args.port, host=args.host)
+    stages = ("join", "eval") if args.stage == "all" else (args.stage,)
+    worker = Worker(cfg, port=args.port, host=args.host, stages=stages)
     if worker.server is not None:
         print(f"metrics: http://127.0.0.1:{worker.server.port}/metrics  ready: /readyz", file=sys.stderr, flush=True)
     return worker.run_forever()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 from .arms import ArmKey, ArmPipeline, ArmSet
 from .config import Config, parse_duration
 from .evaluator import ArmEvaluator, ArmStats, learner_names
-from .events import Click, Impression, Invalid, decode_event
+from .events import Click, Impression, Invalid, decode_events
 from .labeller import LABEL_DELAY_BUCKETS, InvalidSink, LabelCounters, Labeller
 from .probes import Probe
 from .watermark import POS_INF
@@ -85,13 +85,13 @@ class Snapshot:
     last_evaluation_unix: float | None = None
 
 
-def decoder_for(cfg: Config) -> Callable[[bytes | str], Impression | Click | Invalid]:
-    """``decode_event`` with the config's limits and declared arms bound."""
+def decoder_for(cfg: Config) -> Callable[[Sequence[bytes | str]], list[Impression | Click | Invalid]]:
+    """``decode_events`` (a batch of records) with the config's limits and declared arms bound."""
     lim, declared = cfg.limits, cfg.declared_arms()
 
-    def decode(raw: bytes | str) -> Impression | Click | Invalid:
-        return decode_event(raw, max_bytes=lim.max_event_bytes, max_embedding_dims=lim.max_embedding_dims,
-                            max_string_length=lim.max_string_length, declared_arms=declared)
+    def decode(raws: Sequence[bytes | str]) -> list[Impression | Click | Invalid]:
+        return decode_events(raws, max_bytes=lim.max_event_bytes, max_embedding_dims=lim.max_embedding_dims,
+                             max_string_length=lim.max_string_length, declared_arms=declared)
 
     return decode
 
@@ -146,11 +146,11 @@ class Engine:
     # -- input -------------------------------------------------------------------------
     def process_records(self, records: Iterable[bytes | str], source: str = "input") -> None:
         """Decode, validate and process raw records (one JSON object each)."""
+        records = records if isinstance(records, list) else list(records)
         events: list[Impression | Click] = []
         raws: list[bytes | str] = []
-        for raw in records:
-            ev = self._decode(raw)
-            if isinstance(ev, Invalid):
+        for raw, ev in zip(records, self._decode(records)):
+            if type(ev) is Invalid:
                 self.labeller.reject(ev, source)
             else:
                 events.append(ev)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from typing import Annotated, Union
+from typing import Annotated, Sequence, Union
 
 import msgspec
 
@@ -133,6 +133,12 @@ def decode_event(
         return Invalid("non_finite" if msg.startswith("Number out of range") else "unparseable", msg, data)
     except (UnicodeDecodeError, RecursionError) as exc:  # invalid UTF-8 in a string; absurd nesting
         return Invalid("unparseable", f"{type(exc).__name__}: {exc}"[:300], data)
+    return _check(ev, data, max_embedding_dims, max_string_length, declared_arms)
+
+
+def _check(ev: Impression | Click, data: bytes, max_embedding_dims: int, max_string_length: int,
+           declared_arms: dict[str, set[str]] | None) -> Impression | Click | Invalid:
+    """The checks a decoded event still needs (what the schema cannot say)."""
     ts = ev.ts
     if type(ts) is not int:
         ts = ev.ts = _to_ms(ts)
@@ -157,6 +163,42 @@ def decode_event(
     elif len(ev.impression_id) > max_string_length:
         return Invalid("oversized", f"impression_id longer than {max_string_length}", data)
     return ev
+
+
+def decode_events(
+    raws: Sequence[bytes | str],
+    *,
+    max_bytes: int = 65_536,
+    max_embedding_dims: int = 1024,
+    max_string_length: int = 512,
+    declared_arms: dict[str, set[str]] | None = None,
+) -> list[Impression | Click | Invalid]:
+    """``[decode_event(r) for r in raws]``, decoding the batch in one call when it can.
+
+    The fast path joins the records with newlines and decodes them as JSON Lines in one call;
+    it is taken only when that cannot change the result: every record is bytes within
+    ``max_bytes`` with no newline of its own, and the whole batch decodes. Otherwise (a bad
+    record in the batch, say) each record is decoded on its own, as ``decode_event`` does.
+
+    >>> decode_events([b'{"type":"click","impression_id":"i","ts":5}', b'{"type":"click"}'])[1].reason
+    'missing_field'
+    """
+    if len(raws) > 1:
+        try:
+            buf = b"\n".join(raws)  # type: ignore[arg-type]  # TypeError for str records
+            fast = buf.count(b"\n") == len(raws) - 1 and max(map(len, raws)) <= max_bytes
+        except TypeError:
+            fast = False
+        if fast:
+            try:
+                evs = _decoder.decode_lines(buf)
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                evs = None
+            if evs is not None and len(evs) == len(raws):
+                return [_check(ev, raw, max_embedding_dims, max_string_length, declared_arms)  # type: ignore[arg-type]
+                        for ev, raw in zip(evs, raws)]
+    return [decode_event(r, max_bytes=max_bytes, max_embedding_dims=max_embedding_dims,
+                         max_string_length=max_string_length, declared_arms=declared_arms) for r in raws]
 
 
 _encoder = msgspec.json.Encoder()

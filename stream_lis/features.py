@@ -133,9 +133,15 @@ def hash_clean(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bit
     get = _hash_cache.get
     users, items, feats, dense = _FIELD_CACHE
     indices: list[int] = []
-    data: list[float] = []
     indptr = [0]
-    add_i, add_d = indices.append, data.append
+    add_i, end_row = indices.append, indptr.append
+    # Values other than 1.0 (dense features, the score's logit) are patched in afterwards, by
+    # position: the loop appends column hashes only.
+    v_pos: list[int] = []
+    v_val: list[float] = []
+    s_pos: list[int] = []
+    s_val: list[float] = []
+    n = 0
     # Per-field caches keyed by the raw value: no feature-name string is built for a value
     # seen before (most of them, on a live stream).
     for imp in imps:
@@ -147,7 +153,7 @@ def hash_clean(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bit
         if h is None:
             h = items[imp.item_id] = _field_hash(items, "i=" + imp.item_id)
         add_i(h)
-        n = 2
+        n += 2
         if imp.features:
             for k, v in imp.features.items():
                 fk = feats.get(k)
@@ -160,17 +166,20 @@ def hash_clean(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bit
                     h = fk[v] = _field_hash(fk, f"f:{k}={v}")
                 add_i(h)
             n += len(imp.features)
-        data.extend([1.0] * n)
         if imp.dense:
             for k, v in imp.dense.items():
                 h = dense.get(k)
                 if h is None:
                     h = dense[k] = _field_hash(dense, "d:" + k)
                 add_i(h)
-                add_d(v)
+                v_pos.append(n)
+                v_val.append(v)
+                n += 1
         if imp.score is not None:
             add_i(_SCORE_HASH)
-            add_d(logit(imp.score))
+            s_pos.append(n)
+            s_val.append(imp.score)
+            n += 1
         if crosses:
             ctx = {"user": imp.user_id, "item": imp.item_id, **imp.features}
             for a, b in crosses:
@@ -178,11 +187,16 @@ def hash_clean(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bit
                     name = f"x:{a}={ctx[a]}|{b}={ctx[b]}"
                     h = get(name)
                     add_i(h if h is not None else _put(name))
-                    add_d(1.0)
-        indptr.append(len(indices))
+                    n += 1
+        end_row(n)
     mask = (1 << bits) - 1
-    return Hashed(np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64) & mask,
-                  np.asarray(data, dtype=np.float64))
+    data = np.ones(n)
+    if v_pos:
+        data[v_pos] = v_val
+    if s_pos:
+        p = np.clip(np.array(s_val), _LOGIT_CLIP, 1 - _LOGIT_CLIP)
+        data[s_pos] = np.log(p / (1 - p))
+    return Hashed(np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64) & mask, data)
 
 
 #: user id / item id / feature -> value / dense name -> column hash (unmasked).

@@ -72,12 +72,13 @@ def cli(*args: str, ov: dict, timeout: float = 120, **kw) -> subprocess.Complete
 
 
 class WorkerProc:
-    def __init__(self, ov: dict, log: Path) -> None:
+    def __init__(self, ov: dict, log: Path, stage: str = "all") -> None:
         self.port = free_port()
         self.log = log
         self.fh = open(log, "ab")
         self.proc = subprocess.Popen([*CLI, "worker", "--bootstrap", BOOTSTRAP, "--port", str(self.port),
-                                      "--host", "127.0.0.1", *set_args(ov)], stdout=self.fh, stderr=subprocess.STDOUT)
+                                      "--host", "127.0.0.1", "--stage", stage, *set_args(ov)],
+                                     stdout=self.fh, stderr=subprocess.STDOUT)
 
     def get(self, path: str) -> tuple[int, str]:
         try:

@@ -40,11 +40,40 @@ def embedded(path, ov):
     return eng.snapshot()
 
 
-def test_replayed_events_give_the_embedded_runtime_figures(stream_file, tmp_path):
+class Workers:
+    """One worker running both stages, or a join-stage process and an evaluation-stage process;
+    ``metrics()`` is what Prometheus would gather from all of them."""
+
+    def __init__(self, ov: dict, tmp_path, split: bool) -> None:
+        stages = ["join", "eval"] if split else ["all"]
+        self.procs = [WorkerProc(ov, tmp_path / f"worker-{s}.log", stage=s) for s in stages]
+
+    def wait_ready(self) -> None:
+        for p in self.procs:
+            p.wait_ready()
+
+    def alive(self) -> None:
+        for p in self.procs:
+            p.alive()
+
+    def metrics(self) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for p in self.procs:
+            for name, samples in p.metrics().items():
+                out.setdefault(name, []).extend(samples)
+        return out
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.stop()
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one_process", "stage_per_process"])
+def test_replayed_events_give_the_embedded_runtime_figures(stream_file, tmp_path, split):
     require_broker()
     ov = namespace()
     assert cli("topics", "create", ov=ov).returncode == 0
-    worker = WorkerProc(ov, tmp_path / "worker.log")
+    worker = Workers(ov, tmp_path, split)
     try:
         worker.wait_ready()
         rep = cli("replay", str(stream_file), ov=ov, timeout=300)
@@ -77,6 +106,15 @@ def test_replayed_events_give_the_embedded_runtime_figures(stream_file, tmp_path
                 assert lis[probe] == pytest.approx(iv.value, abs=LIS_TOL), probe
             ais = [s.value for s in m["stream_lis_ais"] if s.labels["arm"] == a.arm]
             assert ais and ais[0] == pytest.approx(a.ais.value, abs=LIS_TOL)
-        assert worker.get("/healthz")[0] == 200
+        for p in worker.procs:
+            assert p.get("/healthz")[0] == 200
+        if split:
+            join, ev = (p.metrics() for p in worker.procs)
+            # Each process exports its own stage's series: input counts from the join stage,
+            # the arms' figures from the evaluation stage.
+            assert total(join, "stream_lis_records_total") == lines and not join.get("stream_lis_lis")
+            assert total(ev, "stream_lis_records_total") == 0 and ev["stream_lis_lis"]
+            assert {s.labels["stage"] for s in join["stream_lis_owned_partitions"]} == {"join"}
+            assert {s.labels["stage"] for s in ev["stream_lis_owned_partitions"]} == {"eval"}
     finally:
         worker.stop()

@@ -41,27 +41,49 @@ log = logging.getLogger("stream_lis.eval")
 SLICE_RECORDS = 4000
 
 
+#: Dedupe's bit per arm-record kind.
+SEEN, CLICKED, LABELLED = 1, 2, 4
+
+
 class Dedupe:
-    """Remembers (kind, impression id) for as long as a repeat can still arrive."""
+    """Remembers which records (seen, clicked, labelled) of each impression were applied, for
+    as long as a repeat can still arrive. One dict entry per impression, its kinds as bits:
+    this is on the path of every record."""
 
     def __init__(self, margin_ms: int) -> None:
         self.keep_ms = margin_ms
-        self.seen: set[tuple[str, str]] = set()
-        self.order: deque[tuple[int, str, str]] = deque()
+        self.seen: dict[str, int] = {}
+        self.order: deque[tuple[int, str]] = deque()  # (impression ts, id), first record first
 
-    def first(self, kind: str, iid: str, ts: int) -> bool:
-        key = (kind, iid)
-        if key in self.seen:
+    def first(self, bit: int, iid: str, ts: int) -> bool:
+        """True the first time the ``bit`` record of impression ``iid`` comes (apply it)."""
+        m = self.seen.get(iid)
+        if m is None:
+            self.seen[iid] = bit
+            self.order.append((ts, iid))
+            return True
+        if m & bit:
             return False
-        self.seen.add(key)
-        self.order.append((ts, kind, iid))
+        self.seen[iid] = m | bit
         return True
 
     def prune(self, floor: int) -> None:
-        """Forget entries of impressions older than ``floor`` minus the margin."""
-        while self.order and self.order[0][0] < floor - self.keep_ms:
-            _, kind, iid = self.order.popleft()
-            self.seen.discard((kind, iid))
+        """Forget impressions older than ``floor`` minus the margin."""
+        order, seen, limit = self.order, self.seen, floor - self.keep_ms
+        while order and order[0][0] < limit:
+            seen.pop(order.popleft()[1], None)
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("seen"), set):  # a checkpoint from when keys were (kind, id) pairs
+            bits = {"s": SEEN, "c": CLICKED, "l": LABELLED}
+            seen: dict[str, int] = {}
+            order: deque[tuple[int, str]] = deque()
+            for ts, kind, iid in state["order"]:
+                if iid not in seen:
+                    order.append((ts, iid))
+                seen[iid] = seen.get(iid, 0) | bits[kind]
+            state = {**state, "seen": seen, "order": order}
+        self.__dict__.update(state)
 
 
 class PartitionState:
@@ -173,10 +195,10 @@ class EvalStage(ConsumerRebalanceListener):
                 for rec in env.records:
                     t = type(rec)
                     if t is Labelled:
-                        imp, kind = rec.example.impression, "l"
+                        imp, bit = rec.example.impression, LABELLED
                     else:
-                        imp, kind = rec.impression, ("s" if t is Seen else "c")
-                    if first(kind, imp.impression_id, imp.ts):
+                        imp, bit = rec.impression, (SEEN if t is Seen else CLICKED)
+                    if first(bit, imp.impression_id, imp.ts):
                         fresh.append(rec)
                     else:
                         st.duplicates += 1

@@ -230,9 +230,8 @@ class JoinStage(ConsumerRebalanceListener):
             held, rank = self.held[p][topic], self._rank[topic]
             top = self.read_ts[p][topic]
             append = held.append
-            for m in msgs:
-                raw = m.value
-                ev = decode(raw if raw is not None else b"")
+            values = [m.value if m.value is not None else b"" for m in msgs]
+            for m, raw, ev in zip(msgs, values, decode(values)):
                 if type(ev) is Invalid:
                     if held:  # keep offset order: it is rejected when its turn comes
                         append((NEG_INF, m.offset, ev, raw, rank))

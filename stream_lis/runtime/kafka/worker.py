@@ -1,8 +1,14 @@
-"""``stream-lis worker``: both stages, the metrics server and graceful shutdown in one process.
+"""``stream-lis worker``: the stages, the metrics server and graceful shutdown in one process.
 
 Scale out by starting more workers with the same ``kafka.group_id``: the join stage's input
 partitions and the evaluation stage's arm partitions are spread over them by the consumer
 groups, and move (with their checkpointed state) when a worker joins, leaves or dies.
+
+A worker runs both stages by default (``stages=("join", "eval")``), as two threads that share
+one interpreter lock: one core at most. ``--stage join`` / ``--stage eval`` run one stage per
+process, so each stage gets a core of its own and scales on its own (two Deployments; the
+stages only meet on the labelled topic). A one-stage worker exports that stage's series: the
+join stage the input counters, the evaluation stage the arms' figures.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from collections import Counter
 import signal
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,6 +27,7 @@ from ...config import Config
 from ...engine import Counters, Snapshot
 from ...evaluator import learner_names
 from ...exporter import MetricsServer, SnapshotCollector
+from ...labeller import LabelCounters
 from ...watermark import NEG_INF
 from ..process import tune_gc
 from .checkpoints import CheckpointStore
@@ -33,8 +40,17 @@ from .topics import create_topics
 log = logging.getLogger("stream_lis.worker")
 
 
+#: The stages a worker can run, in start order.
+STAGES = ("join", "eval")
+
+
 class Worker:
-    def __init__(self, cfg: Config, port: int | None = 9464, host: str = "0.0.0.0", create: bool = True) -> None:
+    def __init__(self, cfg: Config, port: int | None = 9464, host: str = "0.0.0.0", create: bool = True,
+                 stages: Sequence[str] = STAGES) -> None:
+        unknown = set(stages) - set(STAGES)
+        if unknown or not stages:
+            raise ValueError(f"stages must be some of {STAGES}, got {list(stages)}")
+        self.stages = tuple(s for s in STAGES if s in stages)
         self.cfg = cfg
         self.client_kw = client_kwargs(cfg.kafka)
         log.info("connecting: %s", describe(self.client_kw))
@@ -48,8 +64,9 @@ class Worker:
         self.producer = make_producer(self.client_kw, max_request_size=cfg.kafka.max_checkpoint_bytes,
                                       **producer_tuning(cfg.kafka))
         store = CheckpointStore(cfg.kafka.topics.checkpoints, self.producer, self.client_kw, cfg.kafka.max_checkpoint_bytes)
-        self.join = JoinStage(cfg, self.client_kw, self.producer, store)
-        self.eval = EvalStage(cfg, self.client_kw, store)
+        self.join = JoinStage(cfg, self.client_kw, self.producer, store) if "join" in self.stages else None
+        self.eval = EvalStage(cfg, self.client_kw, store) if "eval" in self.stages else None
+        self._running = [st for st in (self.join, self.eval) if st is not None]
         self.started = time.time()
         self._duplicates = 0
         self._threads: list[threading.Thread] = []
@@ -59,24 +76,20 @@ class Worker:
         self.server = MetricsServer(self.registry, port, host, ready=self.ready) if port is not None else None
 
     def ready(self) -> bool:
-        """Both stages have their partitions and recovered their state."""
-        return self.join.recovered.is_set() and self.eval.recovered.is_set() and all(t.is_alive() for t in self._threads)
+        """Every stage it runs has its partitions and recovered its state."""
+        return all(st.recovered.is_set() for st in self._running) and all(t.is_alive() for t in self._threads)
 
     def snapshot(self) -> Snapshot:
-        with self.join.lock:
-            lab = self.join.counters()
-            # Partitions that never had input have no clock yet; they would hide the others'.
-            wms = [l.watermark for l in self.join.labellers.values() if l.watermark.max_ts > NEG_INF]
-            pending = sum(len(l.joiner) for l in self.join.labellers.values())
-        with self.eval.lock:
-            arms = [a for st in self.eval.parts.values() for a in st.arms.stats()]
-            pipes = [a for st in self.eval.parts.values() for a in st.arms.arms.values()]
-            held = sum(st.arms.held for st in self.eval.parts.values())
-            ended = sum(st.arms.experiments_ended for st in self.eval.parts.values())
-            shed_ended = sum((st.arms.shed_ended for st in self.eval.parts.values()), Counter())
-            probes = [p.name for p in next(iter(self.eval.parts.values())).arms.probes] if self.eval.parts else []
-            last_eval = self.eval.last_evaluation_unix
-            self._duplicates = sum(st.duplicates for st in self.eval.parts.values())
+        lab, wms, pending = LabelCounters(), [], 0
+        if self.join is not None:
+            with self.join.lock:
+                lab = self.join.counters()
+                # Partitions that never had input have no clock yet; they would hide the others'.
+                wms = [l.watermark for l in self.join.labellers.values() if l.watermark.max_ts > NEG_INF]
+                pending = sum(len(l.joiner) for l in self.join.labellers.values())
+        arms, pipes, held, ended, shed_ended, probes, last_eval = [], [], 0, 0, Counter(), [], None
+        if self.eval is not None:
+            arms, pipes, held, ended, shed_ended, probes, last_eval = self._eval_view(self.eval)
         counters = Counters.of(lab, pipes, ended, shed_ended)
         return Snapshot(arms=sorted(arms, key=lambda a: (a.experiment, a.arm)), counters=counters,
                         watermark_ms=min((w.value for w in wms), default=NEG_INF),
@@ -85,27 +98,46 @@ class Worker:
                         learner_names=learner_names(probes),
                         last_evaluation_unix=last_eval)
 
+    def _eval_view(self, ev: EvalStage) -> tuple:
+        with ev.lock:
+            parts = ev.parts.values()
+            arms = [a for st in parts for a in st.arms.stats()]
+            pipes = [a for st in parts for a in st.arms.arms.values()]
+            held = sum(st.arms.held for st in parts)
+            ended = sum(st.arms.experiments_ended for st in parts)
+            shed_ended = sum((st.arms.shed_ended for st in parts), Counter())
+            probes = [p.name for p in next(iter(parts)).arms.probes] if ev.parts else []
+            self._duplicates = sum(st.duplicates for st in parts)
+            return arms, pipes, held, ended, shed_ended, probes, ev.last_evaluation_unix
+
     def _extra(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily("stream_lis_consumer_lag", "Messages between the consumer's position and the end of each assigned partition.",
                                 labels=["topic", "partition"])
-        for (topic, p), n in sorted({**self.join.lag, **self.eval.lag}.items()):
+        lags: dict[tuple[str, int], int] = {}
+        for st in self._running:
+            lags.update(st.lag)
+        for (topic, p), n in sorted(lags.items()):
             lag.add_metric([topic, str(p)], n)
         reb = CounterMetricFamily("stream_lis_rebalances", "Partition assignments received, by stage.", labels=["stage"])
-        reb.add_metric(["join"], self.join.rebalances)
-        reb.add_metric(["eval"], self.eval.rebalances)
         ck = CounterMetricFamily("stream_lis_checkpoints", "Checkpoints saved, by stage.", labels=["stage"])
-        ck.add_metric(["join"], self.join.checkpoints)
-        ck.add_metric(["eval"], self.eval.checkpoints)
         owned = GaugeMetricFamily("stream_lis_owned_partitions", "Partitions this worker owns, by stage.", labels=["stage"])
-        owned.add_metric(["join"], len(self.join.labellers))
-        owned.add_metric(["eval"], len(self.eval.parts))
-        dup = CounterMetricFamily("stream_lis_duplicate_records", "Records the evaluation stage had already applied (replays after a restart), dropped.")
-        dup.add_metric([], self._duplicates)  # read under the lock by snapshot(), just before
-        ready = GaugeMetricFamily("stream_lis_ready", "1 once both stages have their partitions and recovered state.")
+        if self.join is not None:
+            reb.add_metric(["join"], self.join.rebalances)
+            ck.add_metric(["join"], self.join.checkpoints)
+            owned.add_metric(["join"], len(self.join.labellers))
+        ready = GaugeMetricFamily("stream_lis_ready", "1 once every stage this worker runs has its partitions and recovered state.")
         ready.add_metric([], 1.0 if self.ready() else 0.0)
-        size = GaugeMetricFamily("stream_lis_checkpoint_bytes", "Size of the last evaluation-stage checkpoint message.")
-        size.add_metric([], self.eval.checkpoint_bytes)
-        yield from (lag, reb, ck, owned, dup, ready, size)
+        yield from (lag, ready)
+        if self.eval is not None:
+            reb.add_metric(["eval"], self.eval.rebalances)
+            ck.add_metric(["eval"], self.eval.checkpoints)
+            owned.add_metric(["eval"], len(self.eval.parts))
+            dup = CounterMetricFamily("stream_lis_duplicate_records", "Records the evaluation stage had already applied (replays after a restart), dropped.")
+            dup.add_metric([], self._duplicates)  # read under the lock by snapshot(), just before
+            size = GaugeMetricFamily("stream_lis_checkpoint_bytes", "Size of the last evaluation-stage checkpoint message.")
+            size.add_metric([], self.eval.checkpoint_bytes)
+            yield from (dup, size)
+        yield from (reb, ck, owned)
 
     def _run(self, stage: Any) -> None:
         try:
@@ -116,14 +148,14 @@ class Worker:
             self.stop()
 
     def start(self) -> None:
-        for stage in (self.join, self.eval):
+        for stage in self._running:
             t = threading.Thread(target=self._run, args=(stage,), name=type(stage).__name__, daemon=True)
             t.start()
             self._threads.append(t)
 
     def stop(self) -> None:
-        self.join.stopping.set()
-        self.eval.stopping.set()
+        for st in self._running:
+            st.stopping.set()
 
     def wait(self) -> None:
         for t in self._threads:
