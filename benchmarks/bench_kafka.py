@@ -17,7 +17,9 @@ consumed by that many ``stream-lis worker`` processes (same group), and it print
   SIGKILL) until ``/readyz`` answers 200 (its state restored from the checkpoints);
 * the command reproducing each row.
 
-``--layout stage-per-process`` makes each worker two processes (``stream-lis worker --stage
+``--stages-alone`` also times each stage on its own (join, then evaluation on what the join
+stage sent): what each stage does with a core to itself, as in a deployment with a
+Deployment per stage and a broker elsewhere. ``--layout stage-per-process`` makes each worker two processes (``stream-lis worker --stage
 join`` and ``--stage eval``), so the stages do not share one interpreter lock.
 
 Usage: python benchmarks/bench_kafka.py --bootstrap 127.0.0.1:9092 [--impressions N] [--workers 1 2]
@@ -37,6 +39,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -109,14 +112,47 @@ def wait(cond, timeout: float) -> float:
     raise SystemExit(f"timed out after {timeout} s")
 
 
-def run(n_workers: int, path: str, n_records: int, n_imps: int, bootstrap: str, tmp: str, mode: str = "live",
-        extra: list[str] | None = None, layout: str = "one-process") -> dict:
+def fresh_topics(bootstrap: str, tmp: str, extra: list[str] | None) -> tuple[list[str], Any]:
+    """Topics and a consumer group of their own for one run: its ``--set`` arguments and log file."""
     p = "bench" + uuid.uuid4().hex[:6]
     ov = {"kafka.group_id": p, "kafka.idle_partition_timeout": "2s", "kafka.checkpoint_interval": "5s",
           **{f"kafka.topics.{t}": f"{p}-{t}" for t in ("impressions", "clicks", "preferences", "labelled", "dead_letters", "checkpoints")}}
     sets = [a for k, v in ov.items() for a in ("--set", f"{k}={v}")] + [a for kv in extra or () for a in ("--set", kv)]
     subprocess.run([*CLI, "topics", "create", "--bootstrap", bootstrap, *sets], check=True, capture_output=True)
-    log = open(os.path.join(tmp, f"{p}.log"), "ab")
+    return sets, open(os.path.join(tmp, f"{p}.log"), "ab")
+
+
+def stages_alone(path: str, n_records: int, n_imps: int, bootstrap: str, tmp: str, extra: list[str] | None) -> dict:
+    """Each stage's speed with the machine to itself: the join stage on a backlog of input
+    (to the last record read, and to the last label sent), then the evaluation stage on the
+    labelled topic it filled (to every impression evaluated)."""
+    sets, log = fresh_topics(bootstrap, tmp, extra)
+    subprocess.run([*CLI, "replay", path, "--bootstrap", bootstrap, *sets], check=True, capture_output=True)
+    proc, port = start_worker(sets, bootstrap, log, "join")
+    wait(lambda: ready(port), 120)
+    t0 = time.monotonic()
+    wait(lambda: (lambda m: m.get("stream_lis_records_total", 0) + m.get("stream_lis_invalid_events_total", 0)
+                  >= n_records)(metrics(port)), 900)
+    read_s = time.monotonic() - t0
+    wait(lambda: (lambda m: m and m.get("stream_lis_pending_impressions", 1) == 0)(metrics(port)), 900)
+    sent_s = time.monotonic() - t0
+    late = metrics(port).get("stream_lis_invalid_events_total", 0)
+    proc.terminate()
+    proc.wait(60)
+    proc, port = start_worker(sets, bootstrap, log, "eval")
+    wait(lambda: ready(port), 120)
+    t0 = time.monotonic()
+    wait(lambda: (lambda m: m.get("stream_lis_labelled_examples_total", 0) + late >= n_imps
+                  and m.get("stream_lis_held_examples", 1) == 0)(metrics(port)), 900)
+    eval_s = time.monotonic() - t0
+    proc.terminate()
+    proc.wait(60)
+    return {"join_read_rate": n_records / read_s, "join_sent_s": sent_s, "eval_rate": n_imps / eval_s, "eval_s": eval_s}
+
+
+def run(n_workers: int, path: str, n_records: int, n_imps: int, bootstrap: str, tmp: str, mode: str = "live",
+        extra: list[str] | None = None, layout: str = "one-process") -> dict:
+    sets, log = fresh_topics(bootstrap, tmp, extra)
     produced_s = 0.0
     if mode == "backlog":
         t = time.monotonic()
@@ -177,6 +213,9 @@ def main() -> None:
     ap.add_argument("--layout", choices=list(LAYOUTS), nargs="+", default=["one-process"],
                     help="what a worker is: one process running both stages (default), or a process per stage "
                     "(stream-lis worker --stage join / --stage eval)")
+    ap.add_argument("--stages-alone", action="store_true",
+                    help="also time each stage alone on a backlog: the join stage, then the evaluation stage on "
+                    "what it sent (what each stage does with a core of its own)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="extra worker config override (e.g. kafka.max_poll_records=5000)")
     args = ap.parse_args()
@@ -201,6 +240,12 @@ def main() -> None:
             if "ready_after_sigterm_s" in r:
                 print(f"        restart to /readyz: {r['ready_after_sigterm_s']:.1f} s after SIGTERM, "
                       f"{r['ready_after_sigkill_s']:.1f} s after SIGKILL", flush=True)
+        if args.stages_alone:
+            r = stages_alone(path, n, imps, args.bootstrap, tmp, args.sets)
+            print(f"stages alone (one process each, one after the other, backlog):\n"
+                  f"  join stage: read {r['join_read_rate']:,.0f} records/s; every label sent after {r['join_sent_s']:.1f} s "
+                  f"(the last windows close by the 2 s idle timeout)\n"
+                  f"  evaluation stage: {r['eval_rate']:,.0f} impressions/s evaluated ({r['eval_s']:.1f} s)", flush=True)
 
 
 if __name__ == "__main__":

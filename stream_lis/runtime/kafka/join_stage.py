@@ -48,7 +48,7 @@ from ...watermark import NEG_INF, POS_INF
 from .checkpoints import CheckpointStore
 from .settings import consumer_tuning
 from .topics import consumer_lag
-from .wire import Envelope, arm_partition, encode_envelope
+from .wire import Envelope, arm_partition, encode_envelope, slim
 
 log = logging.getLogger("stream_lis.join")
 
@@ -163,7 +163,11 @@ class JoinStage(ConsumerRebalanceListener):
         by_part: dict[int, list[ArmRecord]] = {}
         part_of: dict[tuple[str, str], int] = {}  # a handful of arms: look each up once
         for rec in recs:
-            imp = rec.example.impression if type(rec) is Labelled else rec.impression
+            if type(rec) is Labelled:
+                imp = rec.example.impression
+            else:
+                imp = rec.impression
+                rec = slim(rec)
             key = (imp.experiment, imp.arm)
             part = part_of.get(key)
             if part is None:

@@ -21,6 +21,7 @@ from zlib import crc32
 
 import msgspec
 
+from ...events import Impression
 from ...labeller import Clicked, Labelled, Seen
 
 
@@ -35,6 +36,27 @@ class Envelope(msgspec.Struct, array_like=True):
     records: list[Seen | Clicked | Labelled] = []
     idle: bool = False
     checkpointed: int = -(1 << 62)
+
+
+def slim(rec: Seen | Clicked) -> Seen | Clicked:
+    """A ``Seen`` / ``Clicked`` record as the evaluation stage reads it: the impression's ids,
+    arm and time (behaviour log, dedupe), without its features, score and embedding. Those
+    travel once, with the ``Labelled`` record the learners read; sending them with every
+    record too would double what both stages encode and decode.
+
+    >>> from stream_lis.events import Impression
+    >>> imp = Impression(impression_id="i", ts=1, user_id="u", item_id="a", experiment="e", arm="c",
+    ...                  score=0.5, embedding=[1.0, 2.0])
+    >>> s = slim(Clicked(imp, 5))
+    >>> (s.impression.item_id, s.impression.embedding, s.ts)
+    ('a', None, 5)
+    """
+    imp = rec.impression
+    if imp.score is None and not imp.features and not imp.dense and not imp.embedding:
+        return rec
+    bare = Impression(impression_id=imp.impression_id, ts=imp.ts, user_id=imp.user_id, item_id=imp.item_id,
+                      experiment=imp.experiment, arm=imp.arm)
+    return Seen(bare) if type(rec) is Seen else Clicked(bare, rec.ts)  # type: ignore[union-attr]
 
 
 _enc = msgspec.msgpack.Encoder()
