@@ -146,7 +146,7 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str, check: Callabl
             return
         time.sleep(0.5)
     owner = getattr(check, "__self__", None)  # waits on a worker say where it stands
-    detail = f" (worker: {owner.summary()})" if isinstance(owner, WorkerProc) else ""
+    detail = f" (worker: {owner.summary()})" if hasattr(owner, "summary") else ""
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
 
 

@@ -63,6 +63,9 @@ class Workers:
                 out.setdefault(name, []).extend(samples)
         return out
 
+    def summary(self) -> str:
+        return "; ".join(f"{p.log.name}: {p.summary()}" for p in self.procs)
+
     def stop(self) -> None:
         for p in self.procs:
             p.stop()

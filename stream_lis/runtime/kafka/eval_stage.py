@@ -94,6 +94,8 @@ class PartitionState:
         self.src_ckpt: dict[int, int] = {}
         self.dedupe = Dedupe(keep_ms)
         self.duplicates = 0
+        #: Offset after the last ``labelled`` message applied (None: none yet, no checkpoint).
+        self.next_offset: int | None = None
         #: Partial chunks waiting for the freshness deadline (wall clock; not checkpointed).
         self.deadline = ChunkDeadline(parse_duration(cfg.runtime.max_batch_delay) / 1000)
 
@@ -148,26 +150,43 @@ class EvalStage(ConsumerRebalanceListener):
                     st.src_wm, st.dedupe, st.duplicates = ck["src_wm"], ck["dedupe"], ck["duplicates"]
                     st.src_idle, st.src_ckpt = ck["src_idle"], ck["src_ckpt"]
                     st.arms.ended, st.arms.experiments_ended = ck["ended"], ck["experiments_ended"]
-                    self.consumer.seek(TopicPartition(self.t.labelled, p), ck["offset"])
+                    if ck["offset"] is not None:
+                        self.consumer.seek(TopicPartition(self.t.labelled, p), ck["offset"])
+                    st.next_offset = ck["offset"]
                     log.info("eval partition %d resumed from checkpoint at offset %d (%d arms, %d labelled examples)",
                              p, ck["offset"], len(ck["arms"]), sum(a.evaluator.positives + a.evaluator.negatives
                                                                    for a in st.arms.arms.values()))
                 self.parts[p] = st
             self.recovered.set()
 
-    def _checkpoint(self, parts: set[int]) -> None:
+    def _checkpoint(self, parts: set[int]) -> dict[TopicPartition, int]:
+        """Save the partitions' arms with the ``labelled`` offset they reflect; returns the
+        offsets for the caller to commit once it has released the lock.
+
+        Runs under ``self.lock``, also from the rebalance listener (the consumer's IO thread),
+        so it asks the consumer nothing: the offset is our own count of applied messages.
+        """
+        offsets = {}
         for p in sorted(parts):
             st = self.parts[p]
-            state = {"offset": self.consumer.position(TopicPartition(self.t.labelled, p)),
+            state = {"offset": st.next_offset,
                      "arms": {key: st.arms.dump_arm(key) for key in st.arms.keys()},
                      "src_wm": st.src_wm, "src_idle": st.src_idle, "src_ckpt": st.src_ckpt, "dedupe": st.dedupe, "duplicates": st.duplicates,
                      "ended": st.arms.ended, "experiments_ended": st.arms.experiments_ended}
             self.checkpoint_bytes = self.store.save(f"eval:{p}", state)
+            if st.next_offset is not None:
+                offsets[TopicPartition(self.t.labelled, p)] = st.next_offset
         self.checkpoints += 1
+        return offsets
+
+    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit checkpointed offsets (for lag tools; the checkpoint is the truth). Never
+        under ``self.lock``: it waits on the consumer's IO thread."""
+        if not offsets:
+            return
         try:
             from kafka.structs import OffsetAndMetadata
-            self.consumer.commit({TopicPartition(self.t.labelled, p): OffsetAndMetadata(
-                self.consumer.position(TopicPartition(self.t.labelled, p)), "", -1) for p in parts})
+            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
         except Exception as exc:
             log.warning("offset commit failed: %s", exc)
 
@@ -204,6 +223,7 @@ class EvalStage(ConsumerRebalanceListener):
                         st.duplicates += 1
             if fresh:
                 st.arms.apply(fresh)
+            st.next_offset = msgs[-1].offset + 1
 
     def _release(self, flush_partial: bool) -> int:
         released = 0
@@ -231,16 +251,18 @@ class EvalStage(ConsumerRebalanceListener):
         self.consumer.subscribe([self.t.labelled], listener=self)
         self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
         last_ck = last_lag = last_released = time.monotonic()
+        # The rebalance listener runs on the consumer's IO thread and takes self.lock: the
+        # consumer calls that wait on that thread (metadata, commit, lag) are made without it.
         # Envelopes applied per hold of the lock: a poll can bring a backlog of many
         # thousand records, and a scrape (which takes the lock) should not wait for all of it.
         step = max(1, SLICE_RECORDS // self.cfg.kafka.envelope_records)
         while not self.stopping.is_set():
             batch = self.consumer.poll(timeout_ms=200)
+            if not self._inputs:
+                self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
             slices = [{tp: msgs[k:k + step]} for tp, msgs in batch.items() for k in range(0, len(msgs), step)]
             for sub in slices or [{}]:
                 with self.lock:
-                    if not self._inputs:
-                        self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
                     if sub:
                         self._process(sub)
                     now = time.monotonic()
@@ -250,16 +272,18 @@ class EvalStage(ConsumerRebalanceListener):
                     # runtime, so both give the same numbers.
                     if self._release(now - last_released >= self._delay_s):
                         last_released = now
-            # Checkpoints only between polls: the consumer's position is the whole poll's.
+            # Checkpoints between polls, when the whole poll is applied.
+            committed: dict[TopicPartition, int] = {}
             with self.lock:
                 now = time.monotonic()
                 if now - last_ck >= self._ckpt_s and self.parts:
-                    self._checkpoint(set(self.parts))
+                    committed = self._checkpoint(set(self.parts))
                     last_ck = now
-                if now - last_lag >= 1.0:
-                    self.lag = consumer_lag(self.consumer)
-                    last_lag = now
+            self._commit(committed)
+            if now - last_lag >= 1.0:
+                self.lag = consumer_lag(self.consumer)
+                last_lag = now
         with self.lock:
-            if self.parts:
-                self._checkpoint(set(self.parts))
+            committed = self._checkpoint(set(self.parts)) if self.parts else {}
+        self._commit(committed)
         self.consumer.close()

@@ -94,6 +94,10 @@ class JoinStage(ConsumerRebalanceListener):
         self.held: dict[int, dict[str, deque]] = {}
         self.read_ts: dict[int, dict[str, int]] = {}
         self.ckpt_wm: dict[int, int] = {}  # watermark of each partition's last checkpoint
+        # Per partition and topic: offset after the last record read (None: nothing read and
+        # no checkpoint, so a restart starts where auto_offset_reset says). Kept here rather
+        # than asked of the consumer: see ``_checkpoint``.
+        self.next_off: dict[int, dict[str, int | None]] = {}
         self.lag: dict[tuple[str, int], int] = {}
         self.rebalances = 0
         self.checkpoints = 0
@@ -126,6 +130,7 @@ class JoinStage(ConsumerRebalanceListener):
                 self.held.pop(p, None)
                 self.read_ts.pop(p, None)
                 self.ckpt_wm.pop(p, None)
+                self.next_off.pop(p, None)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         with self.lock:
@@ -138,10 +143,13 @@ class JoinStage(ConsumerRebalanceListener):
                                self._dead_letter, parse_duration(self.cfg.limits.max_future_skew),
                                max_arms=self.cfg.limits.max_arms, arm_idle_ms=t.experiment_idle_timeout_ms)
                 ck = saved.get(f"join:{p}")
+                self.next_off[p] = {self.t.impressions: None, self.t.clicks: None}
                 if ck is not None:
                     lab.load(ck["labeller"])
                     for topic, off in ck["offsets"].items():
-                        self.consumer.seek(TopicPartition(topic, p), off)
+                        if off is not None:
+                            self.consumer.seek(TopicPartition(topic, p), off)
+                        self.next_off[p][topic] = off
                     log.info("join partition %d resumed from checkpoint at %s", p, ck["offsets"])
                 self.labellers[p] = lab
                 self.ckpt_wm[p] = lab.watermark.value
@@ -204,18 +212,32 @@ class JoinStage(ConsumerRebalanceListener):
             for p in range(self._labelled_parts):
                 self.producer.send(self.t.labelled, partition=p, value=env)
 
-    def _checkpoint(self, parts: set[int]) -> None:
+    def _checkpoint(self, parts: set[int]) -> dict[TopicPartition, int]:
+        """Save the partitions' state with the offsets it reflects; returns those offsets, for
+        the caller to commit once it has released the lock.
+
+        Runs under ``self.lock``, also from the rebalance listener, i.e. on the consumer's IO
+        thread: so it asks the consumer nothing (``position`` may wait on that thread, which
+        would deadlock with a listener waiting for the lock). Offsets are our own count.
+        """
         self.producer.flush()
         offsets = {}
         for p in sorted(parts):
             offs = {}
             for topic in (self.t.impressions, self.t.clicks):
                 held = self.held[p][topic]
-                offs[topic] = held[0][_OFF] if held else self.consumer.position(TopicPartition(topic, p))
+                offs[topic] = held[0][_OFF] if held else self.next_off[p][topic]
             self.store.save(f"join:{p}", {"labeller": self.labellers[p].state(), "offsets": offs})
             self.ckpt_wm[p] = self.labellers[p].watermark.value
-            offsets.update({TopicPartition(topic, p): off for topic, off in offs.items()})
+            offsets.update({TopicPartition(topic, p): off for topic, off in offs.items() if off is not None})
         self.checkpoints += 1
+        return offsets
+
+    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit checkpointed offsets (only ``topics describe`` and lag tools read them; the
+        checkpoint is the truth). Never under ``self.lock``: it waits on the IO thread."""
+        if not offsets:
+            return
         try:
             from kafka.structs import OffsetAndMetadata
             self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
@@ -247,6 +269,7 @@ class JoinStage(ConsumerRebalanceListener):
                 if ts > top:
                     top = ts
             self.read_ts[p][topic] = top
+            self.next_off[p][topic] = msgs[-1].offset + 1
             self.last_input[p] = time.monotonic()
 
     def _release(self) -> None:
@@ -299,8 +322,11 @@ class JoinStage(ConsumerRebalanceListener):
         self.consumer.subscribe([self.t.impressions, self.t.clicks], listener=self)
         self._labelled_parts = len(self.consumer.partitions_for_topic(self.t.labelled) or ()) or self.cfg.kafka.partitions
         last_hb = last_ck = last_lag = time.monotonic()
+        # The rebalance listener runs on the consumer's IO thread and takes self.lock: the
+        # consumer calls that wait on that thread (commit, lag) are made without the lock.
         while not self.stopping.is_set():
             batch = self.consumer.poll(timeout_ms=200)
+            committed: dict[TopicPartition, int] = {}
             with self.lock:
                 if batch:
                     self._read(batch)
@@ -311,14 +337,15 @@ class JoinStage(ConsumerRebalanceListener):
                     self._heartbeat()
                     last_hb = now
                 if now - last_ck >= self._ckpt_s and self.labellers:
-                    self._checkpoint(set(self.labellers))
+                    committed = self._checkpoint(set(self.labellers))
                     last_ck = now
-                if now - last_lag >= 1.0:
-                    self.lag = consumer_lag(self.consumer)
-                    last_lag = now
+            self._commit(committed)
+            if now - last_lag >= 1.0:
+                self.lag = consumer_lag(self.consumer)
+                last_lag = now
         with self.lock:
-            if self.labellers:
-                self._checkpoint(set(self.labellers))
+            committed = self._checkpoint(set(self.labellers)) if self.labellers else {}
+        self._commit(committed)
         self.consumer.close()
 
     def counters(self) -> LabelCounters:
