@@ -140,6 +140,7 @@ class Labeller:
         """
         out: list[ArmRecord] = []
         wm, joiner, c = self.watermark, self.joiner, self.counters
+        pending, final, max_pending = joiner.pending, joiner._final, self.max_pending
         horizon = int(self.clock() * 1000) + self.max_future_skew_ms if self.max_future_skew_ms > 0 else None
         c.records += len(events)
         for k, ev in enumerate(events):
@@ -151,12 +152,15 @@ class Labeller:
                 continue
             if type(ev) is Impression:
                 reject = None
-                if wm.is_late(ev.ts):
-                    reject = ("late_event", f"ts {ev.ts} < watermark {wm.value}")
-                elif joiner.knows(ev.impression_id):
+                ts = ev.ts
+                # The usual impression's checks, inlined (this loop runs per event): on time,
+                # not seen before, room to wait, its arm admitted.
+                if ts < wm.value:
+                    reject = ("late_event", f"ts {ts} < watermark {wm.value}")
+                elif ev.impression_id in pending or ev.impression_id in final:
                     reject = ("duplicate_impression", ev.impression_id)
-                elif len(joiner) >= self.max_pending:
-                    reject = ("shed_overload", f"{len(joiner)} pending impressions >= limits.max_pending_impressions")
+                elif len(pending) >= max_pending:
+                    reject = ("shed_overload", f"{len(pending)} pending impressions >= limits.max_pending_impressions")
                     WARNINGS.note("pending_impressions", 1, f"limits.max_pending_impressions={self.max_pending}")
                 elif self.max_arms and not self._admit_arm(ev):
                     reject = ("shed_overload", f"({ev.experiment!r}, {ev.arm!r}) would be one arm more than limits.max_arms")
@@ -166,10 +170,13 @@ class Labeller:
                     self.reject(Invalid(*reject, raw.encode() if isinstance(raw, str) else raw),
                                 sources[k] if sources is not None else source)
                     continue
-                wm.observe(ev.ts)
+                if ts > wm.max_ts:
+                    wm.observe(ts)
                 out.append(Seen(ev))
-                for outcome in joiner.add_impression(ev):
-                    self._count_click(outcome, ev, out)
+                early = joiner.add_impression(ev)
+                if early:
+                    for outcome in early:
+                        self._count_click(outcome, ev, out)
             else:
                 if len(joiner._early) >= self.max_pending and not joiner.knows(ev.impression_id):
                     raw = raws[k] if raws is not None else encode_event(ev)

@@ -13,7 +13,7 @@ import pytest
 
 from stream_lis.features import Hashed
 from stream_lis.learners import FeatureBatch, FTRLLogisticRegression
-from stream_lis.learners.kernels import empty_block, ftrl_margin, ftrl_update, scratch
+from stream_lis.learners.kernels import empty_block, ftrl_margin, ftrl_update
 
 HYPER = dict(alpha=0.3, beta=1.0, l1=0.5, l2=0.1)
 
@@ -52,7 +52,8 @@ def test_kernel_step_equals_the_numpy_reference_over_two_blocks(seed):
     z, n = rng.normal(size=size + 1), rng.uniform(0, 4, size=size + 1)
     h = (HYPER["alpha"], HYPER["beta"], HYPER["l1"], HYPER["l2"], size)
 
-    margin = ftrl_margin(*a, *b, 0, 40, z, n, *h)
+    w_a, w_b = np.empty(len(a.indices)), np.empty(len(b.indices))
+    margin = ftrl_margin(*a, *b, 0, 40, z, n, *h, w_a, w_b)
     joined = a.concat(b)
     w = reference_weights(z[:size], n[:size], *h[:4])
     wb = -z[size] / ((HYPER["beta"] + np.sqrt(n[size])) / HYPER["alpha"] + HYPER["l2"])
@@ -63,12 +64,9 @@ def test_kernel_step_equals_the_numpy_reference_over_two_blocks(seed):
     g = rng.normal(size=40)
     z_ref, n_ref = reference_step(joined, g, z[:size], n[:size], *h[:4])
     zk, nk = z.copy(), n.copy()
-    ftrl_update(*a, *b, 0, 40, g, zk, nk, *h, *scratch(size + 1))
+    ftrl_update(*a, *b, 0, 40, g, zk, nk, *h, w_a, w_b)
     np.testing.assert_allclose(zk[:size], z_ref, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(nk[:size], n_ref, rtol=1e-12)
-    # The scratch tables are left clean for the next learner.
-    G, G2, mark = scratch(size + 1)
-    assert not G.any() and not G2.any() and not mark.any()
 
 
 def test_a_row_range_steps_only_on_those_rows():
@@ -77,7 +75,9 @@ def test_a_row_range_steps_only_on_those_rows():
     b = Hashed(*empty_block(30))
     z, n = np.zeros(33), np.zeros(33)
     g = rng.normal(size=10)
-    ftrl_update(*a, *b, 10, 20, g, z, n, 0.3, 1.0, 0.0, 0.0, 32, *scratch(33))
+    w_a, w_b = np.empty(len(a.indices)), np.empty(0)
+    ftrl_margin(*a, *b, 10, 20, z, n, 0.3, 1.0, 0.0, 0.0, 32, w_a, w_b)
+    ftrl_update(*a, *b, 10, 20, g, z, n, 0.3, 1.0, 0.0, 0.0, 32, w_a, w_b)
     piece = Hashed(a.indptr[10:21] - a.indptr[10], a.indices[a.indptr[10]:a.indptr[20]], a.data[a.indptr[10]:a.indptr[20]])
     z_ref, n_ref = reference_step(piece, g, np.zeros(32), np.zeros(32), 0.3, 1.0, 0.0, 0.0)
     np.testing.assert_allclose(z[:32], z_ref, rtol=1e-12, atol=1e-15)

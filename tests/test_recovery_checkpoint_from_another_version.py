@@ -41,3 +41,26 @@ def test_a_checkpoint_of_another_state_layout_starts_the_arm_over(monkeypatch, c
         assert not fresh.armset.load_arm(key, blob)
     assert fresh.armset.arms[key].impressions == 0
     assert any("state format changed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_behaviour_log_checkpointed_without_event_time_lists_answers_the_same():
+    """Logs checkpointed before the per-item / per-user event-time lists get them on load."""
+    import pickle
+
+    eng = _trained()
+    log = eng.armset.arms[eng.armset.keys()[0]].log
+    old = {k: v for k, v in log.__dict__.items() if k not in ("item_ts", "user_ts")}
+    legacy = type(log).__new__(type(log))
+    legacy.__dict__.update(old)
+    restored = pickle.loads(pickle.dumps(legacy))
+    items = list(log.item_clk)[:20]
+    users = list(log.user_clk)[:20]
+    assert items and users
+    for t in (0, 1_767_225_600_000, 1_767_226_000_000):
+        for item in items:
+            assert restored.item_clicks(item, t, t + 600_000) == log.item_clicks(item, t, t + 600_000)
+        for user in users:
+            assert restored.user_clicks(user, t, t + 600_000) == log.user_clicks(user, t, t + 600_000)
+    restored.prune(1_767_225_900_000)
+    log.prune(1_767_225_900_000)
+    assert restored.item_ts == log.item_ts and restored.item_clk == log.item_clk

@@ -71,16 +71,20 @@ class FTRLLogisticRegression(HashedLearner):
         a = Hashed(*kernels.as_block(*a))
         return a, (Hashed(*kernels.as_block(*b)) if b is not None else Hashed(*kernels.empty_block(a.n_rows)))
 
-    def _linear(self, batch: FeatureBatch) -> tuple[np.ndarray, Any]:
+    def _linear(self, batch: FeatureBatch, r0: int = 0, r1: int | None = None) -> tuple[np.ndarray, Any]:
+        """Margins of rows ``[r0, r1)``, and what ``_update`` needs: the blocks and the weights
+        each stored value was scored with."""
         a, b = self._blocks(batch)
-        return kernels.ftrl_margin(*a, *b, 0, a.n_rows, self.z, self.n, *self._hyper()), (a, b)
+        w_a, w_b = np.empty(len(a.indices)), np.empty(len(b.indices))
+        margin = kernels.ftrl_margin(*a, *b, r0, a.n_rows if r1 is None else r1, self.z, self.n, *self._hyper(), w_a, w_b)
+        return margin, (a, b, w_a, w_b)
 
     def _update(self, batch: FeatureBatch, lin: Any, g_row: np.ndarray, r0: int = 0) -> None:
         """One FTRL-Proximal step from the log-loss gradients ``g_row`` (p - y) of the rows
-        from ``r0`` on (``lin``: what ``_linear`` returned for this batch)."""
-        a, b = lin if lin is not None else self._blocks(batch)
+        from ``r0`` on; ``lin``: what ``_linear`` returned for these rows, with no step since."""
+        a, b, w_a, w_b = lin
         kernels.ftrl_update(*a, *b, r0, r0 + len(g_row), np.ascontiguousarray(g_row, dtype=np.float64),
-                            self.z, self.n, *self._hyper(), *kernels.scratch(len(self.z)))
+                            self.z, self.n, *self._hyper(), w_a, w_b)
 
     # -- HashedLearner ---------------------------------------------------------------------
     _forward = _linear
@@ -90,12 +94,11 @@ class FTRLLogisticRegression(HashedLearner):
 
     def _learn_in_pieces(self, batch: FeatureBatch, y: np.ndarray) -> None:
         # Pieces are row ranges of the same blocks: nothing is sliced or re-hashed.
-        a, b = self._blocks(batch)
         n, r0 = len(y), 0
         while r0 < n:
             r1 = min(n, r0 + self._step_limit())
-            p = sigmoid(kernels.ftrl_margin(*a, *b, r0, r1, self.z, self.n, *self._hyper()))
-            self._update(batch, (a, b), p - y[r0:r1], r0)
+            margin, lin = self._linear(batch, r0, r1)
+            self._update(batch, lin, sigmoid(margin) - y[r0:r1], r0)
             self.seen += r1 - r0
             r0 = r1
 

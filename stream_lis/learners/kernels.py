@@ -12,10 +12,9 @@ reads the clean block every learner shares, and nothing is concatenated per lear
 Numbers are the same as the textbook mini-batch FTRL-Proximal step: every row of
 ``[r0, r1)`` is scored with the weights before the step, gradients are summed per column, and
 each touched column takes one step (squared gradients summed per example, as per-event FTRL
-accumulates them).
+accumulates them). Scoring records each stored value's weight, and the update walks the
+values once with them (see ``_step``), so no per-column scratch table is needed.
 
-The functions hold the GIL (numba's default): the update's scratch tables are shared by all
-learners of a process, which is safe only because two threads never run them at once.
 They are compiled for one signature when this module is imported (about two seconds), and
 the machine code is cached on disk where a directory is writable (``NUMBA_CACHE_DIR``, else
 ``__pycache__`` beside this file), so later imports load it in milliseconds. Where neither is
@@ -25,12 +24,13 @@ writable (a read-only image without ``NUMBA_CACHE_DIR``), every start compiles.
 >>> z, n = np.zeros(9), np.zeros(9)
 >>> a = (np.array([0, 1, 2]), np.array([3, 5]), np.array([1.0, 1.0]))
 >>> b = empty_block(2)
->>> m = ftrl_margin(*a, *b, 0, 2, z, n, 0.5, 1.0, 0.0, 0.0, 8)
+>>> w_a, w_b = np.empty(2), np.empty(0)
+>>> m = ftrl_margin(*a, *b, 0, 2, z, n, 0.5, 1.0, 0.0, 0.0, 8, w_a, w_b)
 >>> m.tolist()
 [0.0, 0.0]
->>> ftrl_update(*a, *b, 0, 2, np.array([-0.5, 0.5]), z, n, 0.5, 1.0, 0.0, 0.0, 8, *scratch(9))
->>> w = ftrl_margin(*a, *b, 0, 2, z, n, 0.5, 1.0, 0.0, 0.0, 8)
->>> bool(w[0] > 0 > w[1])
+>>> ftrl_update(*a, *b, 0, 2, np.array([-0.5, 0.5]), z, n, 0.5, 1.0, 0.0, 0.0, 8, w_a, w_b)
+>>> m = ftrl_margin(*a, *b, 0, 2, z, n, 0.5, 1.0, 0.0, 0.0, 8, w_a, w_b)
+>>> bool(m[0] > 0 > m[1])
 True
 """
 
@@ -53,7 +53,9 @@ def _cache_writable() -> bool:
     return os.access(d, os.W_OK)
 
 
-_JIT = dict(cache=_cache_writable(), nogil=False, boundscheck=False)
+# nogil: a learner's tables are only touched by the thread that owns its arm, so the loops
+# let the worker's other stage run meanwhile.
+_JIT = dict(cache=_cache_writable(), nogil=True, boundscheck=False)
 _I = "int64[::1]"
 _F = "float64[::1]"
 _BLOCKS = f"{_I}, {_I}, {_F}, {_I}, {_I}, {_F}, int64, int64"
@@ -80,75 +82,62 @@ def _weight(z: float, n: float, alpha: float, beta: float, l1: float, l2: float)
     return (s - z) / ((beta + math.sqrt(n)) / alpha + l2)
 
 
-@njit(f"{_F}({_BLOCKS}, {_F}, {_F}, {_HYPER})", **_JIT)
-def ftrl_margin(ip_a, ix_a, v_a, ip_b, ix_b, v_b, r0, r1, z, n, alpha, beta, l1, l2, bias):  # pragma: no cover
-    """Margins (logits) of rows ``[r0, r1)`` of blocks a + b; ``bias`` is the intercept slot."""
+@njit(f"{_F}({_BLOCKS}, {_F}, {_F}, {_HYPER}, {_F}, {_F})", **_JIT)
+def ftrl_margin(ip_a, ix_a, v_a, ip_b, ix_b, v_b, r0, r1, z, n, alpha, beta, l1, l2, bias, w_a, w_b):  # pragma: no cover
+    """Margins (logits) of rows ``[r0, r1)`` of blocks a + b; ``bias`` is the intercept slot.
+
+    Each stored value's weight is written to ``w_a`` / ``w_b`` (parallel to the blocks'
+    values): the update that follows steps with these pre-step weights."""
     out = np.empty(r1 - r0)
-    nb = n[bias]
-    wb = -z[bias] / ((beta + math.sqrt(nb)) / alpha + l2)
+    wb = -z[bias] / ((beta + math.sqrt(n[bias])) / alpha + l2)
     for r in range(r0, r1):
         s = wb
         for k in range(ip_a[r], ip_a[r + 1]):
             c = ix_a[k]
-            s += v_a[k] * _weight(z[c], n[c], alpha, beta, l1, l2)
+            w = _weight(z[c], n[c], alpha, beta, l1, l2)
+            w_a[k] = w
+            s += v_a[k] * w
         for k in range(ip_b[r], ip_b[r + 1]):
             c = ix_b[k]
-            s += v_b[k] * _weight(z[c], n[c], alpha, beta, l1, l2)
+            w = _weight(z[c], n[c], alpha, beta, l1, l2)
+            w_b[k] = w
+            s += v_b[k] * w
         out[r - r0] = s
     return out
 
 
-@njit(f"int64({_I}, {_I}, {_F}, int64, int64, {_F}, {_F}, {_F}, uint8[::1], {_I}, int64)", **_JIT)
-def _scatter(ip, ix, v, r0, r1, g_row, G, G2, mark, touched, nt):  # pragma: no cover
+@njit(f"void({_I}, {_I}, {_F}, int64, int64, {_F}, {_F}, {_F}, float64, {_F})", **_JIT)
+def _step(ip, ix, v, r0, r1, g_row, z, n, alpha, w):  # pragma: no cover
+    # Per stored value, in order: z += g - (sqrt(n + g^2) - sqrt(n)) / alpha * w_pre. For a
+    # column repeated in the batch the sqrt terms telescope to sqrt(n_end) - sqrt(n_start),
+    # so this is the batch step (gradients summed per column, squared ones per example)
+    # without a per-column pass: ``w`` holds the pre-step weights ftrl_margin recorded.
     for r in range(r0, r1):
         g = g_row[r - r0]
+        if g == 0.0:
+            continue
         for k in range(ip[r], ip[r + 1]):
             c = ix[k]
             gk = v[k] * g
-            if not mark[c]:
-                mark[c] = 1
-                touched[nt] = c
-                nt += 1
-            G[c] += gk
-            G2[c] += gk * gk
-    return nt
+            n0 = n[c]
+            n1 = n0 + gk * gk
+            z[c] += gk - (math.sqrt(n1) - math.sqrt(n0)) / alpha * w[k]
+            n[c] = n1
 
 
-@njit(f"void({_BLOCKS}, {_F}, {_F}, {_F}, {_HYPER}, {_F}, {_F}, uint8[::1])", **_JIT)
+@njit(f"void({_BLOCKS}, {_F}, {_F}, {_F}, {_HYPER}, {_F}, {_F})", **_JIT)
 def ftrl_update(ip_a, ix_a, v_a, ip_b, ix_b, v_b, r0, r1, g_row, z, n, alpha, beta, l1, l2, bias,
-                G, G2, mark):  # pragma: no cover
+                w_a, w_b):  # pragma: no cover
     """One FTRL-Proximal step from the log-loss gradients ``g_row`` (p - y) of rows ``[r0, r1)``;
-    ``G, G2, mark``: ``scratch(len(z))``."""
-    touched = np.empty(ip_a[r1] - ip_a[r0] + ip_b[r1] - ip_b[r0], dtype=np.int64)
-    nt = _scatter(ip_a, ix_a, v_a, r0, r1, g_row, G, G2, mark, touched, 0)
-    nt = _scatter(ip_b, ix_b, v_b, r0, r1, g_row, G, G2, mark, touched, nt)
-    for t in range(nt):
-        c = touched[t]
-        w = _weight(z[c], n[c], alpha, beta, l1, l2)
-        n_new = n[c] + G2[c]
-        z[c] += G[c] - (math.sqrt(n_new) - math.sqrt(n[c])) / alpha * w
-        n[c] = n_new
-        G[c] = 0.0
-        G2[c] = 0.0
-        mark[c] = 0
+    ``w_a, w_b``: the weights ``ftrl_margin`` recorded for these rows (before any step)."""
+    wb = -z[bias] / ((beta + math.sqrt(n[bias])) / alpha + l2)
+    _step(ip_a, ix_a, v_a, r0, r1, g_row, z, n, alpha, w_a)
+    _step(ip_b, ix_b, v_b, r0, r1, g_row, z, n, alpha, w_b)
     gs = 0.0
     g2 = 0.0
     for r in range(r1 - r0):
         gs += g_row[r]
         g2 += g_row[r] * g_row[r]
-    wb = -z[bias] / ((beta + math.sqrt(n[bias])) / alpha + l2)
     nb = n[bias] + g2
     z[bias] += gs - (math.sqrt(nb) - math.sqrt(n[bias])) / alpha * wb
     n[bias] = nb
-
-
-_SCRATCH: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-
-def scratch(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The update's per-column sums and marks for tables of ``size`` slots (all zero between
-    calls: the update clears what it touched), one set per process and size."""
-    s = _SCRATCH.get(size)
-    if s is None:
-        s = _SCRATCH[size] = (np.zeros(size), np.zeros(size), np.zeros(size, dtype=np.uint8))
-    return s

@@ -42,17 +42,18 @@ class CoClickProbe(Probe):
         tokens: list[list[str]] = []
         n_users = np.full((len(examples), 1), np.nan)
         k = self.top_k
-        item_clk, user_clk = log.item_clk, log.user_clk
+        item_clk, user_clk, item_ts, user_ts = log.item_clk, log.user_clk, log.item_ts, log.user_ts
         for row, ex in enumerate(examples):
             imp = ex.impression
             t, end = imp.ts, imp.ts + horizon_ms
-            # Bisect the sorted click lists in place (no slices): this loop is the probe's cost.
-            lo_key, hi_key = (t, _TOP), (end, _TOP)
-            clicks = item_clk.get(imp.item_id)
+            # Bisect the event-time lists (plain ints) and walk the records in place: this
+            # loop is the probe's cost.
+            times = item_ts.get(imp.item_id)
             users: dict[str, None] = {}  # insertion-ordered set
-            if clicks:
+            if times:
+                clicks = item_clk[imp.item_id]
                 own = imp.impression_id
-                for j in range(bisect_right(clicks, lo_key), bisect_right(clicks, hi_key)):
+                for j in range(bisect_right(times, t), bisect_right(times, end)):
                     _, user, iid = clicks[j]
                     if iid != own and user not in users:
                         users[user] = None
@@ -64,8 +65,11 @@ class CoClickProbe(Probe):
             item = imp.item_id
             counts: dict[str, int] = {}
             for user in users:
-                theirs = user_clk.get(user, ())
-                for j in range(bisect_right(theirs, lo_key), bisect_right(theirs, hi_key)):
+                their_ts = user_ts.get(user)
+                if not their_ts:
+                    continue
+                theirs = user_clk[user]
+                for j in range(bisect_right(their_ts, t), bisect_right(their_ts, end)):
                     other = theirs[j][1]
                     if other != item:
                         counts[other] = counts.get(other, 0) + 1
@@ -74,7 +78,3 @@ class CoClickProbe(Probe):
             tokens.append(["cc:item=" + other for other in top])
             n_users[row, 0] = math.log1p(len(users))
         return Leaked(["cc:log_users"], n_users, tokens)
-
-
-#: Sorts after every impression id: ``(ts, _TOP)`` bisects past all clicks at ``ts``.
-_TOP = "\U0010ffff"

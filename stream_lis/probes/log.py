@@ -7,7 +7,8 @@ answers them, so each probe is a few lines of feature logic and the data is held
 * counts (impressions and clicks per item, and of all items) come from ``WindowIndex``
   arrays, a whole release of examples at once (``counts``);
 * click records ``(ts, user or item, impression id)`` per item and per user, sorted by event
-  time, for the probes that look at *which* items and users (bisect).
+  time, for the probes that look at *which* items and users; each list has a parallel list of
+  its event times (``item_ts`` / ``user_ts``), so a window is two bisects on plain ints.
 
 Entries older than every unreleased example are pruned, which bounds memory by the horizon.
 
@@ -22,7 +23,7 @@ Entries older than every unreleased example are pruned, which bounds memory by t
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from typing import Sequence
 
 import numpy as np
@@ -45,9 +46,11 @@ class BehaviourLog:
         self._names: list[str] = [""]
         self.imps = WindowIndex()  # (item code, ts); key 0: every impression
         self.clks = WindowIndex()  # (item code, ts); key 0: every click
-        # (ts, user_id or item_id, impression_id)
+        # (ts, user_id or item_id, impression_id), and the same lists' event times
         self.item_clk: dict[str, list[Click]] = {}
         self.user_clk: dict[str, list[Click]] = {}
+        self.item_ts: dict[str, list[int]] = {}
+        self.user_ts: dict[str, list[int]] = {}
         #: impression id -> event time of its logged click (to leave an example's own click out)
         self.clicked: dict[str, int] = {}
 
@@ -70,16 +73,27 @@ class BehaviourLog:
         self.imps.add(c if c is not None else self._code(item_id), ts)
         self.imps.add(_ALL, ts)
 
+    def __setstate__(self, state: dict) -> None:
+        if "item_ts" not in state:  # a checkpoint from before the event-time lists
+            for name, store in (("item_ts", state["item_clk"]), ("user_ts", state["user_clk"])):
+                state[name] = {key: [c[0] for c in lst] for key, lst in store.items()}
+        self.__dict__.update(state)
+
     def add_click(self, user_id: str, item_id: str, ts: int, impression_id: str) -> None:
-        for store, key, other in ((self.item_clk, item_id, user_id), (self.user_clk, user_id, item_id)):
+        for store, times, key, other in ((self.item_clk, self.item_ts, item_id, user_id),
+                                         (self.user_clk, self.user_ts, user_id, item_id)):
             rec = (ts, other, impression_id)
             lst = store.get(key)
             if lst is None:
                 store[key] = [rec]
+                times[key] = [ts]
             elif rec >= lst[-1]:
                 lst.append(rec)
+                times[key].append(ts)
             else:
-                insort(lst, rec)
+                k = bisect_right(lst, rec)
+                lst.insert(k, rec)
+                times[key].insert(k, ts)
         self.clks.add(self._code(item_id), ts)
         self.clks.add(_ALL, ts)
         self.clicked[impression_id] = ts
@@ -105,21 +119,19 @@ class BehaviourLog:
             return 0
         return int(self.imps.count(np.array([code]), np.array([start]), np.array([end]))[0])
 
-    @staticmethod
-    def _window(lst: list[Click] | None, start: int, end: int) -> list[Click]:
-        if not lst:
-            return []
-        lo = bisect_right(lst, (start, "\U0010ffff"))
-        hi = bisect_right(lst, (end, "\U0010ffff"))
-        return lst[lo:hi]
-
     def item_clicks(self, item_id: str, start: int, end: int) -> list[Click]:
         """``(ts, user_id, impression_id)`` of the item's clicks with ``start < ts <= end``."""
-        return self._window(self.item_clk.get(item_id), start, end)
+        times = self.item_ts.get(item_id)
+        if not times:
+            return []
+        return self.item_clk[item_id][bisect_right(times, start):bisect_right(times, end)]
 
     def user_clicks(self, user_id: str, start: int, end: int) -> list[Click]:
         """``(ts, item_id, impression_id)`` of the user's clicks with ``start < ts <= end``."""
-        return self._window(self.user_clk.get(user_id), start, end)
+        times = self.user_ts.get(user_id)
+        if not times:
+            return []
+        return self.user_clk[user_id][bisect_right(times, start):bisect_right(times, end)]
 
     @property
     def size(self) -> int:
@@ -139,16 +151,18 @@ class BehaviourLog:
         """Drop entries with ``ts <= before``: no unreleased example can ask for them."""
         self.imps.prune(before)
         self.clks.prune(before)
-        for store in (self.item_clk, self.user_clk):
+        for store, times_of in ((self.item_clk, self.item_ts), (self.user_clk, self.user_ts)):
             dead = []
-            for key, lst in store.items():
-                if lst[0][0] > before:
+            for key, times in times_of.items():
+                if times[0] > before:
                     continue
-                del lst[:bisect_right(lst, (before, "\U0010ffff"))]
-                if not lst:
+                k = bisect_right(times, before)
+                del times[:k]
+                del store[key][:k]
+                if not times:
                     dead.append(key)
             for key in dead:
-                del store[key]
+                del store[key], times_of[key]
         self.clicked = {iid: ts for iid, ts in self.clicked.items() if ts > before}
         self._compact()
 
