@@ -32,7 +32,7 @@ from ...watermark import NEG_INF
 from .checkpoints import CheckpointStore
 from ...freshness import ChunkDeadline
 from .settings import consumer_tuning
-from .topics import LABELLED_MAX_BYTES, consumer_lag
+from .topics import LABELLED_MAX_BYTES, commit_offsets, consumer_lag
 from .wire import decode_envelope
 
 log = logging.getLogger("stream_lis.eval")
@@ -179,17 +179,6 @@ class EvalStage(ConsumerRebalanceListener):
         self.checkpoints += 1
         return offsets
 
-    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Commit checkpointed offsets (for lag tools; the checkpoint is the truth). Never
-        under ``self.lock``: it waits on the consumer's IO thread."""
-        if not offsets:
-            return
-        try:
-            from kafka.structs import OffsetAndMetadata
-            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
-        except Exception as exc:
-            log.warning("offset commit failed: %s", exc)
-
     def watermark(self, st: PartitionState) -> int:
         """Min over the input partitions that are not idle; max when all are idle."""
         if self._inputs == 0 or len(st.src_wm) < self._inputs:
@@ -279,11 +268,11 @@ class EvalStage(ConsumerRebalanceListener):
                 if now - last_ck >= self._ckpt_s and self.parts:
                     committed = self._checkpoint(set(self.parts))
                     last_ck = now
-            self._commit(committed)
+            commit_offsets(self.consumer, committed, log)
             if now - last_lag >= 1.0:
                 self.lag = consumer_lag(self.consumer)
                 last_lag = now
         with self.lock:
             committed = self._checkpoint(set(self.parts)) if self.parts else {}
-        self._commit(committed)
+        commit_offsets(self.consumer, committed, log)
         self.consumer.close()

@@ -47,7 +47,7 @@ from ...labeller import ArmRecord, Labelled, LabelCounters, Labeller
 from ...watermark import NEG_INF, POS_INF
 from .checkpoints import CheckpointStore
 from .settings import consumer_tuning
-from .topics import consumer_lag
+from .topics import commit_offsets, consumer_lag
 from .wire import Envelope, arm_partition, encode_envelope, slim
 
 log = logging.getLogger("stream_lis.join")
@@ -233,17 +233,6 @@ class JoinStage(ConsumerRebalanceListener):
         self.checkpoints += 1
         return offsets
 
-    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Commit checkpointed offsets (only ``topics describe`` and lag tools read them; the
-        checkpoint is the truth). Never under ``self.lock``: it waits on the IO thread."""
-        if not offsets:
-            return
-        try:
-            from kafka.structs import OffsetAndMetadata
-            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
-        except Exception as exc:  # commits only feed lag reports; the checkpoint is the truth
-            log.warning("offset commit failed: %s", exc)
-
     def _read(self, batch: dict) -> None:
         """Decode what was fetched into the per-topic queues (invalid records go at once)."""
         decode = self._decode
@@ -339,13 +328,13 @@ class JoinStage(ConsumerRebalanceListener):
                 if now - last_ck >= self._ckpt_s and self.labellers:
                     committed = self._checkpoint(set(self.labellers))
                     last_ck = now
-            self._commit(committed)
+            commit_offsets(self.consumer, committed, log)
             if now - last_lag >= 1.0:
                 self.lag = consumer_lag(self.consumer)
                 last_lag = now
         with self.lock:
             committed = self._checkpoint(set(self.labellers)) if self.labellers else {}
-        self._commit(committed)
+        commit_offsets(self.consumer, committed, log)
         self.consumer.close()
 
     def counters(self) -> LabelCounters:

@@ -5,17 +5,32 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
 
 from ...config import Config
 
 
 #: Largest message on the internal labelled topic (200 records of at most 64 KiB each fit).
 LABELLED_MAX_BYTES = 32 * 1024 * 1024
+
+
+def commit_offsets(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], log: logging.Logger) -> None:
+    """Commit a stage's checkpointed offsets: only ``topics describe`` and lag tools read them
+    (the checkpoint is the truth), so a failure is logged, not raised. Call it without the
+    stage's lock: it waits on the consumer's IO thread, where the rebalance listener (which
+    takes that lock) runs."""
+    if not offsets:
+        return
+    try:
+        consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+    except Exception as exc:
+        log.warning("offset commit failed: %s", exc)
 
 
 def consumer_lag(consumer: KafkaConsumer) -> dict[tuple[str, int], int]:
