@@ -145,10 +145,8 @@ class Labeller:
         c.records += len(events)
         for k, ev in enumerate(events):
             if horizon is not None and ev.ts > horizon:
-                raw = raws[k] if raws is not None else encode_event(ev)
-                self.reject(Invalid("future_event", f"ts {ev.ts} is more than limits.max_future_skew ahead of the clock",
-                                    raw.encode() if isinstance(raw, str) else raw),
-                            sources[k] if sources is not None else source)
+                self._reject_event(k, ev, "future_event", f"ts {ev.ts} is more than limits.max_future_skew ahead of the clock",
+                                   raws, sources, source)
                 continue
             if type(ev) is Impression:
                 reject = None
@@ -166,9 +164,7 @@ class Labeller:
                     reject = ("shed_overload", f"({ev.experiment!r}, {ev.arm!r}) would be one arm more than limits.max_arms")
                     WARNINGS.note("arms", 1, f"limits.max_arms={self.max_arms}")
                 if reject is not None:
-                    raw = raws[k] if raws is not None else encode_event(ev)
-                    self.reject(Invalid(*reject, raw.encode() if isinstance(raw, str) else raw),
-                                sources[k] if sources is not None else source)
+                    self._reject_event(k, ev, *reject, raws, sources, source)
                     continue
                 if ts > wm.max_ts:
                     wm.observe(ts)
@@ -179,10 +175,8 @@ class Labeller:
                         self._count_click(outcome, ev, out)
             else:
                 if len(joiner._early) >= self.max_pending and not joiner.knows(ev.impression_id):
-                    raw = raws[k] if raws is not None else encode_event(ev)
-                    self.reject(Invalid("shed_overload", f"{len(joiner._early)} clicks waiting for their impression "
-                                        ">= limits.max_pending_impressions", raw.encode() if isinstance(raw, str) else raw),
-                                sources[k] if sources is not None else source)
+                    self._reject_event(k, ev, "shed_overload", f"{len(joiner._early)} clicks waiting for their impression "
+                                       ">= limits.max_pending_impressions", raws, sources, source)
                     WARNINGS.note("pending_clicks", 1, f"limits.max_pending_impressions={self.max_pending}")
                     continue
                 wm.observe(ev.ts)
@@ -195,6 +189,13 @@ class Labeller:
             if wm.value != self._expired_at:
                 self._expire(out)
         return out
+
+    def _reject_event(self, k: int, ev: Impression | Click, reason: str, detail: str,
+                      raws: Sequence[bytes | str] | None, sources: Sequence[str] | None, source: str) -> None:
+        """Dead-letter ``events[k]`` of a ``process`` call with its original bytes and source."""
+        raw = raws[k] if raws is not None else encode_event(ev)
+        self.reject(Invalid(reason, detail, raw.encode() if isinstance(raw, str) else raw),
+                    sources[k] if sources is not None else source)
 
     def _count_click(self, outcome: str, imp: Impression | None, out: list[ArmRecord]) -> None:
         self.counters.clicks[outcome] += 1

@@ -119,19 +119,21 @@ class BehaviourLog:
             return 0
         return int(self.imps.count(np.array([code]), np.array([start]), np.array([end]))[0])
 
-    def item_clicks(self, item_id: str, start: int, end: int) -> list[Click]:
-        """``(ts, user_id, impression_id)`` of the item's clicks with ``start < ts <= end``."""
-        times = self.item_ts.get(item_id)
+    @staticmethod
+    def _window(store: dict[str, list[Click]], times_of: dict[str, list[int]], key: str, start: int,
+                end: int) -> list[Click]:
+        times = times_of.get(key)
         if not times:
             return []
-        return self.item_clk[item_id][bisect_right(times, start):bisect_right(times, end)]
+        return store[key][bisect_right(times, start):bisect_right(times, end)]
+
+    def item_clicks(self, item_id: str, start: int, end: int) -> list[Click]:
+        """``(ts, user_id, impression_id)`` of the item's clicks with ``start < ts <= end``."""
+        return self._window(self.item_clk, self.item_ts, item_id, start, end)
 
     def user_clicks(self, user_id: str, start: int, end: int) -> list[Click]:
         """``(ts, item_id, impression_id)`` of the user's clicks with ``start < ts <= end``."""
-        times = self.user_ts.get(user_id)
-        if not times:
-            return []
-        return self.user_clk[user_id][bisect_right(times, start):bisect_right(times, end)]
+        return self._window(self.user_clk, self.user_ts, user_id, start, end)
 
     @property
     def size(self) -> int:
