@@ -4,19 +4,40 @@ A checkpoint is one message keyed by what it describes (``join:3``, ``eval:1``);
 keeps the latest per key. Restoring reads the topic from the beginning to its end once.
 Values are pickled Python objects compressed with zlib: the topic must be as trusted as the
 workers themselves (it is written by nobody else).
+
+``BackgroundSaver`` compresses and sends a stage's checkpoints on a thread of its own: the
+stage pickles its state under its lock (a consistent snapshot) and goes on while the bytes
+are compressed and acknowledged; the offsets a checkpoint reflects are handed back for the
+stage to commit only once the broker has acknowledged it.
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
+import threading
 import zlib
-from typing import Any
+from typing import Any, Callable, Hashable, Sequence
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 
+log = logging.getLogger("stream_lis.checkpoints")
+
+
+def snapshot(obj: Any) -> bytes:
+    """The uncompressed checkpoint of ``obj``: the part that must happen while it holds still."""
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def pack(obj: Any) -> bytes:
-    return zlib.compress(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), 1)
+    return compress(snapshot(obj))
+
+
+def compress(raw: bytes) -> bytes:
+    # Level 1: most of a checkpoint is float arrays, which higher levels barely shrink more.
+    # zlib releases the GIL, so a BackgroundSaver compresses on another core.
+    return zlib.compress(raw, 1)
 
 
 def unpack(blob: bytes) -> Any:
@@ -33,7 +54,11 @@ class CheckpointStore:
         self.max_bytes = max_bytes
 
     def save(self, key: str, state: Any) -> int:
-        blob = pack(state)
+        return self.save_snapshot(key, snapshot(state))
+
+    def save_snapshot(self, key: str, raw: bytes) -> int:
+        """Compress and send what ``snapshot`` made; returns the message's size once acknowledged."""
+        blob = compress(raw)
         self.producer.send(self.topic, key=key.encode(), value=blob).get(timeout=60)
         return len(blob)
 
@@ -59,3 +84,74 @@ class CheckpointStore:
             return {k: unpack(v) for k, v in latest.items()}
         finally:
             consumer.close()
+
+
+class BackgroundSaver:
+    """One checkpoint at a time, compressed and sent on a thread of its own.
+
+    Why: an evaluation checkpoint is megabytes per partition (learner weights, score windows,
+    behaviour logs). Compressing it and waiting for the broker under the stage's lock stopped
+    the stage, and the scrapes that take that lock, for a large part of a second per interval.
+
+    ``submit`` takes the snapshots of one checkpoint and the consumer offsets they reflect;
+    ``acknowledged`` returns the offsets of the checkpoints the broker has acknowledged since
+    the last call: committing an offset earlier could skip records no durable state holds. A
+    failed save is logged and its offsets are never handed back; the next interval saves a
+    newer state.
+
+    >>> class Store:
+    ...     def save_snapshot(self, key, raw): return len(raw)
+    >>> sizes = []
+    >>> saver = BackgroundSaver(Store(), on_saved=sizes.append)
+    >>> saver.submit([("eval:0", b"state")], {"tp0": 42}); saver.wait()
+    >>> saver.acknowledged(), saver.acknowledged(), sizes
+    ({'tp0': 42}, {}, [5])
+    """
+
+    def __init__(self, store: Any, name: str = "checkpoint-saver",
+                 on_saved: Callable[[int], None] | None = None) -> None:
+        self.store = store
+        self.name = name
+        #: Called on the saver's thread with the last message's size, once acknowledged.
+        self.on_saved = on_saved
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._acked: dict[Hashable, int] = {}
+        self.failed = 0
+
+    def busy(self) -> bool:
+        """A checkpoint is still being saved (the stage skips this interval's)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def submit(self, snapshots: Sequence[tuple[str, bytes]], offsets: dict[Hashable, int]) -> None:
+        """Save ``snapshots`` (key, ``snapshot()`` bytes) in order, then acknowledge ``offsets``."""
+        self.wait()
+        self._thread = threading.Thread(target=self._save, args=(list(snapshots), dict(offsets)), name=self.name,
+                                        daemon=True)
+        self._thread.start()
+
+    def _save(self, snapshots: list[tuple[str, bytes]], offsets: dict[Hashable, int]) -> None:
+        try:
+            size = 0
+            for key, raw in snapshots:
+                size = self.store.save_snapshot(key, raw)
+        except Exception:  # noqa: BLE001 - the stage must go on; the next interval retries
+            self.failed += 1
+            log.exception("checkpoint %s not saved; its offsets stay uncommitted",
+                          ", ".join(k for k, _ in snapshots))
+            return
+        if self.on_saved is not None:
+            self.on_saved(size)
+        with self._lock:
+            self._acked.update(offsets)
+
+    def acknowledged(self) -> dict[Hashable, int]:
+        """Offsets of the checkpoints acknowledged since the last call (to commit now)."""
+        with self._lock:
+            out, self._acked = self._acked, {}
+        return out
+
+    def wait(self) -> None:
+        """Until the checkpoint being saved, if any, is acknowledged or failed."""
+        if self._thread is not None:
+            self._thread.join()

@@ -29,7 +29,7 @@ from ...arms import ArmSet
 from ...config import Config, parse_duration
 from ...labeller import Labelled, Seen
 from ...watermark import NEG_INF
-from .checkpoints import CheckpointStore
+from .checkpoints import BackgroundSaver, CheckpointStore, snapshot
 from ...freshness import ChunkDeadline
 from .settings import consumer_tuning
 from .topics import LABELLED_MAX_BYTES, commit_offsets, consumer_lag
@@ -111,6 +111,7 @@ class EvalStage(ConsumerRebalanceListener):
         self.rebalances = 0
         self.checkpoints = 0
         self.checkpoint_bytes = 0
+        self.saver = BackgroundSaver(store, "eval-checkpoints", on_saved=self._saved)
         self.last_evaluation_unix: float | None = None
         self.recovered = threading.Event()
         self.stopping = threading.Event()
@@ -128,9 +129,18 @@ class EvalStage(ConsumerRebalanceListener):
             group_id=f"{k.group_id}-eval", enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=10_000, heartbeat_interval_ms=1_000, **tuning, **client_kw)
 
+    def _saved(self, size: int) -> None:
+        """A checkpoint was acknowledged (by the saver's thread, or in the foreground after
+        waiting for it: never both at once)."""
+        self.checkpoints += 1
+        self.checkpoint_bytes = size
+
     def on_partitions_revoked(self, revoked: Any) -> None:
         with self.lock:
             parts = {tp.partition for tp in revoked} & set(self.parts)
+            # The saver takes no lock of ours: waiting for it here cannot deadlock, and the
+            # checkpoint below then comes after (overwrites) the one it was sending.
+            self.saver.wait()
             if parts:
                 self._checkpoint(parts)
             for p in parts:
@@ -159,24 +169,33 @@ class EvalStage(ConsumerRebalanceListener):
                 self.parts[p] = st
             self.recovered.set()
 
-    def _checkpoint(self, parts: set[int]) -> dict[TopicPartition, int]:
-        """Save the partitions' arms with the ``labelled`` offset they reflect; returns the
-        offsets for the caller to commit once it has released the lock.
+    def _snapshot(self, parts: set[int]) -> tuple[list[tuple[str, bytes]], dict[TopicPartition, int]]:
+        """The partitions' arms pickled with the ``labelled`` offset they reflect, and those
+        offsets (to commit once the checkpoint is acknowledged).
 
         Runs under ``self.lock``, also from the rebalance listener (the consumer's IO thread),
         so it asks the consumer nothing: the offset is our own count of applied messages.
         """
-        offsets = {}
+        snaps, offsets = [], {}
         for p in sorted(parts):
             st = self.parts[p]
             state = {"offset": st.next_offset,
                      "arms": {key: st.arms.dump_arm(key) for key in st.arms.keys()},
                      "src_wm": st.src_wm, "src_idle": st.src_idle, "src_ckpt": st.src_ckpt, "dedupe": st.dedupe, "duplicates": st.duplicates,
                      "ended": st.arms.ended, "experiments_ended": st.arms.experiments_ended}
-            self.checkpoint_bytes = self.store.save(f"eval:{p}", state)
+            snaps.append((f"eval:{p}", snapshot(state)))
             if st.next_offset is not None:
                 offsets[TopicPartition(self.t.labelled, p)] = st.next_offset
-        self.checkpoints += 1
+        return snaps, offsets
+
+    def _checkpoint(self, parts: set[int]) -> dict[TopicPartition, int]:
+        """Save the partitions' checkpoint now (rebalance, shutdown); returns the offsets for
+        the caller to commit once it has released the lock."""
+        snaps, offsets = self._snapshot(parts)
+        size = 0
+        for key, raw in snaps:
+            size = self.store.save_snapshot(key, raw)
+        self._saved(size)
         return offsets
 
     def watermark(self, st: PartitionState) -> int:
@@ -261,17 +280,25 @@ class EvalStage(ConsumerRebalanceListener):
                     # runtime, so both give the same numbers.
                     if self._release(now - last_released >= self._delay_s):
                         last_released = now
-            # Checkpoints between polls, when the whole poll is applied.
-            committed: dict[TopicPartition, int] = {}
+            # Checkpoints between polls, when the whole poll is applied: pickled here, under the
+            # lock; compressed and sent by the saver while the stage goes on. An interval whose
+            # previous checkpoint is still being sent is skipped, not queued.
+            snaps: list[tuple[str, bytes]] = []
             with self.lock:
                 now = time.monotonic()
-                if now - last_ck >= self._ckpt_s and self.parts:
-                    committed = self._checkpoint(set(self.parts))
+                if now - last_ck >= self._ckpt_s and self.parts and not self.saver.busy():
+                    snaps, offsets = self._snapshot(set(self.parts))
                     last_ck = now
-            commit_offsets(self.consumer, committed, log)
+                owned = set(self.parts)
+            if snaps:
+                self.saver.submit(snaps, offsets)
+            # Offsets of partitions revoked since are not ours to commit any more.
+            commit_offsets(self.consumer, {tp: off for tp, off in self.saver.acknowledged().items()
+                                           if tp.partition in owned}, log)
             if now - last_lag >= 1.0:
                 self.lag = consumer_lag(self.consumer)
                 last_lag = now
+        self.saver.wait()
         with self.lock:
             committed = self._checkpoint(set(self.parts)) if self.parts else {}
         commit_offsets(self.consumer, committed, log)

@@ -1,0 +1,67 @@
+"""The evaluation stage's checkpoints are compressed and sent on a thread of their own: the
+offsets a checkpoint reflects are handed back for committing only once the broker has
+acknowledged it, never for a failed save, and what is sent restores the state as pickled
+when the snapshot was taken (not as it is when the thread gets to it)."""
+
+from __future__ import annotations
+
+import threading
+
+from stream_lis.runtime.kafka.checkpoints import BackgroundSaver, CheckpointStore, snapshot, unpack
+
+
+class _Ack:
+    def __init__(self, gate: threading.Event, fail: bool) -> None:
+        self.gate, self.fail = gate, fail
+
+    def get(self, timeout: float) -> None:
+        assert self.gate.wait(timeout), "the test never opened the gate"
+        if self.fail:
+            raise TimeoutError("broker did not acknowledge")
+
+
+class GatedProducer:
+    """Keeps what is sent; each acknowledgement waits for the test to open the gate."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.gate = threading.Event()
+        self.fail = fail
+        self.sent: list[tuple[str, str, bytes]] = []
+
+    def send(self, topic: str, key: bytes, value: bytes) -> _Ack:
+        self.sent.append((topic, key.decode(), value))
+        return _Ack(self.gate, self.fail)
+
+
+def test_offsets_are_handed_back_only_after_the_acknowledgement():
+    producer = GatedProducer()
+    sizes: list[int] = []
+    saver = BackgroundSaver(CheckpointStore("ck", producer, {}, 1 << 20), on_saved=sizes.append)
+    state = {"weights": list(range(1000))}
+    saver.submit([("eval:0", snapshot(state))], {"labelled-0": 1234})
+    state["weights"].clear()  # the stage goes on changing its state meanwhile
+    assert saver.busy()
+    assert saver.acknowledged() == {} and sizes == []
+    producer.gate.set()
+    saver.wait()
+    assert not saver.busy()
+    assert saver.acknowledged() == {"labelled-0": 1234}
+    assert saver.acknowledged() == {}  # handed back once
+    (topic, key, blob), = producer.sent
+    assert (topic, key) == ("ck", "eval:0") and sizes == [len(blob)]
+    assert unpack(blob) == {"weights": list(range(1000))}  # the state as it was at the snapshot
+
+
+def test_a_failed_save_commits_nothing_and_the_next_one_goes_through():
+    producer = GatedProducer(fail=True)
+    sizes: list[int] = []
+    saver = BackgroundSaver(CheckpointStore("ck", producer, {}, 1 << 20), on_saved=sizes.append)
+    producer.gate.set()
+    saver.submit([("eval:0", snapshot({"n": 1})), ("eval:1", snapshot({"n": 2}))], {"p0": 10, "p1": 20})
+    saver.wait()
+    assert saver.acknowledged() == {} and saver.failed == 1 and sizes == []
+    producer.fail = False
+    saver.submit([("eval:0", snapshot({"n": 3}))], {"p0": 30})
+    saver.wait()
+    assert saver.acknowledged() == {"p0": 30} and saver.failed == 1 and len(sizes) == 1
+    assert unpack(producer.sent[-1][2]) == {"n": 3}
