@@ -263,3 +263,33 @@ def test_scraping_a_live_runtime_over_loopback(tmp_path):
     rc, text = cli("report", "--scrape", url, "--every", "0", "--samples", "2", "--timeout", "2",
                    "-o", str(tmp_path / "none.html"))
     assert rc == 2 and "every scrape failed" in text
+
+
+@pytest.mark.parametrize("days", [0.001, 0.2, 3, 30, 400, 1100])
+def test_event_time_axes_of_any_span_get_ticks_without_a_fallback_warning(days):
+    """A history covering about 3 days (or 3 years) once fit no tick step of the date axis:
+    matplotlib warned and fell back to arbitrary ticks."""
+    import datetime as dt
+    import warnings
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stream_lis.report.load import Point
+    from stream_lis.report.plots import TimeAxis
+
+    t0 = 1_767_225_600_000
+    pts = [Point(arms=[], watermark_ms=t0 + int(days * 86_400_000 * k / 10)) for k in range(11)]
+    axis = TimeAxis(pts)
+    assert axis.dates and axis.x[-1] - axis.x[0] == dt.timedelta(milliseconds=pts[-1].watermark_ms - t0)
+    fig, ax = plt.subplots()
+    try:
+        ax.plot(axis.x, range(11))
+        axis.apply(ax)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fig.canvas.draw()
+        assert 2 <= len(ax.get_xticks()) <= 8
+    finally:
+        plt.close(fig)

@@ -152,9 +152,14 @@ class TimeAxis:
 
     def apply(self, ax: Any, bottom: bool = True) -> None:
         if self.dates:
-            from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+            from matplotlib.dates import HOURLY, MINUTELY, MONTHLY, SECONDLY, AutoDateLocator, ConciseDateFormatter
 
             loc = AutoDateLocator(maxticks=6)
+            # With at most 6 ticks the default steps leave gaps (a span of about 3 days fits
+            # no hourly step, about 3 years no monthly one) and matplotlib warns and falls
+            # back; one step per next unit up closes them.
+            for freq, step in ((SECONDLY, 60), (MINUTELY, 60), (HOURLY, 24), (MONTHLY, 12)):
+                loc.intervald[freq] = sorted({*loc.intervald[freq], step})
             fmt = ConciseDateFormatter(loc)
             fmt.offset_formats = [""] * 6  # the span is in the axis label (the offset text collides in narrow panels)
             ax.xaxis.set_major_locator(loc)
