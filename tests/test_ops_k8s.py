@@ -3,7 +3,8 @@ manifest, and check what the worker needs.
 
 Rendering: with the real kustomize when one is on PATH (`kubectl kustomize`, as on this kind of
 machine, or `kustomize build`); otherwise with the small renderer below, which implements just
-the features k8s/ uses (resources, namespace, images, replicas, strategic-merge patches,
+the features k8s/ uses (resources, namespace, nameSuffix, images, replicas, strategic-merge
+patches, by name or by a target's kind and label selector, ``$patch: delete``,
 configMapGenerator with options and behavior: merge, generated-name references). Where both
 exist, a test checks that they agree, so the fallback is known to be faithful.
 
@@ -33,6 +34,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BASE = ROOT / "k8s" / "base"
 OVERLAY = ROOT / "k8s" / "overlays" / "example"
+STAGES = ROOT / "k8s" / "overlays" / "stages"
 CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PriorityClass"}
 K8S_VERSIONS = sorted({kubernetes_validate.latest_version(), "1.31.0"})
@@ -116,6 +118,20 @@ def render_fallback(path: pathlib.Path) -> list[dict]:
     return generated + resources
 
 
+def _selected(doc: dict, selector: str) -> bool:
+    """Label selector terms as k8s/ uses them: ``key=value`` and ``!key``, comma-separated."""
+    labels = doc["metadata"].get("labels", {})
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if term.startswith("!"):
+            ok = term[1:] not in labels
+        else:
+            key, _, value = term.partition("=")
+            ok = labels.get(key) == value
+        if not ok:
+            return False
+    return True
+
+
 def _pod_specs(doc: dict) -> Iterable[dict]:
     if doc["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}:
         yield doc["spec"]["template"]["spec"]
@@ -123,7 +139,7 @@ def _pod_specs(doc: dict) -> Iterable[dict]:
 
 def _render(path: pathlib.Path) -> tuple[list[dict], list[dict]]:
     k = yaml.safe_load((path / "kustomization.yaml").read_text())
-    known = {"apiVersion", "kind", "namespace", "resources", "images", "replicas", "patches", "configMapGenerator"}
+    known = {"apiVersion", "kind", "namespace", "nameSuffix", "resources", "images", "replicas", "patches", "configMapGenerator"}
     assert set(k) <= known, f"the fallback renderer does not implement {set(k) - known}"
     resources: list[dict] = []
     generated: list[dict] = []
@@ -158,10 +174,20 @@ def _render(path: pathlib.Path) -> tuple[list[dict], list[dict]]:
             assert existing is not None and behavior in ("merge", "replace"), gen
             existing["data"] = {**existing["data"], **data} if behavior == "merge" else data
     for patch in k.get("patches", []):
-        assert set(patch) == {"path"}, "the fallback renderer only applies strategic-merge patch files"
+        assert set(patch) <= {"path", "target"}, "the fallback renderer only applies strategic-merge patch files"
         p = yaml.safe_load((path / patch["path"]).read_text())
-        [target] = [d for d in resources if d["kind"] == p["kind"] and d["metadata"]["name"] == p["metadata"]["name"]]
-        target.update(_merge(target, p))
+        if "target" in patch:
+            t = patch["target"]
+            assert set(t) <= {"kind", "labelSelector"}, t
+            targets = [d for d in resources if d["kind"] == t["kind"] and _selected(d, t.get("labelSelector", ""))]
+        else:
+            targets = [d for d in resources if d["kind"] == p["kind"] and d["metadata"]["name"] == p["metadata"]["name"]]
+            assert len(targets) == 1, p["metadata"]
+        for target in targets:
+            if p.get("$patch") == "delete":
+                resources.remove(target)
+            else:
+                target.update(_merge(target, p))
     for rep in k.get("replicas", []):
         for d in resources:
             if d["metadata"]["name"] == rep["name"] and d["kind"] in {"Deployment", "StatefulSet"}:
@@ -173,6 +199,9 @@ def _render(path: pathlib.Path) -> tuple[list[dict], list[dict]]:
                     name, _, _tag = c["image"].partition(":")
                     if name == img["name"]:
                         c["image"] = f"{img.get('newName', name)}:{img.get('newTag', _tag)}"
+    if "nameSuffix" in k:
+        for d in resources:
+            d["metadata"]["name"] += k["nameSuffix"]
     if "namespace" in k:
         for d in resources + generated:
             if d["kind"] not in CLUSTER_SCOPED:
@@ -186,9 +215,12 @@ def render(path: pathlib.Path) -> list[dict]:
     return render_kustomize(path) if KUSTOMIZE else render_fallback(path)
 
 
-@pytest.fixture(scope="module", params=["base", "overlay"])
+PATHS = {"base": BASE, "overlay": OVERLAY, "stages": STAGES}
+
+
+@pytest.fixture(scope="module", params=list(PATHS))
 def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict]]:
-    return request.param, render(BASE if request.param == "base" else OVERLAY)
+    return request.param, render(PATHS[request.param])
 
 
 def _one(docs: list[dict], kind: str, name_prefix: str = "stream-lis") -> dict:
@@ -197,12 +229,15 @@ def _one(docs: list[dict], kind: str, name_prefix: str = "stream-lis") -> dict:
     return found[0]
 
 
-def _worker(docs: list[dict]) -> dict:
-    return _one(docs, "Deployment")
+def _workers(docs: list[dict]) -> list[dict]:
+    """The worker Deployments: one in the base, one per stage in overlays/stages."""
+    found = [d for d in docs if d["kind"] == "Deployment"]
+    assert found
+    return found
 
 
-def _container(docs: list[dict]) -> dict:
-    [c] = _worker(docs)["spec"]["template"]["spec"]["containers"]
+def _container(dep: dict) -> dict:
+    [c] = dep["spec"]["template"]["spec"]["containers"]
     return c
 
 
@@ -220,7 +255,7 @@ def _normalise(docs: list[dict]) -> list[dict]:
 
 
 @pytest.mark.skipif(KUSTOMIZE is None, reason="no kustomize binary (kubectl kustomize / kustomize build) to compare with")
-@pytest.mark.parametrize("path", [BASE, OVERLAY], ids=["base", "overlay"])
+@pytest.mark.parametrize("path", list(PATHS.values()), ids=list(PATHS))
 def test_the_fallback_renderer_agrees_with_kustomize(path: pathlib.Path) -> None:
     assert _normalise(render_fallback(path)) == _normalise(render_kustomize(path))
 
@@ -311,18 +346,19 @@ def test_config_configmap_is_a_valid_stream_lis_config(rendered: tuple[str, list
     cfg = load_config(str(path), {"kafka.security_protocol": kafka["security_protocol"],
                                   "kafka.sasl_mechanism": kafka["sasl_mechanism"]})
     assert cfg.experiments and cfg.experiments[0].arms
-    # the Deployment mounts that ConfigMap where the command reads it
-    spec = _worker(docs)["spec"]["template"]["spec"]
-    vols = {v["name"]: v for v in spec["volumes"]}
-    mounts = {m["mountPath"]: m for m in _container(docs)["volumeMounts"]}
-    assert vols[mounts["/etc/stream-lis"]["name"]]["configMap"]["name"] == cm["metadata"]["name"]
+    # every worker Deployment mounts that ConfigMap where the command reads it
+    for dep in _workers(docs):
+        vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+        mounts = {m["mountPath"]: m for m in _container(dep)["volumeMounts"]}
+        assert vols[mounts["/etc/stream-lis"]["name"]]["configMap"]["name"] == cm["metadata"]["name"]
 
 
-def test_worker_command_probes_resources_and_security(rendered: tuple[str, list[dict]]) -> None:
+@pytest.mark.parametrize("which", [0, -1], ids=["first", "last"])
+def test_worker_command_probes_resources_and_security(rendered: tuple[str, list[dict]], which: int) -> None:
     name, docs = rendered
-    dep = _worker(docs)
+    dep = _workers(docs)[which]
     pod = dep["spec"]["template"]["spec"]
-    c = _container(docs)
+    c = _container(dep)
     assert c["command"] + c["args"][:2] == ["stream-lis", "worker", "--config", "/etc/stream-lis/config.toml"]
     assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in c["ports"]
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -355,9 +391,10 @@ def test_worker_command_probes_resources_and_security(rendered: tuple[str, list[
         assert _one(docs, "Namespace", "recsys-lis")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_kafka_settings_and_credentials_are_by_reference(rendered: tuple[str, list[dict]]) -> None:
+@pytest.mark.parametrize("which", [0, -1], ids=["first", "last"])
+def test_kafka_settings_and_credentials_are_by_reference(rendered: tuple[str, list[dict]], which: int) -> None:
     _, docs = rendered
-    env = {e["name"]: e for e in _container(docs)["env"]}
+    env = {e["name"]: e for e in _container(_workers(docs)[which])["env"]}
     kafka_cm = _configmap(docs, "stream-lis-kafka")["metadata"]["name"]
     assert env["STREAM_LIS_BOOTSTRAP"]["valueFrom"]["configMapKeyRef"] == {"name": kafka_cm, "key": "bootstrap_servers"}
     for var, key in (("STREAM_LIS_KAFKA_SASL_USERNAME", "username"), ("STREAM_LIS_KAFKA_SASL_PASSWORD", "password")):
@@ -386,3 +423,38 @@ def test_no_plaintext_secrets(rendered: tuple[str, list[dict]]) -> None:
                 for line in value.splitlines():
                     line = line.split("#", 1)[0]
                     assert not re.search(r"(password|secret|token)\s*=", line, re.I), (doc["metadata"]["name"], line)
+
+
+def test_stages_overlay_runs_each_stage_as_a_deployment_of_the_base_worker() -> None:
+    """overlays/stages: the base's worker twice, once per ``--stage``, identical otherwise (the
+    base's args are restated in the patches: this catches them drifting apart)."""
+    from stream_lis.cli import build_parser
+
+    [base] = _workers(render(BASE))
+    docs = render(STAGES)
+    deps = {d["metadata"]["name"]: d for d in _workers(docs)}
+    assert sorted(deps) == ["stream-lis-eval", "stream-lis-join"]
+    selectors = []
+    for stage in ("join", "eval"):
+        dep = deps[f"stream-lis-{stage}"]
+        c = _container(dep)
+        assert c["args"] == _container(base)["args"] + ["--stage", stage]
+        args = build_parser().parse_args(["worker", *c["args"]])
+        assert args.stage == stage
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        assert dep["spec"]["selector"]["matchLabels"]["stream-lis/stage"] == stage == labels["stream-lis/stage"]
+        assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        selectors.append(dep["spec"]["selector"]["matchLabels"])
+        # the Service (hence the ServiceMonitor's job) and the disruption budget cover both stages
+        assert _one(docs, "Service")["spec"]["selector"].items() <= labels.items()
+        assert _one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        # everything else is the base's worker
+        same = copy.deepcopy(dep)
+        same["metadata"]["name"] = base["metadata"]["name"]
+        for md in (same["metadata"], same["spec"]["template"]["metadata"]):
+            md["labels"].pop("stream-lis/stage")
+        same["spec"]["selector"]["matchLabels"].pop("stream-lis/stage")
+        _container(same)["args"] = _container(base)["args"]
+        assert _normalise([same]) == _normalise([base])
+    # neither Deployment selects the other's pods
+    assert selectors[0]["stream-lis/stage"] != selectors[1]["stream-lis/stage"]
