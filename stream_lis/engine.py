@@ -83,6 +83,12 @@ class Snapshot:
     probes: list[str]
     learner_names: list[str]
     last_evaluation_unix: float | None = None
+    #: Kafka workers: the counters held by each partition's state, by stage ("join": input
+    #: partitions, "eval": ``labelled`` partitions). They are checkpointed with the partition
+    #: and move with it on a rebalance, so they are exported per partition: a worker's total
+    #: would drop on one worker and jump on the other, which Prometheus reads as a counter
+    #: reset and a burst. ``None``: one place holds everything (the embedded runtime).
+    partition_counters: dict[str, dict[int, Counters]] | None = None
 
 
 def decoder_for(cfg: Config) -> Callable[[Sequence[bytes | str]], list[Impression | Click | Invalid]]:

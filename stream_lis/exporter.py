@@ -30,7 +30,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from . import __version__
-from .engine import LABEL_DELAY_BUCKETS, Snapshot
+from .engine import LABEL_DELAY_BUCKETS, Counters, Snapshot
 
 P = "stream_lis_"
 ARM = ["experiment", "arm"]
@@ -117,27 +117,38 @@ def arm_metrics(s: Snapshot) -> Iterator[Metric]:
     yield from (auc, auc_err, prod, *lis.values(), *ais.values(), eff, imps, clicks, labelled, truncated, ctr, win)
 
 
+def _counter_sets(s: Snapshot, stage: str) -> tuple[list[str], list[tuple[list[str], Counters]]]:
+    """Label names and (label values, counters) to export a stage's counter families from:
+    one unlabelled set, or one per partition (see ``Snapshot.partition_counters``)."""
+    if s.partition_counters is None:
+        return [], [([], s.counters)]
+    return ["partition"], [([str(p)], c) for p, c in sorted(s.partition_counters.get(stage, {}).items())]
+
+
 def pipeline_metrics(s: Snapshot) -> Iterator[Metric]:
-    c = s.counters
-    inv = CounterMetricFamily(P + "invalid_events", "Rejected input records by reason; each is dead-lettered.", labels=["reason"])
-    for reason, n in sorted(c.invalid.items()):
-        inv.add_metric([reason], n)
-    joins = CounterMetricFamily(P + "click_joins", "Clicks by join outcome: attributed, duplicate, late (label already final), out_of_window, orphan (impression never seen).", labels=["outcome"])
-    for outcome, n in sorted(c.clicks.items()):
-        joins.add_metric([outcome], n)
-    shed = CounterMetricFamily(P + "shed", "Examples or behaviour-log events dropped because a memory bound (limits.*) was reached.", labels=["bound"])
-    for bound in ("lookahead", "behaviour_log"):
-        shed.add_metric([bound], c.shed.get(bound, 0))
-    records = CounterMetricFamily(P + "records", "Valid input records processed.")
-    records.add_metric([], c.records)
-    ended = CounterMetricFamily(P + "experiments_ended", "Experiments ended by inactivity; their series were removed.")
-    ended.add_metric([], c.experiments_ended)
-    buckets, acc = [], 0
-    for bound, n in zip(LABEL_DELAY_BUCKETS, c.label_delay):
-        acc += n
-        buckets.append(("+Inf" if math.isinf(bound) else str(float(bound)), acc))
-    delay = HistogramMetricFamily(P + "label_delay_seconds", "Event time from impression to final label (click time for positives, attribution window for negatives).")
-    delay.add_metric([], buckets, c.label_delay_sum)
+    extra, sets = _counter_sets(s, "join")
+    inv = CounterMetricFamily(P + "invalid_events", "Rejected input records by reason; each is dead-lettered.", labels=[*extra, "reason"])
+    joins = CounterMetricFamily(P + "click_joins", "Clicks by join outcome: attributed, duplicate, late (label already final), out_of_window, orphan (impression never seen).", labels=[*extra, "outcome"])
+    records = CounterMetricFamily(P + "records", "Valid input records processed.", labels=extra)
+    delay = HistogramMetricFamily(P + "label_delay_seconds", "Event time from impression to final label (click time for positives, attribution window for negatives).", labels=extra)
+    for lv, c in sets:
+        for reason, n in sorted(c.invalid.items()):
+            inv.add_metric([*lv, reason], n)
+        for outcome, n in sorted(c.clicks.items()):
+            joins.add_metric([*lv, outcome], n)
+        records.add_metric(lv, c.records)
+        buckets, acc = [], 0
+        for bound, n in zip(LABEL_DELAY_BUCKETS, c.label_delay):
+            acc += n
+            buckets.append(("+Inf" if math.isinf(bound) else str(float(bound)), acc))
+        delay.add_metric(lv, buckets, c.label_delay_sum)
+    extra, sets = _counter_sets(s, "eval")
+    shed = CounterMetricFamily(P + "shed", "Examples or behaviour-log events dropped because a memory bound (limits.*) was reached.", labels=[*extra, "bound"])
+    ended = CounterMetricFamily(P + "experiments_ended", "Experiments ended by inactivity; their series were removed.", labels=extra)
+    for lv, c in sets:
+        for bound in ("lookahead", "behaviour_log"):
+            shed.add_metric([*lv, bound], c.shed.get(bound, 0))
+        ended.add_metric(lv, c.experiments_ended)
     g = []
     # After the end of a finite input the watermark is +inf; the last event time stands in.
     wm_ms = s.watermark_ms if abs(s.watermark_ms) < (1 << 61) else s.max_event_ms

@@ -160,6 +160,11 @@ def by_arm(samples: list, name: str | None = None, **labels: str) -> dict[str, f
     return out
 
 
+def per_partition(m: dict, name: str) -> dict[str, float]:
+    """A worker's samples of a per-partition counter, by partition."""
+    return {s.labels["partition"]: s.value for s in m.get(name, [])}
+
+
 def total(m: dict, name: str, **labels: str) -> float:
     """Sum of the samples of a family or sample name, with the given labels."""
     return sum(s.value for s in m.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items()))

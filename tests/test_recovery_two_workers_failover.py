@@ -1,5 +1,6 @@
 """Two workers in one group: each arm is owned by exactly one of them; when one dies the
-other takes its arms over, with their state."""
+other takes its arms over, with their state, and the input counters go with their partitions
+(a series per partition that carries on on the survivor, never a worker total that drops)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import threading
 
 import pytest
 
-from kafka_harness import WorkerProc, accounted, by_arm, cli, namespace, require_broker, settled, total, wait_for, write_stream
+from kafka_harness import (WorkerProc, accounted, by_arm, cli, namespace, per_partition, require_broker, settled, total,
+                           wait_for, write_stream)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -49,6 +51,7 @@ def test_arms_split_between_two_workers_and_move_when_one_dies(tmp_path):
         saved = total(w1.metrics(), "stream_lis_checkpoints_total", stage="eval")
         wait_for(lambda: total(w1.metrics(), "stream_lis_checkpoints_total", stage="eval") >= saved + 2, 60,
                  "two more evaluation checkpoints", w1.alive)
+        records_before = per_partition(w1.metrics(), "stream_lis_records_total")
         w1.kill9()
 
         wait_for(lambda: arms_of(w2) == {"control", "treatment"}, 90, "the survivor to take the dead worker's arm", w2.alive)
@@ -60,6 +63,11 @@ def test_arms_split_between_two_workers_and_move_when_one_dies(tmp_path):
         wait_for(settled(w2, n_imps), 180, "the survivor to finish the stream", w2.alive)
         m = w2.metrics()
         assert accounted(m) == n_imps
+        # The dead worker's input partitions, now the survivor's: each one's counter carries on
+        # from the checkpointed count, so it ends at or above what the dead worker last showed.
+        records = per_partition(m, "stream_lis_records_total")
+        assert records_before and set(records_before) <= set(records)
+        assert all(records[p] >= n for p, n in records_before.items()), (records_before, records)
         assert by_arm(m["stream_lis_labelled_examples_total"]) == by_arm(m["stream_lis_impressions_total"])
     finally:
         for w in (w1, w2):

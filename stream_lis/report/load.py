@@ -436,7 +436,7 @@ def parse_metrics(text: str, t_wall: float | None = None) -> Point:
     lis: dict[tuple[str, str, str], dict[str, float | None]] = {}
     ais: dict[tuple[str, str], dict[str, float | None]] = {}
     pos: dict[tuple[str, str], int] = {}
-    buckets: list[tuple[float, float]] = []
+    buckets: dict[float, float] = {}  # le -> cumulative count
     pt = Point(arms=[], t_wall=t_wall)
     delay_sum = None
 
@@ -474,14 +474,15 @@ def parse_metrics(text: str, t_wall: float | None = None) -> Point:
                 a.labelled = (a.labelled or 0) + (_int(v) or 0)
                 if lbl.get("label") == "positive":
                     pos[a.key] = _int(v) or 0
-            elif n == "records_total":
-                pt.records = _int(v)
+            elif n == "records_total":  # one sample per input partition from a Kafka worker
+                pt.records = (pt.records or 0) + (_int(v) or 0)
             elif n == "watermark_timestamp_seconds" and v is not None:
                 pt.watermark_ms = v * 1000.0
-            elif n == "label_delay_seconds_bucket":
-                buckets.append((_bound(lbl.get("le")), v or 0.0))
+            elif n == "label_delay_seconds_bucket":  # per partition from a Kafka worker: added up
+                le = _bound(lbl.get("le"))
+                buckets[le] = buckets.get(le, 0.0) + (v or 0.0)
             elif n == "label_delay_seconds_sum":
-                delay_sum = v
+                delay_sum = (delay_sum or 0.0) + (v or 0.0)
     for (e, a_, p), d in lis.items():
         arms[(e, a_)].lis[p] = Iv(d.get("lis"), d.get("lis_ci_lower"), d.get("lis_ci_upper"))
     for k, d in ais.items():
@@ -491,12 +492,12 @@ def parse_metrics(text: str, t_wall: float | None = None) -> Point:
         if a.ctr is None and a.labelled:
             a.ctr = pos.get(k, 0) / a.labelled
     if buckets:
-        buckets.sort()
+        ordered = sorted(buckets.items())
         counts, prev = [], 0.0
-        for _, cum in buckets:
+        for _, cum in ordered:
             counts.append(int(round(cum - prev)))
             prev = cum
-        pt.label_delay = LabelDelay([b for b, _ in buckets], counts, delay_sum)
+        pt.label_delay = LabelDelay([b for b, _ in ordered], counts, delay_sum)
     pt.arms = list(arms.values())
     return pt
 

@@ -68,7 +68,7 @@ class Worker:
         self.eval = EvalStage(cfg, self.client_kw, store) if "eval" in self.stages else None
         self._running = [st for st in (self.join, self.eval) if st is not None]
         self.started = time.time()
-        self._duplicates = 0
+        self._duplicates: dict[int, int] = {}
         self._threads: list[threading.Thread] = []
         self.failed: BaseException | None = None
         self.registry = CollectorRegistry(auto_describe=False)
@@ -81,22 +81,24 @@ class Worker:
 
     def snapshot(self) -> Snapshot:
         lab, wms, pending = LabelCounters(), [], 0
+        by_part: dict[str, dict[int, Counters]] = {}
         if self.join is not None:
             with self.join.lock:
                 lab = self.join.counters()
+                by_part["join"] = {p: Counters.of(l.counters, (), 0) for p, l in self.join.labellers.items()}
                 # Partitions that never had input have no clock yet; they would hide the others'.
                 wms = [l.watermark for l in self.join.labellers.values() if l.watermark.max_ts > NEG_INF]
                 pending = sum(len(l.joiner) for l in self.join.labellers.values())
         arms, pipes, held, ended, shed_ended, probes, last_eval = [], [], 0, 0, Counter(), [], None
         if self.eval is not None:
-            arms, pipes, held, ended, shed_ended, probes, last_eval = self._eval_view(self.eval)
+            arms, pipes, held, ended, shed_ended, probes, last_eval, by_part["eval"] = self._eval_view(self.eval)
         counters = Counters.of(lab, pipes, ended, shed_ended)
         return Snapshot(arms=sorted(arms, key=lambda a: (a.experiment, a.arm)), counters=counters,
                         watermark_ms=min((w.value for w in wms), default=NEG_INF),
                         max_event_ms=max((w.max_ts for w in wms), default=NEG_INF),
                         pending_impressions=pending, held_examples=held, probes=probes,
                         learner_names=learner_names(probes),
-                        last_evaluation_unix=last_eval)
+                        last_evaluation_unix=last_eval, partition_counters=by_part)
 
     def _eval_view(self, ev: EvalStage) -> tuple:
         with ev.lock:
@@ -107,8 +109,10 @@ class Worker:
             ended = sum(st.arms.experiments_ended for st in parts)
             shed_ended = sum((st.arms.shed_ended for st in parts), Counter())
             probes = [p.name for p in next(iter(parts)).arms.probes] if ev.parts else []
-            self._duplicates = sum(st.duplicates for st in parts)
-            return arms, pipes, held, ended, shed_ended, probes, ev.last_evaluation_unix
+            self._duplicates = {p: st.duplicates for p, st in ev.parts.items()}
+            by_part = {p: Counters.of(LabelCounters(), st.arms.arms.values(), st.arms.experiments_ended, st.arms.shed_ended)
+                       for p, st in ev.parts.items()}
+            return arms, pipes, held, ended, shed_ended, probes, ev.last_evaluation_unix, by_part
 
     def _extra(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily("stream_lis_consumer_lag", "Messages between the consumer's position and the end of each assigned partition.",
@@ -132,8 +136,10 @@ class Worker:
             reb.add_metric(["eval"], self.eval.rebalances)
             ck.add_metric(["eval"], self.eval.checkpoints)
             owned.add_metric(["eval"], len(self.eval.parts))
-            dup = CounterMetricFamily("stream_lis_duplicate_records", "Records the evaluation stage had already applied (replays after a restart), dropped.")
-            dup.add_metric([], self._duplicates)  # read under the lock by snapshot(), just before
+            dup = CounterMetricFamily("stream_lis_duplicate_records", "Records the evaluation stage had already applied (replays after a restart), dropped.",
+                                      labels=["partition"])
+            for p, n in sorted(self._duplicates.items()):  # read under the lock by snapshot(), just before
+                dup.add_metric([str(p)], n)
             size = GaugeMetricFamily("stream_lis_checkpoint_bytes", "Size of the last evaluation-stage checkpoint message.")
             size.add_metric([], self.eval.checkpoint_bytes)
             yield from (dup, size)
