@@ -142,7 +142,12 @@ class Worker:
                 dup.add_metric([str(p)], n)
             size = GaugeMetricFamily("stream_lis_checkpoint_bytes", "Size of the last evaluation-stage checkpoint message.")
             size.add_metric([], self.eval.checkpoint_bytes)
-            yield from (dup, size)
+            # The join stage saves in the foreground: a failure there stops the worker.
+            failed = CounterMetricFamily("stream_lis_checkpoint_failures", "Checkpoints the broker refused or did not "
+                                         "acknowledge (saved in the background; their offsets stay uncommitted), by stage.",
+                                         labels=["stage"])
+            failed.add_metric(["eval"], self.eval.saver.failed)
+            yield from (dup, size, failed)
         yield from (reb, ck, owned)
 
     def _run(self, stage: Any) -> None:
