@@ -282,16 +282,15 @@ class EvalStage(ConsumerRebalanceListener):
                         last_released = now
             # Checkpoints between polls, when the whole poll is applied: pickled here, under the
             # lock; compressed and sent by the saver while the stage goes on. An interval whose
-            # previous checkpoint is still being sent is skipped, not queued.
-            snaps: list[tuple[str, bytes]] = []
+            # previous checkpoint is still being sent is skipped, not queued. Submitted under
+            # the lock too, so a revocation (which takes it) always sees the save in flight and
+            # waits for it before saving its own, newer state.
             with self.lock:
                 now = time.monotonic()
                 if now - last_ck >= self._ckpt_s and self.parts and not self.saver.busy():
-                    snaps, offsets = self._snapshot(set(self.parts))
+                    self.saver.submit(*self._snapshot(set(self.parts)))
                     last_ck = now
                 owned = set(self.parts)
-            if snaps:
-                self.saver.submit(snaps, offsets)
             # Offsets of partitions revoked since are not ours to commit any more.
             commit_offsets(self.consumer, {tp: off for tp, off in self.saver.acknowledged().items()
                                            if tp.partition in owned}, log)
