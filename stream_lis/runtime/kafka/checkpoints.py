@@ -30,10 +30,6 @@ def snapshot(obj: Any) -> bytes:
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def pack(obj: Any) -> bytes:
-    return compress(snapshot(obj))
-
-
 def compress(raw: bytes) -> bytes:
     # Level 1: most of a checkpoint is float arrays, which higher levels barely shrink more.
     # zlib releases the GIL, so a BackgroundSaver compresses on another core.
