@@ -353,10 +353,13 @@ def test_config_configmap_is_a_valid_stream_lis_config(rendered: tuple[str, list
         assert vols[mounts["/etc/stream-lis"]["name"]]["configMap"]["name"] == cm["metadata"]["name"]
 
 
-@pytest.mark.parametrize("which", [0, -1], ids=["first", "last"])
-def test_worker_command_probes_resources_and_security(rendered: tuple[str, list[dict]], which: int) -> None:
+def test_worker_command_probes_resources_and_security(rendered: tuple[str, list[dict]]) -> None:
     name, docs = rendered
-    dep = _workers(docs)[which]
+    for dep in _workers(docs):
+        _check_worker(name, docs, dep)
+
+
+def _check_worker(name: str, docs: list[dict], dep: dict) -> None:
     pod = dep["spec"]["template"]["spec"]
     c = _container(dep)
     assert c["command"] + c["args"][:2] == ["stream-lis", "worker", "--config", "/etc/stream-lis/config.toml"]
@@ -391,19 +394,19 @@ def test_worker_command_probes_resources_and_security(rendered: tuple[str, list[
         assert _one(docs, "Namespace", "recsys-lis")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-@pytest.mark.parametrize("which", [0, -1], ids=["first", "last"])
-def test_kafka_settings_and_credentials_are_by_reference(rendered: tuple[str, list[dict]], which: int) -> None:
-    _, docs = rendered
-    env = {e["name"]: e for e in _container(_workers(docs)[which])["env"]}
-    kafka_cm = _configmap(docs, "stream-lis-kafka")["metadata"]["name"]
-    assert env["STREAM_LIS_BOOTSTRAP"]["valueFrom"]["configMapKeyRef"] == {"name": kafka_cm, "key": "bootstrap_servers"}
-    for var, key in (("STREAM_LIS_KAFKA_SASL_USERNAME", "username"), ("STREAM_LIS_KAFKA_SASL_PASSWORD", "password")):
-        ref = env[var]["valueFrom"]["secretKeyRef"]
-        assert ref == {"name": "stream-lis-kafka-credentials", "key": key, "optional": True}
-    # the password variable is the one stream_lis reads
+def test_kafka_settings_and_credentials_are_by_reference(rendered: tuple[str, list[dict]]) -> None:
     from stream_lis.config import KafkaConfig
 
-    assert KafkaConfig().sasl_password_env in env
+    _, docs = rendered
+    kafka_cm = _configmap(docs, "stream-lis-kafka")["metadata"]["name"]
+    for dep in _workers(docs):
+        env = {e["name"]: e for e in _container(dep)["env"]}
+        assert env["STREAM_LIS_BOOTSTRAP"]["valueFrom"]["configMapKeyRef"] == {"name": kafka_cm, "key": "bootstrap_servers"}
+        for var, key in (("STREAM_LIS_KAFKA_SASL_USERNAME", "username"), ("STREAM_LIS_KAFKA_SASL_PASSWORD", "password")):
+            ref = env[var]["valueFrom"]["secretKeyRef"]
+            assert ref == {"name": "stream-lis-kafka-credentials", "key": key, "optional": True}
+        # the password variable is the one stream_lis reads
+        assert KafkaConfig().sasl_password_env in env
 
 
 def test_no_plaintext_secrets(rendered: tuple[str, list[dict]]) -> None:
