@@ -4,7 +4,8 @@ manifest, and check what the worker needs.
 Rendering: with the real kustomize when one is on PATH (`kubectl kustomize`, as on this kind of
 machine, or `kustomize build`); otherwise with the small renderer below, which implements just
 the features k8s/ uses (resources, namespace, nameSuffix, images, replicas, strategic-merge
-patches, by name or by a target's kind and label selector, ``$patch: delete``,
+patches, by name or by a target's kind, name and label selector, ``$patch: delete``, JSON
+patches that add,
 configMapGenerator with options and behavior: merge, generated-name references). Where both
 exist, a test checks that they agree, so the fallback is known to be faithful.
 
@@ -118,6 +119,20 @@ def render_fallback(path: pathlib.Path) -> list[dict]:
     return generated + resources
 
 
+def _json_patch(doc: dict, ops: list[dict]) -> None:
+    """JSON Patch (RFC 6902), as far as k8s/ needs: ``add`` to a map key or the end of a list."""
+    for op in ops:
+        assert op["op"] == "add", op
+        *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in op["path"].split("/")[1:]]
+        node: Any = doc
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node.insert(len(node) if last == "-" else int(last), copy.deepcopy(op["value"]))
+        else:
+            node[last] = copy.deepcopy(op["value"])
+
+
 def _selected(doc: dict, selector: str) -> bool:
     """Label selector terms as k8s/ uses them: ``key=value`` and ``!key``, comma-separated."""
     labels = doc["metadata"].get("labels", {})
@@ -174,17 +189,20 @@ def _render(path: pathlib.Path) -> tuple[list[dict], list[dict]]:
             assert existing is not None and behavior in ("merge", "replace"), gen
             existing["data"] = {**existing["data"], **data} if behavior == "merge" else data
     for patch in k.get("patches", []):
-        assert set(patch) <= {"path", "target"}, "the fallback renderer only applies strategic-merge patch files"
-        p = yaml.safe_load((path / patch["path"]).read_text())
+        assert set(patch) <= {"path", "patch", "target"}, patch
+        p = yaml.safe_load((path / patch["path"]).read_text() if "path" in patch else patch["patch"])
         if "target" in patch:
             t = patch["target"]
-            assert set(t) <= {"kind", "labelSelector"}, t
-            targets = [d for d in resources if d["kind"] == t["kind"] and _selected(d, t.get("labelSelector", ""))]
+            assert set(t) <= {"kind", "name", "labelSelector"}, t
+            targets = [d for d in resources if d["kind"] == t["kind"] and d["metadata"]["name"] == t.get("name", d["metadata"]["name"])
+                       and _selected(d, t.get("labelSelector", ""))]
         else:
             targets = [d for d in resources if d["kind"] == p["kind"] and d["metadata"]["name"] == p["metadata"]["name"]]
             assert len(targets) == 1, p["metadata"]
         for target in targets:
-            if p.get("$patch") == "delete":
+            if isinstance(p, list):
+                _json_patch(target, p)
+            elif p.get("$patch") == "delete":
                 resources.remove(target)
             else:
                 target.update(_merge(target, p))
@@ -429,8 +447,7 @@ def test_no_plaintext_secrets(rendered: tuple[str, list[dict]]) -> None:
 
 
 def test_stages_overlay_runs_each_stage_as_a_deployment_of_the_base_worker() -> None:
-    """overlays/stages: the base's worker twice, once per ``--stage``, identical otherwise (the
-    base's args are restated in the patches: this catches them drifting apart)."""
+    """overlays/stages: the base's worker twice, once per ``--stage``, identical otherwise."""
     from stream_lis.cli import build_parser
 
     [base] = _workers(render(BASE))
