@@ -126,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(rp)
     rp.add_argument("--rate", type=float, default=None, metavar="N", help="records per second (default: as fast as possible)")
 
+    pf = sub.add_parser("preferences", help="send a preference dataset to the compacted preferences topic",
+                        description="Send a preference dataset (JSON Lines of {\"item_id\": ..., \"vector\": [...]} or "
+                        "{\"item_id\": ..., \"items\": [...]}) to kafka.topics.preferences, keyed by item id, for workers "
+                        "with probes.external.from_topic = true: they read the whole topic at start and every update "
+                        "as it comes. Compaction keeps each item's latest record. Lines the external probe would reject "
+                        "are listed with their reason and not sent (a compacted topic needs the item id as key); the "
+                        "exit status is then 1.")
+    pf.add_argument("file", nargs="?", help="JSON Lines preference records, '-' for stdin (optional with --delete)")
+    pf.add_argument("--delete", action="append", default=[], metavar="ITEM",
+                    help="also send a tombstone that deletes this item (repeatable)")
+    _common(pf)
+
     o = sub.add_parser("offline", help="compute LIS the paper's way: batch models on a time split of an event log",
                        description="Offline LIS on a JSON Lines event log, the source paper's way: the stream's labelled "
                        "examples and feature sets (same join, look-ahead horizon and probes), batch models (clean, "
@@ -371,6 +383,36 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 0 if res.failed == 0 and res.acked == res.sent else 1
 
 
+def cmd_preferences(args: argparse.Namespace) -> int:
+    from .runtime.kafka.produce import preference_records, produce
+    from .runtime.kafka.settings import client_kwargs
+
+    cfg = _load(args)
+    if args.file is None and not args.delete:
+        print("stream-lis preferences: give a FILE of preference records, --delete ITEM, or both", file=sys.stderr)
+        return 2
+    lines: list[bytes] = []
+    if args.file == "-":
+        lines = sys.stdin.buffer.read().splitlines()
+    elif args.file is not None:
+        if not os.path.exists(args.file):
+            print(f"stream-lis preferences: no such file: {args.file}", file=sys.stderr)
+            return 2
+        with open(args.file, "rb") as fh:
+            lines = fh.read().splitlines()
+    records, bad = preference_records(lines, args.delete)
+    for n, reason in bad[:20]:
+        print(f"stream-lis preferences: {args.file}:{n}: {reason}, not sent", file=sys.stderr)
+    if len(bad) > 20:
+        print(f"stream-lis preferences: ... {len(bad) - 20} more lines rejected", file=sys.stderr)
+    topic = cfg.kafka.topics.preferences
+    print(f"{topic}: {len(records) - len(args.delete):,} records, {len(args.delete):,} deletions"
+          + (f"; {len(bad):,} lines rejected" if bad else ""), file=sys.stderr)
+    res = produce(records, cfg, client_kwargs(cfg.kafka), total=len(records),
+                  to=lambda kv: (topic, kv[0], kv[1]))
+    return 0 if not bad and res.failed == 0 and res.acked == res.sent else 1
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report.command import run
 
@@ -385,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {"run": cmd_run, "simulate": cmd_simulate, "config": cmd_config, "worker": cmd_worker,
                     "topics": cmd_topics, "produce": cmd_produce, "replay": cmd_produce, "report": _cmd_report,
+                    "preferences": cmd_preferences,
                     "offline": cmd_offline}
         return commands[args.command](args)
     except ConfigError as exc:

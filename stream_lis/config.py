@@ -100,9 +100,15 @@ class ExperimentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 
 
 class ExternalProbeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The user's preference dataset: JSON Lines of ``{item_id, vector}`` or ``{item_id, items}``."""
+    """The user's preference dataset: records ``{item_id, vector}`` or ``{item_id, items}``."""
 
+    #: A JSON Lines file of the records (every runtime).
     path: str | None = None
+    #: The Kafka worker also reads the compacted ``kafka.topics.preferences`` topic (records
+    #: keyed by item id; a null value deletes the item): all of it before its first
+    #: evaluation, then every update as it arrives. With ``path`` too, the file is loaded
+    #: first and the topic's records override it.
+    from_topic: bool = False
 
 
 class ProbesConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -303,8 +309,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"probes.enabled: unknown probe(s) {unknown}; known: {list(BUILTIN_PROBES)}")
     if len(set(cfg.probes.enabled)) != len(cfg.probes.enabled):
         raise ConfigError("probes.enabled lists a probe twice")
-    if "external" in cfg.probes.enabled and not cfg.probes.external.path:
-        raise ConfigError("probes.enabled has 'external' but probes.external.path is not set")
+    ext = cfg.probes.external
+    if "external" in cfg.probes.enabled and not (ext.path or ext.from_topic):
+        raise ConfigError("probes.enabled has 'external' but neither probes.external.path nor "
+                          "probes.external.from_topic is set")
     if not 0.5 < cfg.evaluation.confidence_level < 1:
         raise ConfigError("evaluation.confidence_level must be in (0.5, 1)")
     if cfg.evaluation.window_size < 100:

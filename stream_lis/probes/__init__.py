@@ -5,7 +5,7 @@ Adding a probe means one module with a ``Probe`` subclass and one line in ``buil
 
 from __future__ import annotations
 
-from ..config import ProbesConfig
+from ..config import ConfigError, ProbesConfig
 from .base import Probe
 from .co_click import CoClickProbe
 from .external import ExternalProbe
@@ -18,13 +18,21 @@ __all__ = ["Probe", "BehaviourLog", "build_probes", "CoClickProbe", "ExternalPro
            "FutureItemProbe", "NextClickProbe", "NoiseProbe"]
 
 
-def build_probes(cfg: ProbesConfig) -> list[Probe]:
-    """The enabled probes, in configured order."""
+def build_probes(cfg: ProbesConfig, topic_fed: bool = False) -> list[Probe]:
+    """The enabled probes, in configured order.
+
+    ``topic_fed``: the caller feeds the external probe from the preferences topic (the Kafka
+    worker). Anywhere else ``probes.external.from_topic`` alone would leave it empty: refused.
+    """
+    ext = cfg.external
+    if "external" in cfg.enabled and not ext.path and not topic_fed:
+        raise ConfigError("probes.external.from_topic: only the Kafka worker reads the preferences topic; "
+                          "set probes.external.path to a JSON Lines file of the dataset for this command")
     factories = {
         "future_item": lambda: FutureItemProbe(cfg.future_item_prior_strength),
         "next_click": NextClickProbe,
         "co_click": lambda: CoClickProbe(cfg.co_click_top_k),
         "noise": lambda: NoiseProbe(cfg.noise_dims, cfg.noise_scale),
-        "external": lambda: ExternalProbe.from_file(cfg.external.path),
+        "external": lambda: ExternalProbe.from_file(ext.path) if ext.path else ExternalProbe(),
     }
     return [factories[name]() for name in cfg.enabled]

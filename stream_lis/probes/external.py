@@ -3,18 +3,22 @@
 Either ``item -> vector`` (e.g. item-ID embeddings exported from a later ranking-model
 snapshot: the paper's future-embedding probe) or ``item -> similar items``. Records are JSON
 Lines ``{"item_id": ..., "vector": [...]}`` or ``{"item_id": ..., "items": [...]}``, read from
-the file named by ``probes.external.path`` (in every runtime), or fed live through ``update`` /
-``set_vector`` (the simulator's planted truth).
+the file named by ``probes.external.path`` (in every runtime), from the compacted
+``preferences`` topic (the Kafka worker: ``runtime/kafka/preferences.py``), or fed live through
+``update`` / ``set_vector`` (the simulator's planted truth).
 
 >>> p = ExternalProbe()
 >>> p.update(b'{"item_id": "a", "vector": [0.5, -1.0]}'), p.update(b'{"item_id": "b", "items": ["a"]}')
 (None, None)
->>> p.update(b'{"item_id": 3}')
-'wrong_type'
+>>> p.update(b'{"item_id": 3}'), p.update(b'{"item_id": "c", "vector": [1.0]}', key="d")
+('wrong_type', 'key_mismatch')
+>>> p.delete("a"), p.delete("a"), p.n_items
+(True, False, 1)
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Iterable, Sequence
 
@@ -33,6 +37,16 @@ class PreferenceRecord(msgspec.Struct, forbid_unknown_fields=False):
 
 
 _decoder = msgspec.json.Decoder(PreferenceRecord)
+log = logging.getLogger("stream_lis.probes.external")
+
+#: Why a preference record is rejected (a bounded metric label), and what that means.
+REJECT_DETAILS = {
+    "unparseable": "not a JSON object",
+    "wrong_type": "item_id must be a string, vector a list of numbers, items a list of strings",
+    "non_finite": "vector holds NaN or infinity",
+    "missing_field": "neither vector nor items",
+    "key_mismatch": "the record's key is not its item_id (compaction would keep the wrong record)",
+}
 
 
 class ExternalProbe(Probe):
@@ -44,15 +58,30 @@ class ExternalProbe(Probe):
         self.vectors: dict[str, list[float]] = {}
         self.similar: dict[str, list[str]] = {}
         self._dims = 0
-        self.rejected = 0
-        for line in records:
-            if line.strip() and self.update(line) is not None:
-                self.rejected += 1
+        #: (line number, reason) of every record of ``records`` that was rejected.
+        self.rejected: list[tuple[int, str]] = []
+        for n, line in enumerate(records, 1):
+            if line.strip():
+                reason = self.update(line)
+                if reason is not None:
+                    self.rejected.append((n, reason))
 
     @classmethod
     def from_file(cls, path: str) -> "ExternalProbe":
+        """The dataset in a JSON Lines file; rejected lines are logged with their reasons."""
         with open(path, "rb") as fh:
-            return cls(fh)
+            probe = cls(fh)
+        if probe.rejected:
+            shown = ", ".join(f"line {n}: {r}" for n, r in probe.rejected[:10])
+            more = f" and {len(probe.rejected) - 10} more" if len(probe.rejected) > 10 else ""
+            log.warning("probes.external.path %s: %d record(s) rejected and left out (%s%s); %d items loaded",
+                        path, len(probe.rejected), shown, more, probe.n_items)
+        return probe
+
+    @property
+    def n_items(self) -> int:
+        """Items the dataset has a vector or similar items for."""
+        return len(self.vectors.keys() | self.similar.keys())
 
     def set_vector(self, item_id: str, vector: list[float]) -> None:
         """Upsert one item's vector (a live feed, e.g. the simulator's planted truth)."""
@@ -60,23 +89,33 @@ class ExternalProbe(Probe):
         if len(vector) > self._dims:
             self._dims = len(vector)
 
-    def update(self, raw: bytes) -> str | None:
-        """Upsert one record; returns a reason when it is rejected."""
+    def update(self, raw: bytes, key: str | None = None) -> str | None:
+        """Upsert one record; returns a reason (``REJECT_DETAILS``) when it is rejected.
+
+        ``key``: the record's key on a compacted topic, which must be its item id.
+        """
         try:
             rec = _decoder.decode(raw)
         except msgspec.ValidationError:
             return "wrong_type"
         except msgspec.DecodeError:
             return "unparseable"
+        if key is not None and key != rec.item_id:
+            return "key_mismatch"
+        if rec.vector is None and rec.items is None:
+            return "missing_field"
         if rec.vector is not None:
             if not all(map(math.isfinite, rec.vector)):
                 return "non_finite"
             self.set_vector(rec.item_id, rec.vector)
         if rec.items is not None:
             self.similar[rec.item_id] = ["ext:sim=" + s for s in dict.fromkeys(rec.items)]
-        if rec.vector is None and rec.items is None:
-            return "missing_field"
         return None
+
+    def delete(self, item_id: str) -> bool:
+        """Forget an item (a tombstone on the topic); False when it was not there."""
+        had = self.vectors.pop(item_id, None) is not None
+        return (self.similar.pop(item_id, None) is not None) or had
 
     def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog | None, horizon_ms: int) -> Leaked:
         items = [ex.impression.item_id for ex in examples]

@@ -4,6 +4,9 @@ Each record goes to ``impressions`` or ``clicks`` by its ``type``, keyed by its 
 so both topics are co-partitioned with the default partitioner. A record that cannot be read
 goes to ``impressions`` unkeyed, where the worker dead-letters it with its reason: the
 producer never drops data. The final figure counts what the broker acknowledged.
+
+A preference dataset goes to the compacted ``preferences`` topic keyed by item id
+(``preference_records``), which the worker's external probe reads.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, TextIO
+from typing import Any, Callable, Iterable, TextIO
 
 import msgspec
 from kafka import KafkaProducer
 
 from ...config import Config
+from ...probes.external import ExternalProbe
 
 
 class _Peek(msgspec.Struct):
@@ -46,6 +50,33 @@ def route(raw: bytes, cfg: Config) -> tuple[str, bytes | None]:
     return topic, peek.impression_id.encode() if peek.impression_id else None
 
 
+def preference_records(lines: Iterable[bytes], deletes: Iterable[str] = ()) -> tuple[list[tuple[bytes, bytes | None]], list[tuple[int, str]]]:
+    """A preference dataset as (key, value) records for the compacted topic, keyed by item id,
+    then a tombstone (null value) per item to delete; and the (line number, reason) of every
+    line the external probe would reject. Those cannot be sent: a compacted topic refuses
+    records without a key, and one keyed wrongly would survive compaction in place of the item.
+
+    >>> recs, bad = preference_records([b'{"item_id":"a","vector":[1.0]}', b'', b'{"item_id":"b"}'], ["c"])
+    >>> recs, bad
+    ([(b'a', b'{"item_id":"a","vector":[1.0]}'), (b'c', None)], [(3, 'missing_field')])
+    """
+    check = ExternalProbe()
+    out: list[tuple[bytes, bytes | None]] = []
+    bad: list[tuple[int, str]] = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        reason = check.update(line)
+        if reason is not None:
+            bad.append((n, reason))
+            continue
+        out.append((msgspec.json.decode(line)["item_id"].encode(), line))
+        check.delete(out[-1][0].decode())  # validation only: hold nothing
+    out += [(item.encode(), None) for item in deletes]
+    return out, bad
+
+
 def make_producer(client_kw: dict[str, Any], **extra: Any) -> KafkaProducer:
     """Acknowledged by every replica, one request in flight per broker (so retries cannot
     reorder a partition's messages); ``extra`` overrides batching and adds limits."""
@@ -54,9 +85,14 @@ def make_producer(client_kw: dict[str, Any], **extra: Any) -> KafkaProducer:
     return KafkaProducer(acks="all", max_in_flight_requests_per_connection=1, retries=5, **client_kw, **kw)
 
 
-def produce(records: Iterable[bytes], cfg: Config, client_kw: dict[str, Any], *, rate: float | None = None,
-            progress: TextIO | None = sys.stderr, total: int | None = None) -> ProduceResult:
-    """Send every record; ``rate`` in records/s (``None``: as fast as possible)."""
+def produce(records: Iterable[Any], cfg: Config, client_kw: dict[str, Any], *, rate: float | None = None,
+            progress: TextIO | None = sys.stderr, total: int | None = None,
+            to: Callable[[Any], tuple[str, bytes | None, bytes | None]] | None = None) -> ProduceResult:
+    """Send every record; ``rate`` in records/s (``None``: as fast as possible).
+
+    ``to(record)`` gives a record's (topic, key, value); by default records are events,
+    routed by ``route``.
+    """
     res = ProduceResult()
     producer = make_producer(client_kw)
 
@@ -68,9 +104,13 @@ def produce(records: Iterable[bytes], cfg: Config, client_kw: dict[str, Any], *,
 
     start = last = time.monotonic()
     try:
-        for raw in records:
-            topic, key = route(raw, cfg)
-            producer.send(topic, key=key, value=raw).add_callback(ok).add_errback(err)
+        for rec in records:
+            if to is None:
+                topic, key = route(rec, cfg)
+                value = rec
+            else:
+                topic, key, value = to(rec)
+            producer.send(topic, key=key, value=value).add_callback(ok).add_errback(err)
             res.sent += 1
             if rate:
                 ahead = res.sent / rate - (time.monotonic() - start)

@@ -24,7 +24,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ...config import Config
+from ...deadletter import encode_dead_letter
 from ...engine import Counters, Snapshot
+from ...events import Invalid
 from ...evaluator import learner_names
 from ...exporter import MetricsServer, SnapshotCollector
 from ...labeller import LabelCounters
@@ -33,6 +35,7 @@ from ..process import tune_gc
 from .checkpoints import CheckpointStore
 from .eval_stage import EvalStage
 from .join_stage import JoinStage
+from .preferences import APPLIED, feed_for
 from .produce import make_producer
 from .settings import client_kwargs, crc_accelerated, describe, producer_tuning
 from .topics import create_topics
@@ -66,7 +69,9 @@ class Worker:
         store = CheckpointStore(cfg.kafka.topics.checkpoints, self.producer, self.client_kw, cfg.kafka.max_checkpoint_bytes)
         self.join = JoinStage(cfg, self.client_kw, self.producer, store) if "join" in self.stages else None
         self.eval = EvalStage(cfg, self.client_kw, store) if "eval" in self.stages else None
-        self._running = [st for st in (self.join, self.eval) if st is not None]
+        # The preferences topic's feed runs beside the evaluation stage, which waits for it.
+        self.feed = feed_for(self.eval, cfg, self.client_kw, self._dead_letter) if self.eval is not None else None
+        self._running = [st for st in (self.feed, self.join, self.eval) if st is not None]
         self.started = time.time()
         self._duplicates: dict[int, int] = {}
         self._threads: list[threading.Thread] = []
@@ -74,6 +79,10 @@ class Worker:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SnapshotCollector(self.snapshot, self._extra))
         self.server = MetricsServer(self.registry, port, host, ready=self.ready) if port is not None else None
+
+    def _dead_letter(self, inv: Invalid, source: str) -> None:
+        self.producer.send(self.cfg.kafka.topics.dead_letters, key=source.split("/")[0].encode(),
+                           value=encode_dead_letter(inv, source))
 
     def ready(self) -> bool:
         """Every stage it runs has its partitions and recovered its state."""
@@ -148,6 +157,16 @@ class Worker:
                                          labels=["stage"])
             failed.add_metric(["eval"], self.eval.saver.failed)
             yield from (dup, size, failed)
+        if self.feed is not None:
+            recs = CounterMetricFamily("stream_lis_preference_records", "Records read from the preferences topic into the "
+                                       "external probe, by outcome: upserted, deleted, or why it was rejected "
+                                       "(dead-lettered).", labels=["outcome"])
+            counts = dict(self.feed.counts)
+            for outcome in sorted(set(APPLIED) | set(counts)):
+                recs.add_metric([outcome], counts.get(outcome, 0))
+            items = GaugeMetricFamily("stream_lis_preference_items", "Items the external probe's dataset holds.")
+            items.add_metric([], self.feed.probe.n_items)
+            yield from (recs, items)
         yield from (reb, ck, owned)
 
     def _run(self, stage: Any) -> None:

@@ -1,0 +1,59 @@
+"""Where the external probe's dataset comes from: a file (bad lines reported, never silently
+left out) or the preferences topic (the Kafka worker only: refused anywhere else)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from stream_lis.config import ConfigError, load_config
+from stream_lis.probes import ExternalProbe, build_probes
+
+
+def test_a_file_with_bad_lines_loads_the_rest_and_names_each_bad_line(tmp_path, caplog):
+    path = tmp_path / "prefs.jsonl"
+    path.write_text('{"item_id": "a", "vector": [1.0]}\n\nnot json\n{"item_id": "b", "vector": ["x"]}\n'
+                    '{"item_id": "c", "items": ["a"]}\n{"item_id": "d"}\n')
+    with caplog.at_level(logging.WARNING, logger="stream_lis.probes.external"):
+        probe = ExternalProbe.from_file(str(path))
+    assert probe.rejected == [(3, "unparseable"), (4, "wrong_type"), (6, "missing_field")]
+    assert probe.n_items == 2 and probe.vectors == {"a": [1.0]} and probe.similar == {"c": ["ext:sim=a"]}
+    msg = caplog.records[-1].getMessage()
+    assert "3 record(s) rejected" in msg and "line 4: wrong_type" in msg and "2 items loaded" in msg
+
+
+def test_a_clean_file_logs_nothing(tmp_path, caplog):
+    path = tmp_path / "prefs.jsonl"
+    path.write_text('{"item_id": "a", "vector": [1.0]}\n')
+    with caplog.at_level(logging.WARNING, logger="stream_lis.probes.external"):
+        assert ExternalProbe.from_file(str(path)).rejected == []
+    assert not caplog.records
+
+
+def test_deleting_an_item_removes_its_features():
+    p = ExternalProbe()
+    p.update(b'{"item_id": "a", "vector": [1.0], "items": ["b"]}')
+    assert p.delete("a") and p.n_items == 0 and not p.delete("a")
+
+
+def test_external_needs_a_file_or_the_topic():
+    with pytest.raises(ConfigError, match="neither probes.external.path nor probes.external.from_topic"):
+        load_config(None, {"probes.enabled": ["external"]})
+    cfg = load_config(None, {"probes.enabled": ["external"], "probes.external.from_topic": True})
+    # the worker's evaluation stage feeds it from the topic: it starts empty there
+    (probe,) = build_probes(cfg.probes, topic_fed=True)
+    assert isinstance(probe, ExternalProbe) and probe.n_items == 0
+    # anywhere else the topic alone would leave it empty: refused, saying what to do
+    with pytest.raises(ConfigError, match="set probes.external.path"):
+        build_probes(cfg.probes)
+
+
+def test_run_with_the_topic_alone_exits_with_the_reason():
+    out = subprocess.run([sys.executable, "-m", "stream_lis", "run", "--impressions", "1000", "--port", "-1",
+                          "--set", 'probes.enabled=["external"]', "--set", "probes.external.from_topic=true"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "only the Kafka worker reads the preferences topic" in out.stderr

@@ -1,0 +1,102 @@
+"""The worker's external probe reads the compacted preferences topic: the whole dataset before
+its first evaluation (so it gives the embedded runtime's figures with the same dataset as a
+file), then live updates and deletions; a bad record is dead-lettered with its reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from stream_lis.config import load_config
+from stream_lis.engine import Engine
+from stream_lis.simulator import Simulator, SimulatorConfig
+
+from kafka_harness import BOOTSTRAP, WorkerProc, cli, namespace, require_broker, total, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+IMPRESSIONS = 12_000
+LIS_TOL = 0.01  # as in test_kafka_produce_matches_embedded: same examples, a few borderline-late ones aside
+
+
+def _outcomes(m: dict) -> dict[str, float]:
+    return {s.labels["outcome"]: s.value for s in m.get("stream_lis_preference_records_total", [])}
+
+
+def test_preferences_topic_gives_the_file_figures_then_takes_updates(tmp_path):
+    require_broker()
+    sim = Simulator(SimulatorConfig(impressions=IMPRESSIONS, seed=11))
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(ev) + "\n" for ev in sim.events()))
+    dataset = [json.dumps(r) for r in sim.preferences()]
+    deleted = json.loads(dataset[0])["item_id"]
+    prefs = tmp_path / "prefs.jsonl"
+    # The dataset, an item sent twice (compaction and the feed keep the last) and a bad line.
+    stale = json.dumps({"item_id": json.loads(dataset[1])["item_id"], "vector": [9.0]})
+    prefs.write_text("\n".join([stale, *dataset, '{"item_id": "x"}']) + "\n")
+    # What the worker should end up with: the last record of each item, minus the deleted one.
+    reference = tmp_path / "reference.jsonl"
+    reference.write_text("\n".join(dataset[1:]) + "\n")
+
+    ov = namespace({"probes.enabled": ["future_item", "external"], "probes.external.from_topic": True})
+    assert cli("topics", "create", ov=ov).returncode == 0
+    pub = cli("preferences", str(prefs), "--delete", deleted, ov=ov)
+    # the bad line is reported and not sent (exit 1); everything else is acknowledged
+    assert pub.returncode == 1, pub.stderr.decode()
+    assert f"prefs.jsonl:{len(dataset) + 2}: missing_field".encode() in pub.stderr
+    assert f"{len(dataset) + 2:,} acknowledged".encode() in pub.stderr
+    # A keyed record the probe rejects, from some other producer: the worker dead-letters it.
+    producer = KafkaProducer(bootstrap_servers=BOOTSTRAP)
+    producer.send(ov["kafka.topics.preferences"], key=b"item-bad", value=b'{"item_id": "item-bad", "vector": ["high"]}')
+    producer.flush()
+
+    worker = WorkerProc(ov, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        # Ready means the topic was read to its end: every record is applied before any evaluation.
+        m = worker.metrics()
+        assert _outcomes(m) == {"upserted": len(dataset) + 1, "deleted": 1, "wrong_type": 1}
+        assert total(m, "stream_lis_preference_items") == len(dataset) - 1
+
+        rep = cli("replay", str(events), ov=ov, timeout=300)
+        assert rep.returncode == 0, rep.stderr.decode()
+        ref_ov = {**ov, "probes.external.from_topic": False, "probes.external.path": str(reference)}
+        eng = Engine(load_config(None, ref_ov))
+        eng.process_records(events.read_bytes().splitlines())
+        eng.flush(mark_incomplete=False)
+        ref = eng.snapshot()
+        expected = sum(a.labelled for a in ref.arms)
+
+        def done() -> bool:
+            m = worker.metrics()
+            return total(m, "stream_lis_held_examples") == 0 and total(m, "stream_lis_pending_impressions") == 0 \
+                and total(m, "stream_lis_labelled_examples_total") >= expected * 0.995
+
+        wait_for(done, 180, "the worker to label and evaluate every impression", worker.alive)
+        m = worker.metrics()
+        for a in ref.arms:
+            lis = {s.labels["probe"]: s.value for s in m["stream_lis_lis"] if s.labels["arm"] == a.arm}
+            assert a.lis["external"].low > 0  # the planted truth leaks: a real signal to compare
+            for probe in ("external", "future_item"):
+                assert lis[probe] == pytest.approx(a.lis[probe].value, abs=LIS_TOL), (a.arm, probe)
+
+        consumer = KafkaConsumer(ov["kafka.topics.dead_letters"], bootstrap_servers=BOOTSTRAP,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=5000)
+        letters = [json.loads(msg.value) for msg in consumer]
+        consumer.close()
+        bad = [d for d in letters if d["source"].startswith(ov["kafka.topics.preferences"] + "/")]
+        assert [(d["reason"], d["raw"]) for d in bad] == [("wrong_type", '{"item_id": "item-bad", "vector": ["high"]}')]
+
+        # Live: an update and a deletion arrive while the worker runs.
+        assert cli("preferences", "--delete", json.loads(dataset[1])["item_id"], ov=ov).returncode == 0
+        new = tmp_path / "new.jsonl"
+        new.write_text(json.dumps({"item_id": "item-new", "items": ["item1", "item2"]}) + "\n")
+        assert cli("preferences", str(new), ov=ov).returncode == 0
+        wait_for(lambda: _outcomes(worker.metrics()).get("deleted") == 2, 30, "the live deletion", worker.alive)
+        wait_for(lambda: _outcomes(worker.metrics()).get("upserted") == len(dataset) + 2, 30, "the live update",
+                 worker.alive)
+        assert total(worker.metrics(), "stream_lis_preference_items") == len(dataset) - 1
+    finally:
+        worker.stop()
