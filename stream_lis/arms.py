@@ -20,6 +20,8 @@ import pickle
 from collections import Counter
 from typing import Callable, Iterable, Sequence
 
+import msgspec
+
 from .config import Config
 from .evaluator import ArmEvaluator, ArmStats
 from .horizon import LookAheadBuffer
@@ -34,6 +36,15 @@ log = logging.getLogger("stream_lis.arms")
 #: Layout of a checkpointed arm (behaviour log, buffers, learners); bumped when it changes, so
 #: a checkpoint from an older version starts its arm over (with a warning) instead of failing.
 STATE_VERSION = 2
+
+class _AnySource:
+    """Stands for every ``probes.external`` in a fingerprint (see ``ArmSet.fingerprint``)."""
+
+    def __repr__(self) -> str:
+        return "ExternalProbeConfig(path=None)"
+
+
+_ANY_EXTERNAL_SOURCE = _AnySource()
 
 #: Released examples between two prunes of an arm's behaviour log.
 PRUNE_EVERY = 2_000
@@ -209,9 +220,16 @@ class ArmSet:
 
     def fingerprint(self) -> str:
         """What a checkpointed arm must agree with to be resumed: the state layout, probes,
-        time, learner, windows."""
+        time, learner, windows.
+
+        Not where the external dataset comes from (a file, the topic): the dataset may change
+        under a running arm anyway (topic updates), and its learners go on with it. That part
+        is written as it was before the source had options, so checkpoints of configs
+        without a dataset path resume across that change.
+        """
         c = self.cfg
-        return repr((STATE_VERSION, [p.name for p in self.probes], c.time, c.learner, c.evaluation, c.probes))
+        probes = msgspec.structs.replace(c.probes, external=_ANY_EXTERNAL_SOURCE)
+        return repr((STATE_VERSION, [p.name for p in self.probes], c.time, c.learner, c.evaluation, probes))
 
     # Checkpoints: an arm is learners + windows + log + buffer, all picklable plain objects.
     def dump_arm(self, key: ArmKey) -> bytes:

@@ -64,3 +64,31 @@ def test_a_behaviour_log_checkpointed_without_event_time_lists_answers_the_same(
     restored.prune(1_767_225_900_000)
     log.prune(1_767_225_900_000)
     assert restored.item_ts == log.item_ts and restored.item_clk == log.item_clk
+
+
+def test_where_the_external_dataset_comes_from_is_not_part_of_an_arms_identity(tmp_path):
+    """Switching the dataset from a file to the preferences topic (or to another file) keeps
+    the learners: the dataset can change under a running arm anyway."""
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text('{"item_id": "item1", "vector": [1.0]}\n')
+    with_file = {**CFG, "probes.enabled": ["future_item", "external"], "probes.external.path": str(prefs)}
+    eng = Engine(load_config(None, with_file))
+    feed(eng, sim_records(3_000, seed=2), 500)
+    key = eng.armset.keys()[0]
+    blob = eng.armset.dump_arm(key)
+    from_topic = {**CFG, "probes.enabled": ["future_item", "external"], "probes.external.from_topic": True}
+    worker_side = arms_mod.ArmSet(load_config(None, from_topic), lambda: eng.armset.probes)
+    assert worker_side.load_arm(key, blob)
+    assert worker_side.arms[key].evaluator.stats().learners == eng.armset.arms[key].evaluator.stats().learners
+
+
+def test_a_default_config_keeps_the_fingerprint_it_had_before_the_dataset_source_options():
+    """Checkpoints written before ``probes.external.from_topic`` existed resume: the
+    fingerprint renders the external part as that version did."""
+    eng = Engine(load_config(None, CFG))
+    c = eng.cfg
+    assert "from_topic=False" in repr(c.probes)
+    probes_before = repr(c.probes).replace("ExternalProbeConfig(path=None, from_topic=False)", "ExternalProbeConfig(path=None)")
+    names = [p.name for p in eng.armset.probes]
+    before = f"({arms_mod.STATE_VERSION!r}, {names!r}, {c.time!r}, {c.learner!r}, {c.evaluation!r}, {probes_before})"
+    assert eng.armset.fingerprint() == before
