@@ -11,7 +11,9 @@ is its own:
 Usage: python benchmarks/bench_engine.py [--impressions N] [--seed S] [--rounds 3] [--naive-rounds 1]
 Prints impressions and labelled examples per second for each (its fastest round, every
 round's seconds beside it), their ratio against the targets (100,000 impressions/s; 20x the
-naive loop), and peak RSS.
+naive loop), and peak RSS. The ratio is also given by CPU time (the process's user + system
+seconds): on a shared machine a round that waited for a core is slower by the wall clock but
+not by CPU time, so that ratio moves less from run to run.
 """
 
 from __future__ import annotations
@@ -33,11 +35,11 @@ VARIANTS = {
 
 
 def child(path: str, overrides: str) -> None:
-    res, dt = replay(path, json.loads(overrides))
+    res, dt, cpu = replay(path, json.loads(overrides))
     labelled = sum(a.labelled for a in res.snapshot.arms)
     impressions = sum(a.impressions for a in res.snapshot.arms)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"labelled": labelled, "impressions": impressions, "records": res.records, "seconds": dt, "rss_mb": rss_mb,
+    print(json.dumps({"labelled": labelled, "impressions": impressions, "records": res.records, "seconds": dt, "cpu_seconds": cpu, "rss_mb": rss_mb,
                       "lis": {f"{a.arm}:{p}": iv.value for a in res.snapshot.arms for p, iv in a.lis.items()}}))
 
 
@@ -70,17 +72,24 @@ def main() -> None:
                 r["rate"] = r["labelled"] / r["seconds"]
                 r["imp_rate"] = r["impressions"] / r["seconds"]
                 r["rounds"] = results.get(name, {}).get("rounds", []) + [r["seconds"]]
+                r["cpu_best"] = min(r["cpu_seconds"], results.get(name, {}).get("cpu_best", float("inf")))
                 if name not in results or r["seconds"] < results[name]["seconds"]:
                     results[name] = r
                 else:
-                    results[name]["rounds"] = r["rounds"]
-        print(f"{'variant':<8}{'impressions':>12}{'labelled':>10}{'seconds':>9}{'impressions/s':>15}{'labelled/s':>12}{'peak RSS MB':>13}")
+                    results[name]["rounds"], results[name]["cpu_best"] = r["rounds"], r["cpu_best"]
+        print(f"{'variant':<8}{'impressions':>12}{'labelled':>10}{'seconds':>9}{'CPU s':>7}{'impressions/s':>15}"
+              f"{'labelled/s':>12}{'peak RSS MB':>13}")
         for name, r in results.items():
-            print(f"{name:<8}{r['impressions']:>12,}{r['labelled']:>10,}{r['seconds']:>9.1f}{r['imp_rate']:>15,.0f}"
-                  f"{r['rate']:>12,.0f}{r['rss_mb']:>13,.0f}   rounds: {', '.join(f'{x:.1f}' for x in r['rounds'])} s")
+            print(f"{name:<8}{r['impressions']:>12,}{r['labelled']:>10,}{r['seconds']:>9.1f}{r['cpu_best']:>7.1f}"
+                  f"{r['imp_rate']:>15,.0f}{r['rate']:>12,.0f}{r['rss_mb']:>13,.0f}   "
+                  f"rounds: {', '.join(f'{x:.1f}' for x in r['rounds'])} s")
         ratio = results["engine"]["rate"] / results["naive"]["rate"]
         rate = results["engine"]["imp_rate"]
-        print(f"engine / naive throughput: {ratio:.1f}x (target 20x: {'PASS' if ratio >= 20 else 'FAIL'})")
+        # Both variants label the same examples: the CPU-time ratio is the ratio of CPU seconds.
+        cpu_ratio = (results["naive"]["cpu_best"] / results["naive"]["labelled"]) / \
+            (results["engine"]["cpu_best"] / results["engine"]["labelled"])
+        print(f"engine / naive throughput: {ratio:.1f}x by the wall clock, {cpu_ratio:.1f}x by CPU time "
+              f"(target 20x: {'PASS' if ratio >= 20 else 'FAIL'} / {'PASS' if cpu_ratio >= 20 else 'FAIL'})")
         print(f"engine impressions/s: {rate:,.0f} (target 100,000: {'PASS' if rate >= 100_000 else 'FAIL'})")
         print(f"reproduce: python benchmarks/bench_engine.py --impressions {args.impressions} --seed {args.seed} "
               f"--rounds {args.rounds} --naive-rounds {args.naive_rounds}")

@@ -36,7 +36,7 @@ MODELS = {
 
 
 def child(path: str, overrides: str) -> None:
-    res, dt = replay(path, json.loads(overrides))
+    res, dt, _ = replay(path, json.loads(overrides))
     arms = {a.arm: {n: s.auc_cumulative for n, s in a.learners.items()} for a in res.snapshot.arms}
     print(json.dumps({"seconds": dt, "labelled": sum(a.labelled for a in res.snapshot.arms), "auc": arms}))
 

@@ -24,9 +24,10 @@ def write_stream(path: str, impressions: int, seed: int) -> tuple[int, int]:
     return n, imps
 
 
-def replay(path: str, overrides: dict[str, Any]) -> tuple[Any, float]:
+def replay(path: str, overrides: dict[str, Any]) -> tuple[Any, float, float]:
     """Run the file through the embedded runtime with these config overrides (in this
-    process): the run's result and its seconds."""
+    process): the run's result, its seconds, and its CPU seconds (user + system; imports and
+    set-up are outside both)."""
     from stream_lis.config import load_config
     from stream_lis.engine import Engine
     from stream_lis.runtime.embedded import EmbeddedRuntime
@@ -34,9 +35,9 @@ def replay(path: str, overrides: dict[str, Any]) -> tuple[Any, float]:
 
     cfg = load_config(None, overrides)
     rt = EmbeddedRuntime(cfg, Engine(cfg), port=None)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = rt.run(file_records(path, cfg.limits.max_event_bytes), report_every_s=None)
-    return res, time.perf_counter() - t0
+    return res, time.perf_counter() - t0, time.process_time() - c0
 
 
 def run_child(script: str, path: str, overrides: dict[str, Any]) -> dict:
