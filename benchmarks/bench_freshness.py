@@ -173,7 +173,7 @@ def kafka_runtime(args, ov: dict) -> list[float | None]:
 
     p = "fresh" + uuid.uuid4().hex[:6]
     ov = {**ov, "kafka.group_id": p, **{f"kafka.topics.{t}": f"{p}-{t}" for t in
-                                        ("impressions", "clicks", "preferences", "labelled", "dead_letters", "checkpoints")}}
+                                        ("impressions", "clicks", "preferences", "embeddings", "labelled", "dead_letters", "checkpoints")}}
     sets = [a for k, v in ov.items() for a in ("--set", f"{k}={v}")]
     subprocess.run([*CLI, "topics", "create", "--bootstrap", args.bootstrap, *sets], check=True, capture_output=True)
     port = free_port()

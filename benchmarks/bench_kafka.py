@@ -116,7 +116,7 @@ def fresh_topics(bootstrap: str, tmp: str, extra: list[str] | None) -> tuple[lis
     """Topics and a consumer group of their own for one run: its ``--set`` arguments and log file."""
     p = "bench" + uuid.uuid4().hex[:6]
     ov = {"kafka.group_id": p, "kafka.idle_partition_timeout": "2s", "kafka.checkpoint_interval": "5s",
-          **{f"kafka.topics.{t}": f"{p}-{t}" for t in ("impressions", "clicks", "preferences", "labelled", "dead_letters", "checkpoints")}}
+          **{f"kafka.topics.{t}": f"{p}-{t}" for t in ("impressions", "clicks", "preferences", "embeddings", "labelled", "dead_letters", "checkpoints")}}
     sets = [a for k, v in ov.items() for a in ("--set", f"{k}={v}")] + [a for kv in extra or () for a in ("--set", kv)]
     subprocess.run([*CLI, "topics", "create", "--bootstrap", bootstrap, *sets], check=True, capture_output=True)
     return sets, open(os.path.join(tmp, f"{p}.log"), "ab")

@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Sequence
 import msgspec
 
 from .config import Config
+from .embedding_table import EmbeddingTable
 from .evaluator import ArmEvaluator, ArmStats
 from .horizon import LookAheadBuffer
 from .labeller import ArmRecord, Clicked, Labelled, Seen
@@ -53,8 +54,9 @@ PRUNE_EVERY = 2_000
 class ArmPipeline:
     """One (experiment, arm): behaviour log -> horizon -> probes -> evaluator."""
 
-    def __init__(self, key: ArmKey, cfg: Config, probes: Sequence[Probe]) -> None:
+    def __init__(self, key: ArmKey, cfg: Config, probes: Sequence[Probe], embeddings: EmbeddingTable | None = None) -> None:
         self.key = key
+        self.embeddings = embeddings
         self.cfg = cfg
         self.window_ms = cfg.time.attribution_window_ms
         self.horizon_ms = cfg.time.horizon_ms
@@ -104,6 +106,8 @@ class ArmPipeline:
         leaked = {p.name: p.block(ready, self.log, self.horizon_ms) for p in self.probes}
         hold = self.horizon.hold_ms
         complete = None if end_ms is None else [ex.impression.ts + hold <= end_ms for ex in ready]
+        if self.embeddings is not None:
+            ready = self.embeddings.fill(ready)
         self.evaluator.add_many(ready, leaked, complete)
         self._since_prune += len(ready)
         if self._since_prune >= PRUNE_EVERY:
@@ -129,8 +133,12 @@ class ArmPipeline:
 class ArmSet:
     """The arms evaluated in one place, with their shared event clock."""
 
-    def __init__(self, cfg: Config, probe_factory: Callable[[], Sequence[Probe]] | None = None) -> None:
+    def __init__(self, cfg: Config, probe_factory: Callable[[], Sequence[Probe]] | None = None,
+                 embeddings: EmbeddingTable | None = None) -> None:
+        """``embeddings``: the arms' representations for impressions without an inline one
+        (like the probes, one table serves every arm)."""
         self.cfg = cfg
+        self.embeddings = embeddings
         self.probe_factory = probe_factory or (lambda: build_probes(cfg.probes))
         self._probes: Sequence[Probe] | None = None
         self.arms: dict[ArmKey, ArmPipeline] = {}
@@ -152,7 +160,7 @@ class ArmSet:
     def arm(self, key: ArmKey) -> ArmPipeline:
         a = self.arms.get(key)
         if a is None:
-            a = self.arms[key] = ArmPipeline(key, self.cfg, self.probes)
+            a = self.arms[key] = ArmPipeline(key, self.cfg, self.probes, self.embeddings)
             self.ended.pop(key, None)
         return a
 
@@ -249,7 +257,7 @@ class ArmSet:
                         "its learners and windows start over (counts too)", *key)
             self.arm(key)
             return False
-        a = ArmPipeline(key, self.cfg, self.probes)
+        a = ArmPipeline(key, self.cfg, self.probes, self.embeddings)
         a.log, a.evaluator = s["log"], s["evaluator"]
         a.horizon.load(s["horizon"])
         a.impressions, a.clicks, a.last_seen = s["impressions"], s["clicks"], s["last_seen"]

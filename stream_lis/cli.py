@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="arms and the fidelity of their MLLM embedding to item quality (default control=0.3,treatment=0.8)")
     s.add_argument("--experiment", default="lis_demo", help="experiment name (default lis_demo)")
     s.add_argument("--preferences", metavar="FILE", help="also write the perfect preference dataset (item -> quality) for the external probe")
+    s.add_argument("--embeddings", metavar="FILE", help="write the arms' MLLM item embeddings to FILE as a side table "
+                   "(embeddings.path) and leave them out of the events")
 
     w = sub.add_parser("worker", help="run a Kafka worker (join + evaluation stages, /metrics, /readyz)",
                        description="Consume impressions and clicks from Kafka, evaluate every arm this worker owns, and "
@@ -105,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the same kafka.group_id")
 
     t = sub.add_parser("topics", help="create or describe the Kafka topics",
-                       description="create: make the topics the runtime needs (impressions, clicks, preferences (compacted), "
+                       description="create: make the topics the runtime needs (impressions, clicks, preferences and embeddings (compacted), "
                        "the internal labelled topic, dead-letters, checkpoints (compacted)) with kafka.partitions and "
                        "kafka.replication_factor; existing topics are left alone. describe: partitions, end offsets and "
                        "the workers' consumer lag.")
@@ -137,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--delete", action="append", default=[], metavar="ITEM",
                     help="also send a tombstone that deletes this item (repeatable)")
     _common(pf)
+
+    em = sub.add_parser("embeddings", help="send the arms' item embeddings to the compacted embeddings topic",
+                        description="Send a table of the arms' MLLM item representations (JSON Lines of {\"arm\": ..., "
+                        "\"item_id\": ..., \"vector\": [...]} and optionally \"experiment\") to kafka.topics.embeddings, "
+                        "for workers with embeddings.from_topic = true: impressions without an inline embedding get "
+                        "their arm's vector for their item from it. Each record is keyed by [experiment, arm, item_id] "
+                        "as compact JSON (experiment \"\" when the record holds for every experiment), so compaction "
+                        "keeps the latest vector of each; a null value with that key deletes it. Lines the table would "
+                        "reject are listed with their reason and not sent; the exit status is then 1.")
+    em.add_argument("file", help="JSON Lines embedding records, '-' for stdin")
+    _common(em)
 
     o = sub.add_parser("offline", help="compute LIS the paper's way: batch models on a time split of an event log",
                        description="Offline LIS on a JSON Lines event log, the source paper's way: the stream's labelled "
@@ -197,7 +210,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                               live_items=args.items, experiment=args.experiment)
     if args.arms:
         kw["arms"] = args.arms
-    sim = Simulator(SimulatorConfig(**kw))
+    sim = Simulator(SimulatorConfig(**kw, side_embeddings=bool(args.embeddings)))
     enc = msgspec.json.Encoder().encode
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
     n = 0
@@ -213,6 +226,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.preferences:
         with open(args.preferences, "wb") as fh:
             for rec in sim.preferences():
+                fh.write(enc(rec) + b"\n")
+    if args.embeddings:
+        with open(args.embeddings, "wb") as fh:
+            for rec in sim.embedding_records():
                 fh.write(enc(rec) + b"\n")
     print(f"wrote {n:,} events" + (f" to {args.output}" if args.output != "-" else ""), file=sys.stderr)
     return 0
@@ -391,25 +408,49 @@ def cmd_preferences(args: argparse.Namespace) -> int:
     if args.file is None and not args.delete:
         print("stream-lis preferences: give a FILE of preference records, --delete ITEM, or both", file=sys.stderr)
         return 2
-    lines: list[bytes] = []
-    if args.file == "-":
-        lines = sys.stdin.buffer.read().splitlines()
-    elif args.file is not None:
-        if not os.path.exists(args.file):
-            print(f"stream-lis preferences: no such file: {args.file}", file=sys.stderr)
-            return 2
-        with open(args.file, "rb") as fh:
-            lines = fh.read().splitlines()
+    lines = _read_lines(args.file, "preferences")
+    if lines is None:
+        return 2
     records, bad = preference_records(lines, args.delete)
+    return _publish(cfg, client_kwargs(cfg.kafka), produce, cfg.kafka.topics.preferences, records, bad, args.file,
+                    "preferences", f"{len(records) - len(args.delete):,} records, {len(args.delete):,} deletions")
+
+
+def cmd_embeddings(args: argparse.Namespace) -> int:
+    from .runtime.kafka.produce import embedding_records, produce
+    from .runtime.kafka.settings import client_kwargs
+
+    cfg = _load(args)
+    lines = _read_lines(args.file, "embeddings")
+    if lines is None:
+        return 2
+    records, bad = embedding_records(lines, cfg.limits.max_embedding_dims)
+    return _publish(cfg, client_kwargs(cfg.kafka), produce, cfg.kafka.topics.embeddings, records, bad, args.file,
+                    "embeddings", f"{len(records):,} vectors")
+
+
+def _read_lines(path: str | None, command: str) -> list[bytes] | None:
+    """The lines of a file ('-': stdin; None: no file); None (reported) when it is missing."""
+    if path is None:
+        return []
+    if path == "-":
+        return sys.stdin.buffer.read().splitlines()
+    if not os.path.exists(path):
+        print(f"stream-lis {command}: no such file: {path}", file=sys.stderr)
+        return None
+    with open(path, "rb") as fh:
+        return fh.read().splitlines()
+
+
+def _publish(cfg: Config, kw: dict[str, Any], produce: Any, topic: str, records: list, bad: list[tuple[int, str]],
+             path: str | None, command: str, what: str) -> int:
+    """Send keyed records to a compacted side topic; rejected lines are listed, not sent."""
     for n, reason in bad[:20]:
-        print(f"stream-lis preferences: {args.file}:{n}: {reason}, not sent", file=sys.stderr)
+        print(f"stream-lis {command}: {path}:{n}: {reason}, not sent", file=sys.stderr)
     if len(bad) > 20:
-        print(f"stream-lis preferences: ... {len(bad) - 20} more lines rejected", file=sys.stderr)
-    topic = cfg.kafka.topics.preferences
-    print(f"{topic}: {len(records) - len(args.delete):,} records, {len(args.delete):,} deletions"
-          + (f"; {len(bad):,} lines rejected" if bad else ""), file=sys.stderr)
-    res = produce(records, cfg, client_kwargs(cfg.kafka), total=len(records),
-                  to=lambda kv: (topic, kv[0], kv[1]))
+        print(f"stream-lis {command}: ... {len(bad) - 20} more lines rejected", file=sys.stderr)
+    print(f"{topic}: {what}" + (f"; {len(bad):,} lines rejected" if bad else ""), file=sys.stderr)
+    res = produce(records, cfg, kw, total=len(records), to=lambda kv: (topic, kv[0], kv[1]))
     return 0 if not bad and res.failed == 0 and res.acked == res.sent else 1
 
 
@@ -427,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {"run": cmd_run, "simulate": cmd_simulate, "config": cmd_config, "worker": cmd_worker,
                     "topics": cmd_topics, "produce": cmd_produce, "replay": cmd_produce, "report": _cmd_report,
-                    "preferences": cmd_preferences,
+                    "preferences": cmd_preferences, "embeddings": cmd_embeddings,
                     "offline": cmd_offline}
         return commands[args.command](args)
     except ConfigError as exc:

@@ -111,6 +111,19 @@ class ExternalProbeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
     from_topic: bool = False
 
 
+class EmbeddingsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Each arm's MLLM item representation from a table beside the stream, for impressions
+    that carry no inline ``embedding``: records ``{arm, item_id, vector}`` and optionally
+    ``experiment`` (without one a record holds for that arm in every experiment)."""
+
+    #: A JSON Lines file of the records (every runtime).
+    path: str | None = None
+    #: The Kafka worker also reads the compacted ``kafka.topics.embeddings`` topic: all of it
+    #: before its first evaluation, then every update; a null value deletes what its key set.
+    #: With ``path`` too, the file is loaded first and the topic's records override it.
+    from_topic: bool = False
+
+
 class ProbesConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Which preference-data probes run, one ``leaky:<probe>`` learner each."""
 
@@ -186,6 +199,7 @@ class KafkaTopicsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     impressions: str = "impressions"
     clicks: str = "clicks"
     preferences: str = "preferences"
+    embeddings: str = "embeddings"
     labelled: str = "stream-lis-labelled"
     dead_letters: str = "dead-letters"
     checkpoints: str = "stream-lis-checkpoints"
@@ -274,6 +288,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     experiments: list[ExperimentConfig] = msgspec.field(default_factory=list)
     time: TimeConfig = msgspec.field(default_factory=TimeConfig)
     probes: ProbesConfig = msgspec.field(default_factory=ProbesConfig)
+    embeddings: EmbeddingsConfig = msgspec.field(default_factory=EmbeddingsConfig)
     learner: LearnerConfig = msgspec.field(default_factory=LearnerConfig)
     evaluation: EvaluationConfig = msgspec.field(default_factory=EvaluationConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from .arms import ArmKey, ArmPipeline, ArmSet
 from .config import Config, parse_duration
+from .embedding_table import EmbeddingTable, build_embeddings
 from .evaluator import ArmEvaluator, ArmStats, learner_names
 from .events import Click, Impression, Invalid, decode_events
 from .labeller import LABEL_DELAY_BUCKETS, InvalidSink, LabelCounters, Labeller
@@ -106,14 +107,16 @@ class Engine:
     """Labeller + ArmSet in one process; not thread-safe (runtimes serialise calls)."""
 
     def __init__(self, cfg: Config, on_invalid: InvalidSink | None = None, probes: Sequence[Probe] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, embeddings: EmbeddingTable | None = None) -> None:
+        """``probes`` / ``embeddings``: given instead of the ones the config describes."""
         self.cfg = cfg
         t = cfg.time
         self.labeller = Labeller(t.attribution_window_ms, t.allowed_lateness_ms, cfg.limits.max_pending_impressions, on_invalid,
                                  parse_duration(cfg.limits.max_future_skew), max_arms=cfg.limits.max_arms,
                                  arm_idle_ms=t.experiment_idle_timeout_ms)
         fixed = list(probes) if probes is not None else None
-        self.armset = ArmSet(cfg, (lambda: fixed) if fixed is not None else None)
+        table = embeddings if embeddings is not None else build_embeddings(cfg)
+        self.armset = ArmSet(cfg, (lambda: fixed) if fixed is not None else None, table)
         self.clock = clock
         self.last_evaluation_unix: float | None = None
         self._chunks = 0

@@ -78,6 +78,7 @@ import numpy as np
 
 from .arms import ArmKey, ArmSet
 from .config import Config, to_dict
+from .embedding_table import EmbeddingTable
 from .engine import Engine
 from .evaluator import ArmEvaluator, ArmStats, Interval, LearnerStats
 from .features import Hashed
@@ -278,8 +279,9 @@ class _CaptureEvaluator(ArmEvaluator):
 class _CaptureArmSet(ArmSet):
     """``ArmSet`` whose arms get a capturing evaluator when they are created."""
 
-    def __init__(self, cfg: Config, probe_factory: Callable[[], Sequence[Probe]], stream: bool) -> None:
-        super().__init__(cfg, probe_factory)
+    def __init__(self, cfg: Config, probe_factory: Callable[[], Sequence[Probe]], stream: bool,
+                 embeddings: EmbeddingTable | None = None) -> None:
+        super().__init__(cfg, probe_factory, embeddings)
         self.stream = stream
         self.captures: dict[ArmKey, _ArmCapture] = {}
         probe = make_learner(cfg.learner)
@@ -434,7 +436,7 @@ def run_offline(records: Iterable[bytes | str], cfg: Config, split: str | tuple[
     probe_list = list(probes) if probes is not None else build_probes(cfg.probes)
     eng = Engine(cfg, probes=probe_list)
     # The engine's second stage, with capturing evaluators; everything else is the stream's.
-    armset = eng.armset = _CaptureArmSet(cfg, lambda: probe_list, stream)
+    armset = eng.armset = _CaptureArmSet(cfg, lambda: probe_list, stream, eng.armset.embeddings)
     buf: list[bytes | str] = []
     for rec in records:
         buf.append(rec)

@@ -67,6 +67,9 @@ class SimulatorConfig:
     orphan_click_rate: float = 0.002
     late_impression_rate: float = 0.001
     late_delay_s: float = 900.0
+    #: Events carry no ``embedding``; ``Simulator.embedding_records()`` gives the same
+    #: vectors as a side table (``embeddings.path``), the way teams keep them.
+    side_embeddings: bool = False
 
 
 class _Item:
@@ -99,6 +102,8 @@ class Simulator:
         #: Every item's quality, for ``preferences()`` (not the items: an endless stream keeps
         #: only its live items, a float per item ever born).
         self.qualities: dict[str, float] = {}
+        #: Every item's representation by arm (``side_embeddings`` only).
+        self.embeddings: dict[str, dict[str, list[float]]] = {}
         self._next_item = 0
         self.t_ms = 0.0
         for _ in range(c.live_items):
@@ -117,6 +122,8 @@ class Simulator:
         item = _Item(f"item{self._next_item}", q, int(r.integers(0, c.categories)), emb, self.t_ms + life)
         self._next_item += 1
         self.qualities[item.id] = q
+        if c.side_embeddings:
+            self.embeddings[item.id] = emb
         if self.on_item is not None:
             self.on_item(item.id, [round(qz, 4)])
         return item
@@ -125,6 +132,13 @@ class Simulator:
         """The perfect preference dataset: each item's standardised quality (``external`` probe)."""
         for item_id, q in self.qualities.items():
             yield {"item_id": item_id, "vector": [round(q / self.cfg.quality_sd, 4)]}
+
+    def embedding_records(self) -> Iterator[dict[str, Any]]:
+        """Each arm's representation of every item born so far (``side_embeddings``): the
+        side table the events leave out."""
+        for item_id, by_arm in self.embeddings.items():
+            for arm, vector in by_arm.items():
+                yield {"arm": arm, "item_id": item_id, "vector": vector}
 
     def events(self) -> Iterator[dict[str, Any]]:
         c, r = self.cfg, self.rng
@@ -164,8 +178,9 @@ class Simulator:
                     "score": round(score, 6),
                     "features": {"device": DEVICES[dev], "position": str(pos),
                                  "segment": f"s{self.user_seg[u]}", "category": f"c{item.cat}"},
-                    "embedding": item.emb[arm],
                 }
+                if not c.side_embeddings:
+                    imp["embedding"] = item.emb[arm]
                 arrive = ts + jit[k, 0]
                 if u01[k, 2] < c.late_impression_rate:
                     arrive += c.late_delay_s * 1000

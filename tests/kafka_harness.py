@@ -54,7 +54,7 @@ def namespace(extra: dict | None = None) -> dict:
     p = "t" + uuid.uuid4().hex[:8]
     ov = dict(FAST)
     ov.update({"kafka.group_id": p, **{f"kafka.topics.{t}": f"{p}-{t}" for t in
-                                        ("impressions", "clicks", "preferences", "labelled", "dead_letters", "checkpoints")}})
+                                        ("impressions", "clicks", "preferences", "embeddings", "labelled", "dead_letters", "checkpoints")}})
     ov.update(extra or {})
     return ov
 

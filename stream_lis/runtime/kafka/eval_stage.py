@@ -27,6 +27,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from ...arms import ArmSet
 from ...config import Config, parse_duration
+from ...embedding_table import EmbeddingTable, build_embeddings
 from ...labeller import Labelled, Seen
 from ...probes import ExternalProbe, Probe, build_probes
 from ...watermark import NEG_INF
@@ -88,8 +89,8 @@ class Dedupe:
 
 
 class PartitionState:
-    def __init__(self, cfg: Config, keep_ms: int, probes: Sequence[Probe]) -> None:
-        self.arms = ArmSet(cfg, lambda: probes)
+    def __init__(self, cfg: Config, keep_ms: int, probes: Sequence[Probe], embeddings: EmbeddingTable | None) -> None:
+        self.arms = ArmSet(cfg, lambda: probes, embeddings)
         self.src_wm: dict[int, int] = {}
         self.src_idle: dict[int, bool] = {}
         self.src_ckpt: dict[int, int] = {}
@@ -116,13 +117,13 @@ class EvalStage(ConsumerRebalanceListener):
         self.last_evaluation_unix: float | None = None
         self.recovered = threading.Event()
         self.stopping = threading.Event()
-        # Probes hold no per-arm state: one set serves every partition's arms (and one
-        # external dataset, fed from the preferences topic under self.lock, serves them all).
+        # Probes hold no per-arm state: one set serves every partition's arms, and so does one
+        # embedding table (both fed from their topics under self.lock, when so configured).
         self.probes = build_probes(cfg.probes, topic_fed=cfg.probes.external.from_topic)
-        #: Set once everything the stage evaluates with is loaded (the preferences topic's
-        #: feed sets it when it has read the topic to its end); evaluation waits for it.
-        self.inputs_ready = threading.Event()
-        self.inputs_ready.set()
+        self.embeddings = build_embeddings(cfg, topic_fed=cfg.embeddings.from_topic)
+        #: Set once each table the stage evaluates with is loaded (a topic's feed sets its
+        #: event when it has read the topic to its end); evaluation waits for them.
+        self.inputs_ready: list[threading.Event] = []
         t = cfg.time
         self._keep_ms = t.attribution_window_ms + t.allowed_lateness_ms
         self._ckpt_s = parse_duration(k.checkpoint_interval) / 1000
@@ -160,7 +161,7 @@ class EvalStage(ConsumerRebalanceListener):
             new = sorted({tp.partition for tp in assigned} - set(self.parts))
             saved = self.store.load_all("eval:") if new else {}
             for p in new:
-                st = PartitionState(self.cfg, self._keep_ms, self.probes)
+                st = PartitionState(self.cfg, self._keep_ms, self.probes, self.embeddings)
                 ck = saved.get(f"eval:{p}")
                 if ck is not None:
                     for key, blob in ck["arms"].items():
@@ -265,16 +266,17 @@ class EvalStage(ConsumerRebalanceListener):
 
     @property
     def external(self) -> ExternalProbe | None:
-        """The external probe, when it runs (the preferences topic's feed updates it)."""
+        """The external probe, when it runs (the preferences topic's feed may update it)."""
         return next((p for p in self.probes if isinstance(p, ExternalProbe)), None)
 
     def run(self) -> None:
-        # An arm evaluated before its preference dataset is loaded would learn from missing
-        # leaked features, and give other figures than after a restart: wait for it.
-        while not self.inputs_ready.wait(0.2):
-            if self.stopping.is_set():
-                self.consumer.close()
-                return
+        # An arm evaluated before its tables are loaded would learn from missing leaked
+        # features or representations, and give other figures than after a restart: wait.
+        for ready in self.inputs_ready:
+            while not ready.wait(0.2):
+                if self.stopping.is_set():
+                    self.consumer.close()
+                    return
         self.consumer.subscribe([self.t.labelled], listener=self)
         self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
         last_ck = last_lag = last_released = time.monotonic()

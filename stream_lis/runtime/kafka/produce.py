@@ -6,7 +6,8 @@ goes to ``impressions`` unkeyed, where the worker dead-letters it with its reaso
 producer never drops data. The final figure counts what the broker acknowledged.
 
 A preference dataset goes to the compacted ``preferences`` topic keyed by item id
-(``preference_records``), which the worker's external probe reads.
+(``preference_records``), which the worker's external probe reads; the arms' embeddings to
+the compacted ``embeddings`` topic (``embedding_records``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import msgspec
 from kafka import KafkaProducer
 
 from ...config import Config
+from ...embedding_table import EmbeddingTable, record_key
 from ...probes.external import ExternalProbe
 
 
@@ -74,6 +76,30 @@ def preference_records(lines: Iterable[bytes], deletes: Iterable[str] = ()) -> t
         out.append((msgspec.json.decode(line)["item_id"].encode(), line))
         check.delete(out[-1][0].decode())  # validation only: hold nothing
     out += [(item.encode(), None) for item in deletes]
+    return out, bad
+
+
+def embedding_records(lines: Iterable[bytes], max_dims: int = 1024) -> tuple[list[tuple[bytes, bytes | None]], list[tuple[int, str]]]:
+    """An embedding table as (key, value) records for the compacted topic, keyed by
+    ``record_key`` (one key per experiment, arm and item); and the (line number, reason) of
+    every line the table would reject, which are not sent.
+
+    >>> recs, bad = embedding_records([b'{"arm":"t","item_id":"a","vector":[1.0]}', b'{"arm":"t"}'])
+    >>> recs, bad
+    ([(b'["","t","a"]', b'{"arm":"t","item_id":"a","vector":[1.0]}')], [(2, 'missing_field')])
+    """
+    check = EmbeddingTable(max_dims=max_dims)
+    out: list[tuple[bytes, bytes | None]] = []
+    bad: list[tuple[int, str]] = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        rec = check.parse(line)
+        if isinstance(rec, str):
+            bad.append((n, rec))
+            continue
+        out.append((record_key(rec.experiment, rec.arm, rec.item_id), line))
     return out, bad
 
 

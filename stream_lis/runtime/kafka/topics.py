@@ -48,6 +48,7 @@ def topic_specs(cfg: Config) -> list[NewTopic]:
         NewTopic(t.impressions, n, r, topic_configs={"retention.ms": week}),
         NewTopic(t.clicks, n, r, topic_configs={"retention.ms": week}),
         NewTopic(t.preferences, n, r, topic_configs={"cleanup.policy": "compact"}),
+        NewTopic(t.embeddings, n, r, topic_configs={"cleanup.policy": "compact"}),
         # Envelopes of arm records: split by the join stage at ENVELOPE_BYTES (1 MiB) encoded.
         NewTopic(t.labelled, n, r, topic_configs={"retention.ms": week, "max.message.bytes": str(LABELLED_MAX_BYTES)}),
         NewTopic(t.dead_letters, n, r, topic_configs={"retention.ms": str(30 * 24 * 3600 * 1000)}),
@@ -80,7 +81,7 @@ def create_topics(cfg: Config, client_kw: dict[str, Any]) -> list[tuple[str, str
 def describe_topics(cfg: Config, client_kw: dict[str, Any]) -> list[dict[str, Any]]:
     """Partitions, end offsets and, per consumer group of the runtime, committed offsets and lag."""
     t = cfg.kafka.topics
-    names = [t.impressions, t.clicks, t.preferences, t.labelled, t.dead_letters, t.checkpoints]
+    names = [t.impressions, t.clicks, t.preferences, t.embeddings, t.labelled, t.dead_letters, t.checkpoints]
     groups = {t.impressions: f"{cfg.kafka.group_id}-join", t.clicks: f"{cfg.kafka.group_id}-join",
               t.labelled: f"{cfg.kafka.group_id}-eval"}
     admin = KafkaAdminClient(**client_kw)

@@ -35,7 +35,7 @@ from ..process import tune_gc
 from .checkpoints import CheckpointStore
 from .eval_stage import EvalStage
 from .join_stage import JoinStage
-from .preferences import APPLIED, feed_for
+from .tables import APPLIED, feeds_for
 from .produce import make_producer
 from .settings import client_kwargs, crc_accelerated, describe, producer_tuning
 from .topics import create_topics
@@ -69,9 +69,9 @@ class Worker:
         store = CheckpointStore(cfg.kafka.topics.checkpoints, self.producer, self.client_kw, cfg.kafka.max_checkpoint_bytes)
         self.join = JoinStage(cfg, self.client_kw, self.producer, store) if "join" in self.stages else None
         self.eval = EvalStage(cfg, self.client_kw, store) if "eval" in self.stages else None
-        # The preferences topic's feed runs beside the evaluation stage, which waits for it.
-        self.feed = feed_for(self.eval, cfg, self.client_kw, self._dead_letter) if self.eval is not None else None
-        self._running = [st for st in (self.feed, self.join, self.eval) if st is not None]
+        # Side topics' feeds run beside the evaluation stage, which waits for them.
+        self.feeds = feeds_for(self.eval, cfg, self.client_kw, self._dead_letter) if self.eval is not None else []
+        self._running = [*self.feeds, *(st for st in (self.join, self.eval) if st is not None)]
         self.started = time.time()
         self._duplicates: dict[int, int] = {}
         self._threads: list[threading.Thread] = []
@@ -157,16 +157,19 @@ class Worker:
                                          labels=["stage"])
             failed.add_metric(["eval"], self.eval.saver.failed)
             yield from (dup, size, failed)
-        if self.feed is not None:
-            recs = CounterMetricFamily("stream_lis_preference_records", "Records read from the preferences topic into the "
-                                       "external probe, by outcome: upserted, deleted, or why it was rejected "
-                                       "(dead-lettered).", labels=["outcome"])
-            counts = dict(self.feed.counts)
-            for outcome in sorted(set(APPLIED) | set(counts)):
-                recs.add_metric([outcome], counts.get(outcome, 0))
-            items = GaugeMetricFamily("stream_lis_preference_items", "Items the external probe's dataset holds.")
-            items.add_metric([], self.feed.probe.n_items)
-            yield from (recs, items)
+        if self.feeds:
+            recs = CounterMetricFamily("stream_lis_table_records", "Records read from a side topic into its table "
+                                       "(preferences: the external probe's dataset; embeddings: the arms' "
+                                       "representations), by outcome: upserted, deleted, or why it was rejected "
+                                       "(dead-lettered).", labels=["table", "outcome"])
+            entries = GaugeMetricFamily("stream_lis_table_entries", "Entries a side table holds (items; vectors).",
+                                        labels=["table"])
+            for feed in self.feeds:
+                counts = dict(feed.counts)
+                for outcome in sorted(set(APPLIED) | set(counts)):
+                    recs.add_metric([feed.name, outcome], counts.get(outcome, 0))
+                entries.add_metric([feed.name], feed.size())
+            yield from (recs, entries)
         yield from (reb, ck, owned)
 
     def _run(self, stage: Any) -> None:

@@ -1,6 +1,7 @@
-"""The worker's external probe reads the compacted preferences topic: the whole dataset before
-its first evaluation (so it gives the embedded runtime's figures with the same dataset as a
-file), then live updates and deletions; a bad record is dead-lettered with its reason."""
+"""The worker reads its side tables from compacted topics: the external probe's preference
+dataset and the arms' embeddings. Each whole table before its first evaluation (so the
+figures are the embedded runtime's with the same data as files or inline), then live updates
+and deletions; a bad record is dead-lettered with its reason."""
 
 from __future__ import annotations
 
@@ -21,15 +22,27 @@ IMPRESSIONS = 12_000
 LIS_TOL = 0.01  # as in test_kafka_produce_matches_embedded: same examples, a few borderline-late ones aside
 
 
-def _outcomes(m: dict) -> dict[str, float]:
-    return {s.labels["outcome"]: s.value for s in m.get("stream_lis_preference_records_total", [])}
+def _outcomes(m: dict, table: str = "preferences") -> dict[str, float]:
+    return {s.labels["outcome"]: s.value for s in m.get("stream_lis_table_records_total", [])
+            if s.labels["table"] == table}
 
 
-def test_preferences_topic_gives_the_file_figures_then_takes_updates(tmp_path):
+def _entries(m: dict, table: str) -> float:
+    return next(s.value for s in m["stream_lis_table_entries"] if s.labels["table"] == table)
+
+
+def test_side_topics_give_the_file_and_inline_figures_then_take_updates(tmp_path):
     require_broker()
-    sim = Simulator(SimulatorConfig(impressions=IMPRESSIONS, seed=11))
+    # The worker's events carry no embedding: its arms read them from the embeddings topic.
+    # The reference runs on the same world with the embeddings inline.
+    inline = tmp_path / "inline.jsonl"
+    inline.write_text("".join(json.dumps(ev) + "\n" for ev in Simulator(SimulatorConfig(impressions=IMPRESSIONS, seed=11)).events()))
+    sim = Simulator(SimulatorConfig(impressions=IMPRESSIONS, seed=11, side_embeddings=True))
     events = tmp_path / "events.jsonl"
     events.write_text("".join(json.dumps(ev) + "\n" for ev in sim.events()))
+    vectors = tmp_path / "embeddings.jsonl"
+    vectors.write_text("".join(json.dumps(r) + "\n" for r in sim.embedding_records()) + '{"arm": "control"}\n')
+    n_vectors = len(vectors.read_text().splitlines()) - 1
     dataset = [json.dumps(r) for r in sim.preferences()]
     deleted = json.loads(dataset[0])["item_id"]
     prefs = tmp_path / "prefs.jsonl"
@@ -40,8 +53,12 @@ def test_preferences_topic_gives_the_file_figures_then_takes_updates(tmp_path):
     reference = tmp_path / "reference.jsonl"
     reference.write_text("\n".join(dataset[1:]) + "\n")
 
-    ov = namespace({"probes.enabled": ["future_item", "external"], "probes.external.from_topic": True})
+    ov = namespace({"probes.enabled": ["future_item", "external"], "probes.external.from_topic": True,
+                    "embeddings.from_topic": True})
     assert cli("topics", "create", ov=ov).returncode == 0
+    pub = cli("embeddings", str(vectors), ov=ov)
+    assert pub.returncode == 1 and f"embeddings.jsonl:{n_vectors + 1}: missing_field".encode() in pub.stderr
+    assert f"{n_vectors:,} acknowledged".encode() in pub.stderr
     pub = cli("preferences", str(prefs), "--delete", deleted, ov=ov)
     # the bad line is reported and not sent (exit 1); everything else is acknowledged
     assert pub.returncode == 1, pub.stderr.decode()
@@ -58,13 +75,16 @@ def test_preferences_topic_gives_the_file_figures_then_takes_updates(tmp_path):
         # Ready means the topic was read to its end: every record is applied before any evaluation.
         m = worker.metrics()
         assert _outcomes(m) == {"upserted": len(dataset) + 1, "deleted": 1, "wrong_type": 1}
-        assert total(m, "stream_lis_preference_items") == len(dataset) - 1
+        assert _entries(m, "preferences") == len(dataset) - 1
+        assert _outcomes(m, "embeddings") == {"upserted": n_vectors, "deleted": 0}
+        assert _entries(m, "embeddings") == n_vectors
 
         rep = cli("replay", str(events), ov=ov, timeout=300)
         assert rep.returncode == 0, rep.stderr.decode()
-        ref_ov = {**ov, "probes.external.from_topic": False, "probes.external.path": str(reference)}
+        ref_ov = {**ov, "probes.external.from_topic": False, "probes.external.path": str(reference),
+                  "embeddings.from_topic": False}
         eng = Engine(load_config(None, ref_ov))
-        eng.process_records(events.read_bytes().splitlines())
+        eng.process_records(inline.read_bytes().splitlines())
         eng.flush(mark_incomplete=False)
         ref = eng.snapshot()
         expected = sum(a.labelled for a in ref.arms)
@@ -81,6 +101,8 @@ def test_preferences_topic_gives_the_file_figures_then_takes_updates(tmp_path):
             assert a.lis["external"].low > 0  # the planted truth leaks: a real signal to compare
             for probe in ("external", "future_item"):
                 assert lis[probe] == pytest.approx(a.lis[probe].value, abs=LIS_TOL), (a.arm, probe)
+            ais = [s.value for s in m["stream_lis_ais"] if s.labels["arm"] == a.arm]
+            assert ais and ais[0] == pytest.approx(a.ais.value, abs=LIS_TOL), a.arm
 
         consumer = KafkaConsumer(ov["kafka.topics.dead_letters"], bootstrap_servers=BOOTSTRAP,
                                  auto_offset_reset="earliest", consumer_timeout_ms=5000)
@@ -97,6 +119,11 @@ def test_preferences_topic_gives_the_file_figures_then_takes_updates(tmp_path):
         wait_for(lambda: _outcomes(worker.metrics()).get("deleted") == 2, 30, "the live deletion", worker.alive)
         wait_for(lambda: _outcomes(worker.metrics()).get("upserted") == len(dataset) + 2, 30, "the live update",
                  worker.alive)
-        assert total(worker.metrics(), "stream_lis_preference_items") == len(dataset) - 1
+        assert _entries(worker.metrics(), "preferences") == len(dataset) - 1
+        # an arm's vector deleted by its key (a tombstone), live
+        producer.send(ov["kafka.topics.embeddings"], key=b'["","control","item1"]', value=None)
+        producer.flush()
+        wait_for(lambda: _entries(worker.metrics(), "embeddings") == n_vectors - 1, 30, "the embedding deletion",
+                 worker.alive)
     finally:
         worker.stop()

@@ -1,0 +1,176 @@
+"""Compacted side topics read into the evaluation stage's tables, like global tables.
+
+Two tables live beside the stream:
+
+* ``preferences``: the ``external`` probe's dataset, one record per item keyed by item id
+  (``{"item_id": ..., "vector": [...]}`` or ``{"item_id": ..., "items": [...]}``);
+* ``embeddings``: each arm's MLLM item representation, ``{"arm", "item_id", "vector"}`` and
+  an optional ``"experiment"``, keyed one key per (experiment, arm, item).
+
+Compaction keeps each key's latest record; a record with a null value (a tombstone) deletes
+what its key set. Every evaluation stage needs a whole table, whichever arms it owns, so a
+feed reads every partition, with no consumer group and no committed offsets: from the
+beginning, at every start.
+
+Time semantics: a table is not in event time. The feed reads its topic to the end offsets it
+found at start before the stage evaluates anything (``recovered``; the worker is not ready
+until then), so a restarted worker evaluates with the table it had. After that an update
+applies from the next evaluated chunk on, whatever the event time of the examples in it: a
+table is "what the team has now", as a later model snapshot would be.
+
+A record the table rejects is counted by reason and sent to the dead-letter topic with its
+bytes and ``topic/partition@offset``; the feed goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable
+
+from kafka import KafkaConsumer, TopicPartition
+
+from ...config import Config
+from ...embedding_table import REJECT_DETAILS as EMBEDDING_REJECTS
+from ...embedding_table import EmbeddingTable
+from ...events import Invalid
+from ...probes.external import REJECT_DETAILS as PREFERENCE_REJECTS
+from ...probes.external import ExternalProbe
+from .settings import consumer_tuning
+from .topics import consumer_lag
+
+log = logging.getLogger("stream_lis.tables")
+
+#: Outcomes of a record besides the rejection reasons (the metric's label values).
+APPLIED = ("upserted", "deleted")
+
+#: key, value -> outcome (``APPLIED`` or a rejection reason)
+Apply = Callable[[bytes | None, bytes | None], str]
+
+
+class TableFeed:
+    """Reads ``topic`` into a table through ``apply``, one poll at a time under ``lock`` (the
+    evaluation stage's: a chunk is evaluated with one version of the table, never half an
+    update). ``recovered`` / ``stopping`` / ``lag`` / ``run`` are what the worker runs a
+    stage by."""
+
+    def __init__(self, name: str, topic: str, apply: Apply, size: Callable[[], int], details: dict[str, str],
+                 lock: threading.Lock, client_kw: dict[str, Any], dead_letter: Callable[[Invalid, str], None],
+                 tuning: dict[str, Any] | None = None) -> None:
+        self.name, self.topic, self.lock = name, topic, lock
+        self._apply, self.size, self.details = apply, size, details
+        self.dead_letter = dead_letter
+        self.counts: Counter[str] = Counter()
+        self.recovered = threading.Event()  # read to the end offsets found at start
+        self.stopping = threading.Event()
+        self.lag: dict[tuple[str, int], int] = {}
+        self.consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                      **(tuning or {}), **client_kw)
+
+    def _partitions(self) -> list[TopicPartition]:
+        """The topic's partitions; waits (logging) while the topic does not exist."""
+        warned = False
+        while not self.stopping.is_set():
+            parts = self.consumer.partitions_for_topic(self.topic)
+            if parts:
+                return [TopicPartition(self.topic, p) for p in sorted(parts)]
+            if not warned:
+                log.error("%s table: topic %r does not exist; waiting for it (stream-lis topics create makes it); "
+                          "this worker is not ready until then", self.name, self.topic)
+                warned = True
+            self.stopping.wait(1.0)
+        return []
+
+    def apply(self, key: bytes | None, value: bytes | None, source: str) -> str:
+        """One record into the table; returns its outcome, counted (and dead-lettered when
+        it is a rejection)."""
+        outcome = self._apply(key, value)
+        self.counts[outcome] += 1
+        if outcome not in APPLIED:
+            detail = self.details.get(outcome, outcome) if value is not None else "a tombstone without a key"
+            self.dead_letter(Invalid(outcome, detail, value or b""), source)
+        return outcome
+
+    def run(self) -> None:
+        tps = self._partitions()
+        if not tps:
+            self.consumer.close()
+            return
+        self.consumer.assign(tps)
+        self.consumer.seek_to_beginning(*tps)
+        end = self.consumer.end_offsets(tps)
+        begin = self.consumer.beginning_offsets(tps)
+        log.info("%s table: reading topic %s (%d partitions, up to %d records)", self.name, self.topic, len(tps),
+                 sum(end[tp] - begin[tp] for tp in tps))
+        t0, last_lag = time.monotonic(), 0.0
+        todo = {tp for tp in tps if end[tp] > begin[tp]}
+        while not self.stopping.is_set():
+            if not todo and not self.recovered.is_set():
+                log.info("%s table: %d entries loaded in %.1f s (%s)", self.name, self.size(), time.monotonic() - t0,
+                         ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "topic empty")
+                self.recovered.set()
+            batch = self.consumer.poll(timeout_ms=200)
+            if batch:
+                with self.lock:
+                    for tp, msgs in batch.items():
+                        for m in msgs:
+                            self.apply(m.key, m.value, f"{tp.topic}/{tp.partition}@{m.offset}")
+            for tp in list(todo):
+                if self.consumer.position(tp) >= end[tp]:
+                    todo.discard(tp)
+            now = time.monotonic()
+            if now - last_lag >= 1.0:
+                self.lag = consumer_lag(self.consumer)
+                last_lag = now
+        self.consumer.close()
+
+
+def _preferences(probe: ExternalProbe) -> Apply:
+    """Records keyed by item id; a tombstone deletes the item."""
+
+    def apply(key: bytes | None, value: bytes | None) -> str:
+        item = key.decode("utf-8", "replace") if key is not None else None
+        if value is None:
+            if item is None:
+                return "missing_field"
+            probe.delete(item)
+            return "deleted"
+        return probe.update(value, key=item) or "upserted"
+
+    return apply
+
+
+def _embeddings(table: EmbeddingTable) -> Apply:
+    """Records keyed by any string unique per (experiment, arm, item); a tombstone deletes
+    what its key set."""
+
+    def apply(key: bytes | None, value: bytes | None) -> str:
+        k = key.decode("utf-8", "replace") if key is not None else None
+        if value is None:
+            if k is None:
+                return "missing_field"
+            table.delete(k)
+            return "deleted"
+        return table.update(value, key=k) or "upserted"
+
+    return apply
+
+
+def feeds_for(stage: Any, cfg: Config, client_kw: dict[str, Any],
+              dead_letter: Callable[[Invalid, str], None]) -> list[TableFeed]:
+    """The feeds of an evaluation stage's tables read from topics; the stage waits for them
+    before it evaluates."""
+    t, tuning = cfg.kafka.topics, consumer_tuning(cfg.kafka)
+    feeds = []
+    probe = stage.external
+    if probe is not None and cfg.probes.external.from_topic:
+        feeds.append(TableFeed("preferences", t.preferences, _preferences(probe), lambda: probe.n_items,
+                               PREFERENCE_REJECTS, stage.lock, client_kw, dead_letter, tuning))
+    table = stage.embeddings
+    if table is not None and cfg.embeddings.from_topic:
+        feeds.append(TableFeed("embeddings", t.embeddings, _embeddings(table), table.__len__, EMBEDDING_REJECTS,
+                               stage.lock, client_kw, dead_letter, tuning))
+    stage.inputs_ready = [f.recovered for f in feeds]
+    return feeds
