@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from array import array
 from typing import Iterable, Sequence
 
 import msgspec
@@ -55,7 +56,8 @@ class ExternalProbe(Probe):
     name = "external"
 
     def __init__(self, records: Iterable[bytes] = ()) -> None:
-        self.vectors: dict[str, list[float]] = {}
+        # Packed doubles: 8 bytes a coordinate instead of a Python float's 32.
+        self.vectors: dict[str, array] = {}
         self.similar: dict[str, list[str]] = {}
         self._dims = 0
         #: (line number, reason) of every record of ``records`` that was rejected.
@@ -85,7 +87,7 @@ class ExternalProbe(Probe):
 
     def set_vector(self, item_id: str, vector: list[float]) -> None:
         """Upsert one item's vector (a live feed, e.g. the simulator's planted truth)."""
-        self.vectors[item_id] = list(vector)
+        self.vectors[item_id] = array("d", vector)
         if len(vector) > self._dims:
             self._dims = len(vector)
 
