@@ -237,6 +237,10 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     heartbeat_interval: Duration = "200ms"
     #: Largest checkpoint (learner state) message; the checkpoint topic is created to fit it.
     max_checkpoint_bytes: int = 64 * 1024 * 1024
+    #: Environment variable holding the key that signs checkpoints (HMAC-SHA256): with it set,
+    #: a checkpoint without a valid signature is refused before it is unpickled. Unset, the
+    #: checkpoint topic must be writable by the workers alone.
+    checkpoint_key_env: str = "STREAM_LIS_CHECKPOINT_KEY"
     # -- transport tuning (throughput; the defaults suit a worker ingesting tens of
     # thousands of records per second; none of them changes a figure) --------------------
     #: Most records one consumer poll returns (the join stage processes a poll under its lock,

@@ -1,5 +1,6 @@
 """A worker killed with SIGKILL mid-stream and restarted resumes from its checkpoint: no
-label is lost or counted twice, and the learners continue instead of starting over."""
+label is lost or counted twice, and the learners continue instead of starting over. The
+checkpoints are signed (``$STREAM_LIS_CHECKPOINT_KEY``): the restarted worker verifies them."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from kafka_harness import WorkerProc, accounted, by_arm, cli, namespace, require
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def test_kill9_mid_stream_then_restart_counts_every_label_exactly_once(tmp_path):
+def test_kill9_mid_stream_then_restart_counts_every_label_exactly_once(tmp_path, monkeypatch):
     require_broker()
+    monkeypatch.setenv("STREAM_LIS_CHECKPOINT_KEY", "a key the two workers share")  # the workers inherit it
     ov = namespace()
     path = tmp_path / "events.jsonl"
     n_imps = write_stream(path, 24_000, seed=5)
@@ -47,6 +49,8 @@ def test_kill9_mid_stream_then_restart_counts_every_label_exactly_once(tmp_path)
         restored = sum(int(m.group(1)) for m in re.finditer(
             r"resumed from checkpoint at offset \d+ \(\d+ arms, (\d+) labelled examples\)", restarted.log.read_text()))
         assert 0 < restored <= resumed
+        assert total(first, "stream_lis_checkpoints_refused_total") == 0  # its own signed checkpoints
+        assert "not signed" not in restarted.log.read_text()
         first_auc = {(s.labels["arm"], s.labels["learner"]): s.value for s in first["stream_lis_auc"]
                      if s.labels["window"] == "cumulative"}
         assert first_auc, "restored arms report their AUCs at once"

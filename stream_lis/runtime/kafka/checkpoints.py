@@ -2,8 +2,11 @@
 
 A checkpoint is one message keyed by what it describes (``join:3``, ``eval:1``); compaction
 keeps the latest per key. Restoring reads the topic from the beginning to its end once.
-Values are pickled Python objects compressed with zlib: the topic must be as trusted as the
-workers themselves (it is written by nobody else).
+Values are pickled Python objects compressed with zlib, and unpickling runs code: whoever can
+write to the topic could run code in the workers. With a key (the environment variable named
+by ``kafka.checkpoint_key_env``), every checkpoint carries an HMAC-SHA256 of its bytes, and one
+without a valid MAC is refused before it is unpickled (its partition starts over, counted in
+``refused``). Without a key the topic must be as trusted as the workers themselves.
 
 ``BackgroundSaver`` compresses and sends a stage's checkpoints on a thread of its own: the
 stage pickles its state under its lock (a consistent snapshot) and goes on while the bytes
@@ -13,6 +16,8 @@ stage to commit only once the broker has acknowledged it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import pickle
 import threading
@@ -40,14 +45,55 @@ def unpack(blob: bytes) -> Any:
     return pickle.loads(zlib.decompress(blob))
 
 
-class CheckpointStore:
-    """Save and load checkpoints; ``save`` returns once the broker acknowledged."""
+#: A signed checkpoint: this, the HMAC-SHA256 of the compressed bytes, then those bytes. An
+#: unsigned one is the zlib stream alone (it starts with 0x78, never with this).
+SIGNED = b"SLC1"
+_MAC_BYTES = 32
 
-    def __init__(self, topic: str, producer: KafkaProducer, client_kw: dict[str, Any], max_bytes: int) -> None:
+
+def sign(blob: bytes, key: bytes) -> bytes:
+    return SIGNED + hmac.new(key, blob, hashlib.sha256).digest() + blob
+
+
+def verify(value: bytes, key: bytes | None) -> tuple[bytes | None, str]:
+    """The compressed checkpoint inside ``value``, or ``None`` with why it is refused.
+
+    With a key only a valid MAC passes. Without one an unsigned checkpoint passes, and so does
+    a signed one, unverified (the key was removed from the config: nothing to check against,
+    and without a key unsigned ones are accepted anyway).
+
+    >>> v = sign(b"state", b"k")
+    >>> verify(v, b"k"), verify(v, b"other")[1], verify(b"state", b"k")[1]
+    ((b'state', 'ok'), 'bad MAC', 'unsigned')
+    >>> verify(v, None), verify(b"state", None)
+    ((b'state', 'unverified'), (b'state', 'ok'))
+    """
+    signed = value.startswith(SIGNED)
+    if key is None:
+        return (value[len(SIGNED) + _MAC_BYTES:], "unverified") if signed else (value, "ok")
+    if not signed:
+        return None, "unsigned"
+    mac, blob = value[len(SIGNED):len(SIGNED) + _MAC_BYTES], value[len(SIGNED) + _MAC_BYTES:]
+    if not hmac.compare_digest(mac, hmac.new(key, blob, hashlib.sha256).digest()):
+        return None, "bad MAC"
+    return blob, "ok"
+
+
+class CheckpointStore:
+    """Save and load checkpoints; ``save`` returns once the broker acknowledged.
+
+    ``key``: sign every checkpoint and load only validly signed ones (see the module doc).
+    """
+
+    def __init__(self, topic: str, producer: KafkaProducer, client_kw: dict[str, Any], max_bytes: int,
+                 key: bytes | None = None) -> None:
         self.topic = topic
         self.producer = producer
         self.client_kw = client_kw
         self.max_bytes = max_bytes
+        self.key = key
+        #: Checkpoints refused when loading (bad or missing MAC): their partitions started over.
+        self.refused = 0
 
     def save(self, key: str, state: Any) -> int:
         return self.save_snapshot(key, snapshot(state))
@@ -55,6 +101,8 @@ class CheckpointStore:
     def save_snapshot(self, key: str, raw: bytes) -> int:
         """Compress and send what ``snapshot`` made; returns the message's size once acknowledged."""
         blob = compress(raw)
+        if self.key is not None:
+            blob = sign(blob, self.key)
         self.producer.send(self.topic, key=key.encode(), value=blob).get(timeout=60)
         return len(blob)
 
@@ -77,7 +125,18 @@ class CheckpointStore:
                         k = msg.key.decode()
                         if k.startswith(prefix) and msg.value is not None:
                             latest[k] = msg.value
-            return {k: unpack(v) for k, v in latest.items()}
+            out = {}
+            for k, v in latest.items():
+                blob, why = verify(v, self.key)
+                if blob is None:
+                    self.refused += 1
+                    log.error("checkpoint %s refused (%s): it was not written by a worker holding this "
+                              "checkpoint key; that partition starts over", k, why)
+                    continue
+                if why == "unverified":
+                    log.warning("checkpoint %s is signed but this worker has no checkpoint key: loaded unverified", k)
+                out[k] = unpack(blob)
+            return out
         finally:
             consumer.close()
 

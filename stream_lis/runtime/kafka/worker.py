@@ -14,10 +14,11 @@ join stage the input counters, the evaluation stage the arms' figures.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import os
 import signal
 import threading
 import time
+from collections import Counter
 from typing import Any, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry
@@ -66,7 +67,14 @@ class Worker:
                         "Python, which can take half of this worker's CPU (pip install crc32c)")
         self.producer = make_producer(self.client_kw, max_request_size=cfg.kafka.max_checkpoint_bytes,
                                       **producer_tuning(cfg.kafka))
-        store = CheckpointStore(cfg.kafka.topics.checkpoints, self.producer, self.client_kw, cfg.kafka.max_checkpoint_bytes)
+        key = os.environ.get(cfg.kafka.checkpoint_key_env) or None
+        if key is None:
+            log.warning("checkpoints are not signed: whoever can write to topic %s can run code in this worker "
+                        "(set $%s to a secret key shared by the workers)", cfg.kafka.topics.checkpoints,
+                        cfg.kafka.checkpoint_key_env)
+        store = CheckpointStore(cfg.kafka.topics.checkpoints, self.producer, self.client_kw, cfg.kafka.max_checkpoint_bytes,
+                                key.encode() if key else None)
+        self.store = store
         self.join = JoinStage(cfg, self.client_kw, self.producer, store) if "join" in self.stages else None
         self.eval = EvalStage(cfg, self.client_kw, store) if "eval" in self.stages else None
         # Side topics' feeds run beside the evaluation stage, which waits for them.
@@ -131,6 +139,11 @@ class Worker:
             lags.update(st.lag)
         for (topic, p), n in sorted(lags.items()):
             lag.add_metric([topic, str(p)], n)
+        refused = CounterMetricFamily("stream_lis_checkpoints_refused", "Checkpoints refused on loading because their "
+                                      "signature is missing or wrong (kafka.checkpoint_key_env); their partitions "
+                                      "started over.")
+        refused.add_metric([], self.store.refused)
+        yield refused
         reb = CounterMetricFamily("stream_lis_rebalances", "Partition assignments received, by stage.", labels=["stage"])
         ck = CounterMetricFamily("stream_lis_checkpoints", "Checkpoints saved, by stage.", labels=["stage"])
         owned = GaugeMetricFamily("stream_lis_owned_partitions", "Partitions this worker owns, by stage.", labels=["stage"])
