@@ -57,6 +57,9 @@ class ArmPipeline:
     def __init__(self, key: ArmKey, cfg: Config, probes: Sequence[Probe], embeddings: EmbeddingTable | None = None) -> None:
         self.key = key
         self.embeddings = embeddings
+        #: Examples released without any representation, inline or from the table, until the
+        #: first one with one (a table naming the arm differently leaves it without AIS).
+        self._bare = 0
         self.cfg = cfg
         self.window_ms = cfg.time.attribution_window_ms
         self.horizon_ms = cfg.time.horizon_ms
@@ -108,6 +111,8 @@ class ArmPipeline:
         complete = None if end_ms is None else [ex.impression.ts + hold <= end_ms for ex in ready]
         if self.embeddings is not None:
             ready = self.embeddings.fill(ready)
+            if self._bare >= 0:
+                self._check_embeddings(ready)
         self.evaluator.add_many(ready, leaked, complete)
         self._since_prune += len(ready)
         if self._since_prune >= PRUNE_EVERY:
@@ -120,6 +125,18 @@ class ArmPipeline:
             self.shed["behaviour_log"] += dropped
             WARNINGS.note("behaviour_log", dropped, f"{self.key[0]}/{self.key[1]}: limits.max_log_events={self.max_log}")
         return len(ready)
+
+    def _check_embeddings(self, ready: Sequence) -> None:
+        """Say once when an arm's examples find no vector in the table: a typo in the table's
+        arm names would otherwise only show as a missing AIS."""
+        if any(ex.impression.embedding for ex in ready):
+            self._bare = -1  # found: no more checks
+            return
+        before, self._bare = self._bare, self._bare + len(ready)
+        if before < 1000 <= self._bare:
+            log.warning("%s/%s: none of its first %d examples has an embedding, inline or in the embeddings table "
+                        "(records with arm %r and experiment %r or none): no AIS for this arm",
+                        self.key[0], self.key[1], self._bare, self.key[1], self.key[0])
 
     def stats(self) -> ArmStats:
         # A copy: the evaluator caches its stats, and snapshots handed out must not change.

@@ -146,9 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "for workers with embeddings.from_topic = true: impressions without an inline embedding get "
                         "their arm's vector for their item from it. Each record is keyed by [experiment, arm, item_id] "
                         "as compact JSON (experiment \"\" when the record holds for every experiment), so compaction "
-                        "keeps the latest vector of each; a null value with that key deletes it. Lines the table would "
-                        "reject are listed with their reason and not sent; the exit status is then 1.")
-    em.add_argument("file", help="JSON Lines embedding records, '-' for stdin")
+                        "keeps the latest vector of each; a null value with that key deletes it (--delete sends one). Lines "
+                        "the table would reject are listed with their reason and not sent; the exit status is then 1.")
+    em.add_argument("file", nargs="?", help="JSON Lines embedding records, '-' for stdin (optional with --delete)")
+    em.add_argument("--delete", nargs=2, action="append", default=[], metavar=("ARM", "ITEM"),
+                    help="also send a tombstone that deletes this arm's vector for this item (repeatable)")
+    em.add_argument("--experiment", default=None, metavar="NAME",
+                    help="the experiment the --delete records belong to (default: none, the arm-wide records)")
     _common(em)
 
     o = sub.add_parser("offline", help="compute LIS the paper's way: batch models on a time split of an event log",
@@ -401,6 +405,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_preferences(args: argparse.Namespace) -> int:
+    from .probes.external import REJECT_DETAILS as PREFERENCE_REJECTS
     from .runtime.kafka.produce import preference_records, produce
     from .runtime.kafka.settings import client_kwargs
 
@@ -413,20 +418,28 @@ def cmd_preferences(args: argparse.Namespace) -> int:
         return 2
     records, bad = preference_records(lines, args.delete)
     return _publish(cfg, client_kwargs(cfg.kafka), produce, cfg.kafka.topics.preferences, records, bad, args.file,
-                    "preferences", f"{len(records) - len(args.delete):,} records, {len(args.delete):,} deletions")
+                    "preferences", f"{_n(len(records) - len(args.delete), 'record')}, {_n(len(args.delete), 'deletion')}",
+                    PREFERENCE_REJECTS)
 
 
 def cmd_embeddings(args: argparse.Namespace) -> int:
     from .runtime.kafka.produce import embedding_records, produce
     from .runtime.kafka.settings import client_kwargs
 
+    from .embedding_table import REJECT_DETAILS, record_key
+
     cfg = _load(args)
+    if args.file is None and not args.delete:
+        print("stream-lis embeddings: give a FILE of embedding records, --delete ARM ITEM, or both", file=sys.stderr)
+        return 2
     lines = _read_lines(args.file, "embeddings")
     if lines is None:
         return 2
     records, bad = embedding_records(lines, cfg.limits.max_embedding_dims)
+    n = len(records)
+    records += [(record_key(args.experiment, arm, item), None) for arm, item in args.delete]
     return _publish(cfg, client_kwargs(cfg.kafka), produce, cfg.kafka.topics.embeddings, records, bad, args.file,
-                    "embeddings", f"{len(records):,} vectors")
+                    "embeddings", f"{_n(n, 'vector')}, {_n(len(args.delete), 'deletion')}", REJECT_DETAILS)
 
 
 def _read_lines(path: str | None, command: str) -> list[bytes] | None:
@@ -442,14 +455,18 @@ def _read_lines(path: str | None, command: str) -> list[bytes] | None:
         return fh.read().splitlines()
 
 
+def _n(k: int, noun: str) -> str:
+    return f"{k:,} {noun}" + ("" if k == 1 else "s")
+
+
 def _publish(cfg: Config, kw: dict[str, Any], produce: Any, topic: str, records: list, bad: list[tuple[int, str]],
-             path: str | None, command: str, what: str) -> int:
+             path: str | None, command: str, what: str, details: dict[str, str]) -> int:
     """Send keyed records to a compacted side topic; rejected lines are listed, not sent."""
     for n, reason in bad[:20]:
-        print(f"stream-lis {command}: {path}:{n}: {reason}, not sent", file=sys.stderr)
+        print(f"stream-lis {command}: {path}:{n}: {reason} ({details.get(reason, '')}), not sent", file=sys.stderr)
     if len(bad) > 20:
-        print(f"stream-lis {command}: ... {len(bad) - 20} more lines rejected", file=sys.stderr)
-    print(f"{topic}: {what}" + (f"; {len(bad):,} lines rejected" if bad else ""), file=sys.stderr)
+        print(f"stream-lis {command}: ... {_n(len(bad) - 20, 'more line')} rejected", file=sys.stderr)
+    print(f"{topic}: {what}" + (f"; {_n(len(bad), 'line')} rejected" if bad else ""), file=sys.stderr)
     res = produce(records, cfg, kw, total=len(records), to=lambda kv: (topic, kv[0], kv[1]))
     return 0 if not bad and res.failed == 0 and res.acked == res.sent else 1
 

@@ -332,6 +332,9 @@ def validate(cfg: Config) -> None:
     if "external" in cfg.probes.enabled and not (ext.path or ext.from_topic):
         raise ConfigError("probes.enabled has 'external' but neither probes.external.path nor "
                           "probes.external.from_topic is set")
+    if "external" not in cfg.probes.enabled and (ext.path or ext.from_topic):
+        raise ConfigError("probes.external." + ("path" if ext.path else "from_topic") + " is set but 'external' is "
+                          "not in probes.enabled: add it there, or the dataset is never read")
     if not 0.5 < cfg.evaluation.confidence_level < 1:
         raise ConfigError("evaluation.confidence_level must be in (0.5, 1)")
     if cfg.evaluation.window_size < 100:

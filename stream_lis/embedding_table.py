@@ -90,7 +90,11 @@ class EmbeddingTable:
     @classmethod
     def from_file(cls, path: str, max_dims: int = 1024) -> "EmbeddingTable":
         """The table in a JSON Lines file; rejected lines are logged with their reasons."""
-        with open(path, "rb") as fh:
+        try:
+            fh = open(path, "rb")
+        except OSError as exc:
+            raise ConfigError(f"embeddings.path: cannot read {path}: {exc.strerror}") from None
+        with fh:
             table = cls(fh, max_dims)
         if table.rejected:
             shown = ", ".join(f"line {n}: {r}" for n, r in table.rejected[:10])
@@ -132,7 +136,8 @@ class EmbeddingTable:
         return None
 
     def delete(self, key: str) -> bool:
-        """Forget what the record with this topic key set (a tombstone)."""
+        """Forget what the record with this topic key set (a tombstone); False when the key
+        holds nothing (a tombstone read again after a restart, say)."""
         ident = self._by_key.pop(key, None)
         return ident is not None and self._vectors.pop(ident, None) is not None
 

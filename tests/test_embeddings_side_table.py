@@ -103,3 +103,17 @@ def test_simulate_writes_the_side_table_and_leaves_embeddings_out_of_the_events(
     assert imps and not any("embedding" in e for e in imps)
     served = {(e["arm"], e["item_id"]) for e in imps}
     assert served <= {(r["arm"], r["item_id"]) for r in recs}
+
+
+def test_an_arm_the_table_does_not_name_is_reported_once(tmp_path, caplog):
+    sim = Simulator(SimulatorConfig(impressions=4_000, seed=3, side_embeddings=True))
+    bare = [json.dumps(ev) for ev in sim.events()]
+    table = tmp_path / "embeddings.jsonl"  # the treatment arm's records under a misspelt name
+    table.write_text("".join(json.dumps({**r, "arm": r["arm"].replace("treatment", "Treatment")}) + "\n"
+                             for r in sim.embedding_records()))
+    with caplog.at_level(logging.WARNING, logger="stream_lis.arms"):
+        snap = _run(bare, {**CFG, "embeddings.path": str(table)})
+    ais = {a.arm: a.ais for a in snap.arms}
+    assert ais["control"] is not None and ais["treatment"] is None
+    warned = [r.getMessage() for r in caplog.records if "has an embedding" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("lis_demo/treatment: none of its first")

@@ -58,3 +58,23 @@ def test_run_with_the_topic_alone_exits_with_the_reason():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert "only the Kafka worker reads the preferences topic" in out.stderr
+
+
+def test_a_dataset_that_is_never_read_is_a_config_error(tmp_path):
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text('{"item_id": "a", "vector": [1.0]}\n')
+    for key, value in (("probes.external.path", str(prefs)), ("probes.external.from_topic", True)):
+        with pytest.raises(ConfigError, match="'external' is not in probes.enabled"):
+            load_config(None, {key: value})
+
+
+@pytest.mark.parametrize("key", ["probes.external.path", "embeddings.path"])
+def test_a_missing_dataset_file_is_named_not_a_traceback(tmp_path, key):
+    sets = ["--set", f"{key}={tmp_path / 'nope.jsonl'}"]
+    if key.startswith("probes"):
+        sets += ["--set", 'probes.enabled=["external"]']
+    out = subprocess.run([sys.executable, "-m", "stream_lis", "run", "--impressions", "1000", "--port", "-1", *sets],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert f"{key}: cannot read {tmp_path / 'nope.jsonl'}: No such file or directory" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -74,9 +74,9 @@ def test_side_topics_give_the_file_and_inline_figures_then_take_updates(tmp_path
         worker.wait_ready()
         # Ready means the topic was read to its end: every record is applied before any evaluation.
         m = worker.metrics()
-        assert _outcomes(m) == {"upserted": len(dataset) + 1, "deleted": 1, "wrong_type": 1}
+        assert _outcomes(m) == {"upserted": len(dataset) + 1, "deleted": 1, "absent": 0, "wrong_type": 1}
         assert _entries(m, "preferences") == len(dataset) - 1
-        assert _outcomes(m, "embeddings") == {"upserted": n_vectors, "deleted": 0}
+        assert _outcomes(m, "embeddings") == {"upserted": n_vectors, "deleted": 0, "absent": 0}
         assert _entries(m, "embeddings") == n_vectors
 
         rep = cli("replay", str(events), ov=ov, timeout=300)
@@ -120,10 +120,12 @@ def test_side_topics_give_the_file_and_inline_figures_then_take_updates(tmp_path
         wait_for(lambda: _outcomes(worker.metrics()).get("upserted") == len(dataset) + 2, 30, "the live update",
                  worker.alive)
         assert _entries(worker.metrics(), "preferences") == len(dataset) - 1
-        # an arm's vector deleted by its key (a tombstone), live
-        producer.send(ov["kafka.topics.embeddings"], key=b'["","control","item1"]', value=None)
-        producer.flush()
-        wait_for(lambda: _entries(worker.metrics(), "embeddings") == n_vectors - 1, 30, "the embedding deletion",
-                 worker.alive)
+        # an arm's vector deleted by its key (a tombstone), live; a tombstone for a key the
+        # table does not hold deletes nothing and says so
+        assert cli("embeddings", "--delete", "control", "item1", "--delete", "control", "no-such-item",
+                   ov=ov).returncode == 0
+        wait_for(lambda: _outcomes(worker.metrics(), "embeddings") == {"upserted": n_vectors, "deleted": 1, "absent": 1},
+                 30, "the embedding deletions", worker.alive)
+        assert _entries(worker.metrics(), "embeddings") == n_vectors - 1
     finally:
         worker.stop()

@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 import msgspec
 import numpy as np
 
+from ..config import ConfigError
 from ..join import LabelledExample
 from .base import Leaked, Probe
 from .log import BehaviourLog
@@ -71,7 +72,11 @@ class ExternalProbe(Probe):
     @classmethod
     def from_file(cls, path: str) -> "ExternalProbe":
         """The dataset in a JSON Lines file; rejected lines are logged with their reasons."""
-        with open(path, "rb") as fh:
+        try:
+            fh = open(path, "rb")
+        except OSError as exc:
+            raise ConfigError(f"probes.external.path: cannot read {path}: {exc.strerror}") from None
+        with fh:
             probe = cls(fh)
         if probe.rejected:
             shown = ", ".join(f"line {n}: {r}" for n, r in probe.rejected[:10])

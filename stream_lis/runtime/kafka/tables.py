@@ -43,8 +43,9 @@ from .topics import consumer_lag
 
 log = logging.getLogger("stream_lis.tables")
 
-#: Outcomes of a record besides the rejection reasons (the metric's label values).
-APPLIED = ("upserted", "deleted")
+#: Outcomes of a record besides the rejection reasons (the metric's label values); ``absent``:
+#: a tombstone for a key the table does not hold (normal when a restart reads it again).
+APPLIED = ("upserted", "deleted", "absent")
 
 #: key, value -> outcome (``APPLIED`` or a rejection reason)
 Apply = Callable[[bytes | None, bytes | None], str]
@@ -135,8 +136,7 @@ def _preferences(probe: ExternalProbe) -> Apply:
         if value is None:
             if item is None:
                 return "missing_field"
-            probe.delete(item)
-            return "deleted"
+            return "deleted" if probe.delete(item) else "absent"
         return probe.update(value, key=item) or "upserted"
 
     return apply
@@ -151,8 +151,7 @@ def _embeddings(table: EmbeddingTable) -> Apply:
         if value is None:
             if k is None:
                 return "missing_field"
-            table.delete(k)
-            return "deleted"
+            return "deleted" if table.delete(k) else "absent"
         return table.update(value, key=k) or "upserted"
 
     return apply

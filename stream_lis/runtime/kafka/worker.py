@@ -173,8 +173,9 @@ class Worker:
         if self.feeds:
             recs = CounterMetricFamily("stream_lis_table_records", "Records read from a side topic into its table "
                                        "(preferences: the external probe's dataset; embeddings: the arms' "
-                                       "representations), by outcome: upserted, deleted, or why it was rejected "
-                                       "(dead-lettered).", labels=["table", "outcome"])
+                                       "representations), by outcome: upserted, deleted, absent (a tombstone for a "
+                                       "key the table does not hold), or why it was rejected (dead-lettered).",
+                                       labels=["table", "outcome"])
             entries = GaugeMetricFamily("stream_lis_table_entries", "Entries a side table holds (items; vectors).",
                                         labels=["table"])
             for feed in self.feeds:
