@@ -405,9 +405,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_preferences(args: argparse.Namespace) -> int:
-    from .probes.external import REJECT_DETAILS as PREFERENCE_REJECTS
-    from .runtime.kafka.produce import preference_records, produce
-    from .runtime.kafka.settings import client_kwargs
+    from .probes.external import REJECT_DETAILS
+    from .runtime.kafka.produce import preference_records
 
     cfg = _load(args)
     if args.file is None and not args.delete:
@@ -417,16 +416,13 @@ def cmd_preferences(args: argparse.Namespace) -> int:
     if lines is None:
         return 2
     records, bad = preference_records(lines, args.delete)
-    return _publish(cfg, client_kwargs(cfg.kafka), produce, cfg.kafka.topics.preferences, records, bad, args.file,
-                    "preferences", f"{_n(len(records) - len(args.delete), 'record')}, {_n(len(args.delete), 'deletion')}",
-                    PREFERENCE_REJECTS)
+    return _publish(cfg, cfg.kafka.topics.preferences, records, bad, args.file, "preferences",
+                    f"{_n(len(records) - len(args.delete), 'record')}, {_n(len(args.delete), 'deletion')}", REJECT_DETAILS)
 
 
 def cmd_embeddings(args: argparse.Namespace) -> int:
-    from .runtime.kafka.produce import embedding_records, produce
-    from .runtime.kafka.settings import client_kwargs
-
     from .embedding_table import REJECT_DETAILS, record_key
+    from .runtime.kafka.produce import embedding_records
 
     cfg = _load(args)
     if args.file is None and not args.delete:
@@ -438,8 +434,8 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
     records, bad = embedding_records(lines, cfg.limits.max_embedding_dims)
     n = len(records)
     records += [(record_key(args.experiment, arm, item), None) for arm, item in args.delete]
-    return _publish(cfg, client_kwargs(cfg.kafka), produce, cfg.kafka.topics.embeddings, records, bad, args.file,
-                    "embeddings", f"{_n(n, 'vector')}, {_n(len(args.delete), 'deletion')}", REJECT_DETAILS)
+    return _publish(cfg, cfg.kafka.topics.embeddings, records, bad, args.file, "embeddings",
+                    f"{_n(n, 'vector')}, {_n(len(args.delete), 'deletion')}", REJECT_DETAILS)
 
 
 def _read_lines(path: str | None, command: str) -> list[bytes] | None:
@@ -459,15 +455,18 @@ def _n(k: int, noun: str) -> str:
     return f"{k:,} {noun}" + ("" if k == 1 else "s")
 
 
-def _publish(cfg: Config, kw: dict[str, Any], produce: Any, topic: str, records: list, bad: list[tuple[int, str]],
+def _publish(cfg: Config, topic: str, records: list[tuple[bytes, bytes | None]], bad: list[tuple[int, str]],
              path: str | None, command: str, what: str, details: dict[str, str]) -> int:
-    """Send keyed records to a compacted side topic; rejected lines are listed, not sent."""
+    """Send (key, value) records to a compacted side topic; rejected lines are listed, not sent."""
+    from .runtime.kafka.produce import produce
+    from .runtime.kafka.settings import client_kwargs
+
     for n, reason in bad[:20]:
         print(f"stream-lis {command}: {path}:{n}: {reason} ({details.get(reason, '')}), not sent", file=sys.stderr)
     if len(bad) > 20:
         print(f"stream-lis {command}: ... {_n(len(bad) - 20, 'more line')} rejected", file=sys.stderr)
     print(f"{topic}: {what}" + (f"; {_n(len(bad), 'line')} rejected" if bad else ""), file=sys.stderr)
-    res = produce(records, cfg, kw, total=len(records), to=lambda kv: (topic, kv[0], kv[1]))
+    res = produce(records, cfg, client_kwargs(cfg.kafka), total=len(records), to=lambda kv: (topic, kv[0], kv[1]))
     return 0 if not bad and res.failed == 0 and res.acked == res.sent else 1
 
 

@@ -228,8 +228,9 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     topics: KafkaTopicsConfig = msgspec.field(default_factory=KafkaTopicsConfig)
     #: How often state is checkpointed with the offsets it reflects (wall time).
     checkpoint_interval: Duration = "5s"
-    #: A partition with no record for this long (wall time) advances its watermark to the
-    #: wall clock minus the allowed lateness, so a quiet partition never stalls windows.
+    #: A partition with no record for this long (wall time) while caught up is idle: its
+    #: watermark moves on without events, so a quiet partition never stalls windows
+    #: (how far: ``watermark.idle_targets``).
     idle_partition_timeout: Duration = "10s"
     #: How often the join stage tells the evaluation stage its partitions' watermarks (an
     #: arm's partition that gets no records from an input partition learns its watermark

@@ -53,3 +53,37 @@ class Watermark:
 
     def load(self, state: dict[str, int]) -> None:
         self.max_ts, self.value = int(state["max_ts"]), int(state["value"])
+
+
+def idle_targets(max_ts: dict[int, int], idle: set[int], wall_ms: int, lateness_ms: int,
+                 reach_ms: int) -> dict[int, int]:
+    """How far the watermark of each idle partition may move (the Kafka join stage's rule).
+
+    ``max_ts``: the largest event time each partition has seen (those that had input);
+    ``idle``: the partitions without input for ``kafka.idle_partition_timeout`` while caught up.
+
+    * Never past the wall clock minus the lateness: on a live stream an idle partition moves
+      with real time, as if it had an event now.
+    * While other partitions still have input, no further than the stream's frontier (the
+      largest event time seen on any partition, minus the lateness): a quiet partition of a
+      replay or backfill keeps up with the others but does not outrun them, so its next
+      records are late only if they would be late on one clock.
+    * Once every partition is idle (the input paused or ended), up to ``reach_ms`` past its own
+      largest event time: far enough to close every window of what it has seen (``reach_ms`` is
+      ``max(W, H)`` plus one), not so far that its experiments "end". A pause longer than the
+      timeout in a backfill therefore closes windows early: that is what the timeout sets.
+
+    >>> seen = {0: 10_000, 1: 50_000}
+    >>> idle_targets(seen, {0}, wall_ms=10**12, lateness_ms=1_000, reach_ms=5_000)     # 1 still flows
+    {0: 49000}
+    >>> idle_targets(seen, {0, 1}, wall_ms=10**12, lateness_ms=1_000, reach_ms=5_000)  # the input stopped
+    {0: 15000, 1: 55000}
+    >>> idle_targets(seen, {0, 1}, wall_ms=52_000, lateness_ms=1_000, reach_ms=5_000)  # live: the wall clock
+    {0: 15000, 1: 51000}
+    """
+    if not idle:
+        return {}
+    if set(max_ts) <= idle:
+        return {p: min(wall_ms - lateness_ms, max_ts[p] + reach_ms) for p in idle}
+    frontier = max(max_ts.values()) - lateness_ms
+    return {p: min(wall_ms - lateness_ms, frontier) for p in idle}

@@ -22,7 +22,7 @@ CLI = [sys.executable, "-m", "stream_lis"]
 
 #: Small event-time windows so a few thousand simulated impressions span many horizons.
 FAST = {"time.horizon": "10m", "time.attribution_window": "5m", "evaluation.window_size": 2000,
-        "kafka.idle_partition_timeout": "3s",
+        "kafka.idle_partition_timeout": "6s",
         "kafka.checkpoint_interval": "1s", "kafka.heartbeat_interval": "500ms", "runtime.max_batch_delay": "1s"}
 
 

@@ -44,7 +44,7 @@ from ...deadletter import encode_dead_letter
 from ...engine import decoder_for
 from ...events import Invalid
 from ...labeller import ArmRecord, Labelled, LabelCounters, Labeller
-from ...watermark import NEG_INF, POS_INF
+from ...watermark import NEG_INF, POS_INF, idle_targets
 from .checkpoints import CheckpointStore
 from .settings import consumer_tuning
 from .topics import commit_offsets, consumer_lag
@@ -295,15 +295,15 @@ class JoinStage(ConsumerRebalanceListener):
 
     def _advance_idle(self) -> None:
         t = self.cfg.time
-        wall_ms = int(time.time() * 1000) - t.allowed_lateness_ms
-        reach = max(t.attribution_window_ms, t.horizon_ms) + 1
-        for p, lab in self.labellers.items():
-            # Only a partition that has had input moves on its own: one that never had any
-            # stays put (and idle), or a backfill arriving later would all be late. It moves
-            # towards the wall clock, but no further than closes every window of what it has
-            # seen: far enough to finish a backfill, not so far that its experiments "end".
-            target = min(wall_ms, lab.watermark.max_ts + reach)
-            if lab.watermark.max_ts > NEG_INF and self._idle(p) and target > lab.watermark.value:
+        # Only a partition that has had input moves on its own: one that never had any stays
+        # put (and idle), or a backfill arriving later would all be late. How far: idle_targets.
+        seen = {p: lab.watermark.max_ts for p, lab in self.labellers.items() if lab.watermark.max_ts > NEG_INF}
+        idle = {p for p in seen if self._idle(p)}
+        targets = idle_targets(seen, idle, int(time.time() * 1000), t.allowed_lateness_ms,
+                               max(t.attribution_window_ms, t.horizon_ms) + 1)
+        for p, target in targets.items():
+            lab = self.labellers[p]
+            if target > lab.watermark.value:
                 recs = lab.advance_to(target)
                 self._send(p, lab.watermark.value, recs)
 
