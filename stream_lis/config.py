@@ -232,6 +232,12 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: watermark moves on without events, so a quiet partition never stalls windows
     #: (how far: ``watermark.idle_targets``).
     idle_partition_timeout: Duration = "10s"
+    #: A partition's impressions and clicks are processed in event-time order across the two
+    #: topics: records of one wait until the other is read past them, or until the other is
+    #: read to its end and has had no record for this long. So a quiet clicks topic holds
+    #: impressions back no longer than this (part of the freshness budget); raise it for fast
+    #: replays, where a producer's batches can put the topics minutes of event time apart.
+    cross_topic_hold: Duration = "500ms"
     #: How often the join stage tells the evaluation stage its partitions' watermarks (an
     #: arm's partition that gets no records from an input partition learns its watermark
     #: only so: part of the freshness budget).
@@ -355,7 +361,7 @@ def validate(cfg: Config) -> None:
         if getattr(cfg.limits, key) < 1:
             raise ConfigError(f"limits.{key} must be >= 1")
     k = cfg.kafka
-    _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "heartbeat_interval",
+    _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "cross_topic_hold", "heartbeat_interval",
                                   "fetch_max_wait", "producer_linger"))
     if min(k.max_poll_records, k.envelope_records, k.fetch_min_bytes, k.max_partition_fetch_bytes,
            k.producer_batch_bytes) < 1:

@@ -20,9 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 BOOTSTRAP = os.environ.get("STREAM_LIS_BOOTSTRAP", "127.0.0.1:19092")
 CLI = [sys.executable, "-m", "stream_lis"]
 
-#: Small event-time windows so a few thousand simulated impressions span many horizons.
+#: Small event-time windows so a few thousand simulated impressions span many horizons. Replays
+#: run about a thousand times faster than the simulated clock, on a loaded machine: the two
+#: time knobs that guard against a pause of the input are set well above its pauses.
 FAST = {"time.horizon": "10m", "time.attribution_window": "5m", "evaluation.window_size": 2000,
-        "kafka.idle_partition_timeout": "6s",
+        "kafka.idle_partition_timeout": "10s", "kafka.cross_topic_hold": "2s",
         "kafka.checkpoint_interval": "1s", "kafka.heartbeat_interval": "500ms", "runtime.max_batch_delay": "1s"}
 
 

@@ -62,6 +62,9 @@ ENVELOPE_BYTES = 1 << 20
 _TS, _OFF, _EV, _RAW, _RANK = range(5)
 _release_order = itemgetter(_TS, _RANK, _OFF)
 
+#: Seconds between two measurements of the consumer's lag (one request to the broker).
+LAG_EVERY_S = 0.25
+
 
 class _Sources(Sequence[str]):
     """Where each released event came from (``topic/partition@offset``), built only for the
@@ -93,12 +96,14 @@ class JoinStage(ConsumerRebalanceListener):
         # largest event time read from the topic so far.
         self.held: dict[int, dict[str, deque]] = {}
         self.read_ts: dict[int, dict[str, int]] = {}
+        self.read_at: dict[int, dict[str, float]] = {}  # monotonic time of the last read, per topic
         self.ckpt_wm: dict[int, int] = {}  # watermark of each partition's last checkpoint
         # Per partition and topic: offset after the last record read (None: nothing read and
         # no checkpoint, so a restart starts where auto_offset_reset says). Kept here rather
         # than asked of the consumer: see ``_checkpoint``.
         self.next_off: dict[int, dict[str, int | None]] = {}
         self.lag: dict[tuple[str, int], int] = {}
+        self._lag_at = 0.0  # monotonic time of the lag measurement
         self.rebalances = 0
         self.checkpoints = 0
         self.recovered = threading.Event()
@@ -106,6 +111,7 @@ class JoinStage(ConsumerRebalanceListener):
         self._decode = decoder_for(cfg)
         self._declared = {e.name: e.arms for e in cfg.experiments} or None
         self._idle_s = parse_duration(k.idle_partition_timeout) / 1000
+        self._hold_s = parse_duration(k.cross_topic_hold) / 1000
         self._hb_s = parse_duration(k.heartbeat_interval) / 1000
         self._ckpt_s = parse_duration(k.checkpoint_interval) / 1000
         self._labelled_parts = 0
@@ -129,6 +135,7 @@ class JoinStage(ConsumerRebalanceListener):
                 self.last_input.pop(p, None)
                 self.held.pop(p, None)
                 self.read_ts.pop(p, None)
+                self.read_at.pop(p, None)
                 self.ckpt_wm.pop(p, None)
                 self.next_off.pop(p, None)
 
@@ -156,6 +163,7 @@ class JoinStage(ConsumerRebalanceListener):
                 self.last_input[p] = 0.0 if ck is None else time.monotonic()
                 self.held[p] = {self.t.impressions: deque(), self.t.clicks: deque()}
                 self.read_ts[p] = {self.t.impressions: NEG_INF, self.t.clicks: NEG_INF}
+                self.read_at[p] = {self.t.impressions: 0.0, self.t.clicks: 0.0}
             self.recovered.set()
 
     # -- processing --------------------------------------------------------------------
@@ -201,10 +209,13 @@ class JoinStage(ConsumerRebalanceListener):
 
     def _idle(self, p: int) -> bool:
         """No input for the timeout while caught up (a partition we are behind on is busy,
-        not idle, however long the consumer spends on the others)."""
-        caught_up = all(self.lag.get((topic, p), 1) == 0 and not self.held[p][topic]
-                        for topic in (self.t.impressions, self.t.clicks))
-        return caught_up and time.monotonic() - self.last_input.get(p, 0.0) >= self._idle_s
+        not idle, however long the consumer spends on the others). "Caught up" must come from
+        a lag measured after the partition's last input: an older one may predate records
+        still on their way."""
+        last = self.last_input.get(p, 0.0)
+        caught_up = self._lag_at > last and all(self.lag.get((topic, p), 1) == 0 and not self.held[p][topic]
+                                                for topic in (self.t.impressions, self.t.clicks))
+        return caught_up and time.monotonic() - last >= self._idle_s
 
     def _heartbeat(self) -> None:
         for src, lab in self.labellers.items():
@@ -259,15 +270,22 @@ class JoinStage(ConsumerRebalanceListener):
                     top = ts
             self.read_ts[p][topic] = top
             self.next_off[p][topic] = msgs[-1].offset + 1
-            self.last_input[p] = time.monotonic()
+            self.last_input[p] = self.read_at[p][topic] = time.monotonic()
 
     def _release(self) -> None:
         """Process, per partition, each topic's prefix the other topic has been read past."""
+        now = time.monotonic()
         for p, lab in self.labellers.items():
             queues = self.held[p]
             limits = {}
             for topic, other in ((self.t.impressions, self.t.clicks), (self.t.clicks, self.t.impressions)):
-                done = self.lag.get((other, p), 1) == 0 and not queues[other]
+                # The other topic is done when it is read to its end (by a lag measured after
+                # its last read), holds nothing, and has been quiet for kafka.cross_topic_hold:
+                # caught up alone is not enough, as a producer sends the two topics' batches
+                # apart, and on a fast replay that gap is minutes of event time.
+                last = self.read_at[p][other]
+                done = (self._lag_at > last and now - last >= self._hold_s and self.lag.get((other, p), 1) == 0
+                        and not queues[other])
                 limits[topic] = POS_INF if done else self.read_ts[p][other]
             ready: list = []
             for topic, q in queues.items():
@@ -329,8 +347,11 @@ class JoinStage(ConsumerRebalanceListener):
                     committed = self._checkpoint(set(self.labellers))
                     last_ck = now
             commit_offsets(self.consumer, committed, log)
-            if now - last_lag >= 1.0:
+            # Often: whether a partition is read to its end gates releases and idleness.
+            if now - last_lag >= LAG_EVERY_S:
+                measured = time.monotonic()
                 self.lag = consumer_lag(self.consumer)
+                self._lag_at = measured
                 last_lag = now
         with self.lock:
             committed = self._checkpoint(set(self.labellers)) if self.labellers else {}

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -58,8 +59,14 @@ def topic_specs(cfg: Config) -> list[NewTopic]:
     ]
 
 
-def create_topics(cfg: Config, client_kw: dict[str, Any]) -> list[tuple[str, str]]:
-    """Create every missing topic; returns ``(name, "created" | "exists")``."""
+def create_topics(cfg: Config, client_kw: dict[str, Any], ready_timeout_s: float = 30.0) -> list[tuple[str, str]]:
+    """Create every missing topic; returns ``(name, "created" | "exists")`` once every
+    partition of the topics it created has a leader (or after ``ready_timeout_s``, logged).
+
+    Why wait: a producer that starts on a topic whose partitions have no leader yet gets
+    retriable errors, backs off and stalls for seconds; to a worker already reading, that
+    pause looks like the end of the input (``kafka.idle_partition_timeout``).
+    """
     admin = KafkaAdminClient(**client_kw)
     try:
         existing = set(admin.list_topics())
@@ -73,9 +80,27 @@ def create_topics(cfg: Config, client_kw: dict[str, Any]) -> list[tuple[str, str
                 out.append((spec.name, "created"))
             except TopicAlreadyExistsError:
                 out.append((spec.name, "exists"))
+        created = [name for name, what in out if what == "created"]
+        if created and not _wait_for_leaders(admin, created, ready_timeout_s):
+            logging.getLogger("stream_lis.topics").warning(
+                "topics %s: some partitions still have no leader after %.0f s", ", ".join(created), ready_timeout_s)
         return out
     finally:
         admin.close()
+
+
+def _wait_for_leaders(admin: KafkaAdminClient, names: list[str], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        topics = admin.describe_topics(names)
+        ready = len(topics) == len(names) and all(
+            t["error_code"] == 0 and t["partitions"] and all(p["error_code"] == 0 and p["leader_id"] >= 0
+                                                             for p in t["partitions"]) for t in topics)
+        if ready:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def describe_topics(cfg: Config, client_kw: dict[str, Any]) -> list[dict[str, Any]]:
