@@ -34,6 +34,7 @@ import msgspec
 
 from .config import Config, ConfigError
 from .join import LabelledExample
+from .jsonl_table import apply_lines, load_file
 
 log = logging.getLogger("stream_lis.embeddings")
 
@@ -80,27 +81,13 @@ class EmbeddingTable:
         # key whose record changed identity no longer holds the old one (as after compaction).
         self._by_key: dict[str, Identity] = {}
         #: (line number, reason) of every record of ``records`` that was rejected.
-        self.rejected: list[tuple[int, str]] = []
-        for n, line in enumerate(records, 1):
-            if line.strip():
-                reason = self.update(line)
-                if reason is not None:
-                    self.rejected.append((n, reason))
+        self.rejected = apply_lines(records, self.update)
 
     @classmethod
     def from_file(cls, path: str, max_dims: int = 1024) -> "EmbeddingTable":
         """The table in a JSON Lines file; rejected lines are logged with their reasons."""
-        try:
-            fh = open(path, "rb")
-        except OSError as exc:
-            raise ConfigError(f"embeddings.path: cannot read {path}: {exc.strerror}") from None
-        with fh:
-            table = cls(fh, max_dims)
-        if table.rejected:
-            shown = ", ".join(f"line {n}: {r}" for n, r in table.rejected[:10])
-            more = f" and {len(table.rejected) - 10} more" if len(table.rejected) > 10 else ""
-            log.warning("embeddings.path %s: %d record(s) rejected and left out (%s%s); %d vectors loaded",
-                        path, len(table.rejected), shown, more, len(table))
+        table = cls(max_dims=max_dims)
+        table.rejected = load_file(path, "embeddings.path", table.update, log, lambda: f"{len(table)} vectors loaded")
         return table
 
     def __len__(self) -> int:

@@ -26,8 +26,8 @@ from typing import Iterable, Sequence
 import msgspec
 import numpy as np
 
-from ..config import ConfigError
 from ..join import LabelledExample
+from ..jsonl_table import apply_lines, load_file
 from .base import Leaked, Probe
 from .log import BehaviourLog
 
@@ -62,27 +62,14 @@ class ExternalProbe(Probe):
         self.similar: dict[str, list[str]] = {}
         self._dims = 0
         #: (line number, reason) of every record of ``records`` that was rejected.
-        self.rejected: list[tuple[int, str]] = []
-        for n, line in enumerate(records, 1):
-            if line.strip():
-                reason = self.update(line)
-                if reason is not None:
-                    self.rejected.append((n, reason))
+        self.rejected = apply_lines(records, self.update)
 
     @classmethod
     def from_file(cls, path: str) -> "ExternalProbe":
         """The dataset in a JSON Lines file; rejected lines are logged with their reasons."""
-        try:
-            fh = open(path, "rb")
-        except OSError as exc:
-            raise ConfigError(f"probes.external.path: cannot read {path}: {exc.strerror}") from None
-        with fh:
-            probe = cls(fh)
-        if probe.rejected:
-            shown = ", ".join(f"line {n}: {r}" for n, r in probe.rejected[:10])
-            more = f" and {len(probe.rejected) - 10} more" if len(probe.rejected) > 10 else ""
-            log.warning("probes.external.path %s: %d record(s) rejected and left out (%s%s); %d items loaded",
-                        path, len(probe.rejected), shown, more, probe.n_items)
+        probe = cls()
+        probe.rejected = load_file(path, "probes.external.path", probe.update, log,
+                                   lambda: f"{probe.n_items} items loaded")
         return probe
 
     @property

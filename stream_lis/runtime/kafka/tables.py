@@ -28,16 +28,14 @@ import logging
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 
 from ...config import Config
 from ...embedding_table import REJECT_DETAILS as EMBEDDING_REJECTS
-from ...embedding_table import EmbeddingTable
 from ...events import Invalid
 from ...probes.external import REJECT_DETAILS as PREFERENCE_REJECTS
-from ...probes.external import ExternalProbe
 from .settings import consumer_tuning
 from .topics import consumer_lag
 
@@ -128,23 +126,14 @@ class TableFeed:
         self.consumer.close()
 
 
-def _preferences(probe: ExternalProbe) -> Apply:
-    """Records keyed by item id; a tombstone deletes the item."""
-
-    def apply(key: bytes | None, value: bytes | None) -> str:
-        item = key.decode("utf-8", "replace") if key is not None else None
-        if value is None:
-            if item is None:
-                return "missing_field"
-            return "deleted" if probe.delete(item) else "absent"
-        return probe.update(value, key=item) or "upserted"
-
-    return apply
+class _Table(Protocol):
+    def update(self, raw: bytes, key: str | None = None) -> str | None: ...
+    def delete(self, key: str) -> bool: ...
 
 
-def _embeddings(table: EmbeddingTable) -> Apply:
-    """Records keyed by any string unique per (experiment, arm, item); a tombstone deletes
-    what its key set."""
+def _apply_to(table: _Table) -> Apply:
+    """A record into ``table`` (the external probe: keyed by item id; the embedding table: a
+    key per experiment, arm and item); a tombstone deletes what its key set."""
 
     def apply(key: bytes | None, value: bytes | None) -> str:
         k = key.decode("utf-8", "replace") if key is not None else None
@@ -165,11 +154,11 @@ def feeds_for(stage: Any, cfg: Config, client_kw: dict[str, Any],
     feeds = []
     probe = stage.external
     if probe is not None and cfg.probes.external.from_topic:
-        feeds.append(TableFeed("preferences", t.preferences, _preferences(probe), lambda: probe.n_items,
+        feeds.append(TableFeed("preferences", t.preferences, _apply_to(probe), lambda: probe.n_items,
                                PREFERENCE_REJECTS, stage.lock, client_kw, dead_letter, tuning))
     table = stage.embeddings
     if table is not None and cfg.embeddings.from_topic:
-        feeds.append(TableFeed("embeddings", t.embeddings, _embeddings(table), table.__len__, EMBEDDING_REJECTS,
+        feeds.append(TableFeed("embeddings", t.embeddings, _apply_to(table), table.__len__, EMBEDDING_REJECTS,
                                stage.lock, client_kw, dead_letter, tuning))
     stage.inputs_ready = [f.recovered for f in feeds]
     return feeds
