@@ -404,38 +404,32 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 0 if res.failed == 0 and res.acked == res.sent else 1
 
 
-def cmd_preferences(args: argparse.Namespace) -> int:
-    from .probes.external import REJECT_DETAILS
-    from .runtime.kafka.produce import preference_records
+def cmd_side_table(args: argparse.Namespace) -> int:
+    """``preferences`` / ``embeddings``: a side table's file and deletions into its compacted topic."""
+    from .runtime.kafka import produce
 
     cfg = _load(args)
     if args.file is None and not args.delete:
-        print("stream-lis preferences: give a FILE of preference records, --delete ITEM, or both", file=sys.stderr)
+        what = "--delete ITEM" if args.command == "preferences" else "--delete ARM ITEM"
+        print(f"stream-lis {args.command}: give a FILE of records, {what}, or both", file=sys.stderr)
         return 2
-    lines = _read_lines(args.file, "preferences")
+    lines = _read_lines(args.file, args.command)
     if lines is None:
         return 2
-    records, bad = preference_records(lines, args.delete)
-    return _publish(cfg, cfg.kafka.topics.preferences, records, bad, args.file, "preferences",
-                    f"{_n(len(records) - len(args.delete), 'record')}, {_n(len(args.delete), 'deletion')}", REJECT_DETAILS)
+    if args.command == "preferences":
+        from .probes.external import REJECT_DETAILS
 
+        records, bad = produce.preference_records(lines, args.delete)
+        topic, noun = cfg.kafka.topics.preferences, "record"
+    else:
+        from .embedding_table import REJECT_DETAILS
 
-def cmd_embeddings(args: argparse.Namespace) -> int:
-    from .embedding_table import REJECT_DETAILS, record_key
-    from .runtime.kafka.produce import embedding_records
-
-    cfg = _load(args)
-    if args.file is None and not args.delete:
-        print("stream-lis embeddings: give a FILE of embedding records, --delete ARM ITEM, or both", file=sys.stderr)
-        return 2
-    lines = _read_lines(args.file, "embeddings")
-    if lines is None:
-        return 2
-    records, bad = embedding_records(lines, cfg.limits.max_embedding_dims)
-    n = len(records)
-    records += [(record_key(args.experiment, arm, item), None) for arm, item in args.delete]
-    return _publish(cfg, cfg.kafka.topics.embeddings, records, bad, args.file, "embeddings",
-                    f"{_n(n, 'vector')}, {_n(len(args.delete), 'deletion')}", REJECT_DETAILS)
+        records, bad = produce.embedding_records(lines, cfg.limits.max_embedding_dims,
+                                                 [(args.experiment, arm, item) for arm, item in args.delete])
+        topic, noun = cfg.kafka.topics.embeddings, "vector"
+    n = len(args.delete)
+    return _publish(cfg, topic, records, bad, args.file, args.command,
+                    f"{_n(len(records) - n, noun)}, {_n(n, 'deletion')}", REJECT_DETAILS)
 
 
 def _read_lines(path: str | None, command: str) -> list[bytes] | None:
@@ -484,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {"run": cmd_run, "simulate": cmd_simulate, "config": cmd_config, "worker": cmd_worker,
                     "topics": cmd_topics, "produce": cmd_produce, "replay": cmd_produce, "report": _cmd_report,
-                    "preferences": cmd_preferences, "embeddings": cmd_embeddings,
+                    "preferences": cmd_side_table, "embeddings": cmd_side_table,
                     "offline": cmd_offline}
         return commands[args.command](args)
     except ConfigError as exc:

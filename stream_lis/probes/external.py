@@ -83,24 +83,32 @@ class ExternalProbe(Probe):
         if len(vector) > self._dims:
             self._dims = len(vector)
 
-    def update(self, raw: bytes, key: str | None = None) -> str | None:
-        """Upsert one record; returns a reason (``REJECT_DETAILS``) when it is rejected.
-
-        ``key``: the record's key on a compacted topic, which must be its item id.
-        """
+    @staticmethod
+    def parse(raw: bytes) -> PreferenceRecord | str:
+        """The record, or why it is rejected (``REJECT_DETAILS``); stores nothing."""
         try:
             rec = _decoder.decode(raw)
         except msgspec.ValidationError:
             return "wrong_type"
         except msgspec.DecodeError:
             return "unparseable"
-        if key is not None and key != rec.item_id:
-            return "key_mismatch"
         if rec.vector is None and rec.items is None:
             return "missing_field"
+        if rec.vector is not None and not all(map(math.isfinite, rec.vector)):
+            return "non_finite"
+        return rec
+
+    def update(self, raw: bytes, key: str | None = None) -> str | None:
+        """Upsert one record; returns a reason (``REJECT_DETAILS``) when it is rejected.
+
+        ``key``: the record's key on a compacted topic, which must be its item id.
+        """
+        rec = self.parse(raw)
+        if isinstance(rec, str):
+            return rec
+        if key is not None and key != rec.item_id:
+            return "key_mismatch"
         if rec.vector is not None:
-            if not all(map(math.isfinite, rec.vector)):
-                return "non_finite"
             self.set_vector(rec.item_id, rec.vector)
         if rec.items is not None:
             self.similar[rec.item_id] = ["ext:sim=" + s for s in dict.fromkeys(rec.items)]

@@ -52,55 +52,51 @@ def route(raw: bytes, cfg: Config) -> tuple[str, bytes | None]:
     return topic, peek.impression_id.encode() if peek.impression_id else None
 
 
-def preference_records(lines: Iterable[bytes], deletes: Iterable[str] = ()) -> tuple[list[tuple[bytes, bytes | None]], list[tuple[int, str]]]:
-    """A preference dataset as (key, value) records for the compacted topic, keyed by item id,
-    then a tombstone (null value) per item to delete; and the (line number, reason) of every
-    line the external probe would reject. Those cannot be sent: a compacted topic refuses
-    records without a key, and one keyed wrongly would survive compaction in place of the item.
+Keyed = list[tuple[bytes, bytes | None]]
+
+
+def keyed_records(lines: Iterable[bytes], parse: Callable[[bytes], Any], key: Callable[[Any], bytes]) -> tuple[Keyed, list[tuple[int, str]]]:
+    """A side table's JSON Lines as (key, value) records for its compacted topic, and the
+    (line number, reason) of every line ``parse`` rejects (it returns a reason string). Those
+    cannot be sent: a compacted topic refuses records without a key, and one keyed wrongly
+    would survive compaction in place of the right one."""
+    out: Keyed = []
+    bad: list[tuple[int, str]] = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        rec = parse(line)
+        if isinstance(rec, str):
+            bad.append((n, rec))
+        else:
+            out.append((key(rec), line))
+    return out, bad
+
+
+def preference_records(lines: Iterable[bytes], deletes: Iterable[str] = ()) -> tuple[Keyed, list[tuple[int, str]]]:
+    """A preference dataset keyed by item id, then a tombstone (null value) per item to delete.
 
     >>> recs, bad = preference_records([b'{"item_id":"a","vector":[1.0]}', b'', b'{"item_id":"b"}'], ["c"])
     >>> recs, bad
     ([(b'a', b'{"item_id":"a","vector":[1.0]}'), (b'c', None)], [(3, 'missing_field')])
     """
-    check = ExternalProbe()
-    out: list[tuple[bytes, bytes | None]] = []
-    bad: list[tuple[int, str]] = []
-    for n, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line:
-            continue
-        reason = check.update(line)
-        if reason is not None:
-            bad.append((n, reason))
-            continue
-        out.append((msgspec.json.decode(line)["item_id"].encode(), line))
-        check.delete(out[-1][0].decode())  # validation only: hold nothing
-    out += [(item.encode(), None) for item in deletes]
-    return out, bad
+    out, bad = keyed_records(lines, ExternalProbe.parse, lambda rec: rec.item_id.encode())
+    return out + [(item.encode(), None) for item in deletes], bad
 
 
-def embedding_records(lines: Iterable[bytes], max_dims: int = 1024) -> tuple[list[tuple[bytes, bytes | None]], list[tuple[int, str]]]:
-    """An embedding table as (key, value) records for the compacted topic, keyed by
-    ``record_key`` (one key per experiment, arm and item); and the (line number, reason) of
-    every line the table would reject, which are not sent.
+def embedding_records(lines: Iterable[bytes], max_dims: int = 1024,
+                      deletes: Iterable[tuple[str | None, str, str]] = ()) -> tuple[Keyed, list[tuple[int, str]]]:
+    """An embedding table keyed by ``record_key`` (one key per experiment, arm and item), then
+    a tombstone per (experiment, arm, item) to delete.
 
-    >>> recs, bad = embedding_records([b'{"arm":"t","item_id":"a","vector":[1.0]}', b'{"arm":"t"}'])
+    >>> recs, bad = embedding_records([b'{"arm":"t","item_id":"a","vector":[1.0]}', b'{"arm":"t"}'], deletes=[(None, "t", "b")])
     >>> recs, bad
-    ([(b'["","t","a"]', b'{"arm":"t","item_id":"a","vector":[1.0]}')], [(2, 'missing_field')])
+    ([(b'["","t","a"]', b'{"arm":"t","item_id":"a","vector":[1.0]}'), (b'["","t","b"]', None)], [(2, 'missing_field')])
     """
-    check = EmbeddingTable(max_dims=max_dims)
-    out: list[tuple[bytes, bytes | None]] = []
-    bad: list[tuple[int, str]] = []
-    for n, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line:
-            continue
-        rec = check.parse(line)
-        if isinstance(rec, str):
-            bad.append((n, rec))
-            continue
-        out.append((record_key(rec.experiment, rec.arm, rec.item_id), line))
-    return out, bad
+    out, bad = keyed_records(lines, EmbeddingTable(max_dims=max_dims).parse,
+                             lambda rec: record_key(rec.experiment, rec.arm, rec.item_id))
+    return out + [(record_key(*d), None) for d in deletes], bad
 
 
 def make_producer(client_kw: dict[str, Any], **extra: Any) -> KafkaProducer:
