@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import msgspec
 
 from . import __version__
-from .config import Config, ConfigError, load_config, to_dict
+from .config import Config, ConfigError, LearnerConfig, load_config, to_dict
 
 DEFAULT_PORT = 9464
 
@@ -30,6 +31,21 @@ def _kv(text: str) -> tuple[str, Any]:
     except json.JSONDecodeError:
         value = raw
     return key.strip(), value
+
+
+def _port(lowest: int) -> Callable[[str], int]:
+    """An argparse type: a TCP port, or ``lowest`` (-1: none, 0: any free one) and up."""
+
+    def parse(text: str) -> int:
+        try:
+            port = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+        if not lowest <= port <= 65535:
+            raise argparse.ArgumentTypeError(f"port must be in [{lowest}, 65535], got {port}")
+        return port
+
+    return parse
 
 
 def _arms(text: str) -> dict[str, float]:
@@ -67,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one config key, e.g. --set time.horizon=2h --set evaluation.window_size=50000")
     r.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds of wall time")
     r.add_argument("--max-events", type=int, metavar="N", help="stop after N input records")
-    r.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port for /metrics and /healthz (default {DEFAULT_PORT}; 0 picks a free port; -1 disables)")
+    r.add_argument("--port", type=_port(-1), default=DEFAULT_PORT, help=f"port for /metrics and /healthz (default {DEFAULT_PORT}; 0 picks a free port; -1 disables)")
     r.add_argument("--host", default="0.0.0.0", help="address to serve metrics on (default 0.0.0.0)")
     r.add_argument("--summary-json", metavar="PATH", help="write the final figures (same numbers as /metrics) as JSON")
     r.add_argument("--dead-letters", metavar="PATH", default="dead-letters.jsonl",
@@ -98,9 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "serve /metrics, /healthz and /readyz. Start several with the same kafka.group_id to scale out; "
                        "state is checkpointed to a compacted topic and survives restarts. Creates missing topics.")
     _common(w)
-    w.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"metrics port (default {DEFAULT_PORT}; 0 = any free port)")
+    w.add_argument("--port", type=_port(0), default=DEFAULT_PORT, help=f"metrics port (default {DEFAULT_PORT}; 0 = any free port)")
     w.add_argument("--host", default="0.0.0.0", help="metrics address (default 0.0.0.0)")
-    w.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    w.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     w.add_argument("--stage", choices=["all", "join", "eval"], default="all",
                    help="which stages this process runs (default all: both, as threads sharing one core). join / eval: "
                    "one stage per process, so each gets a core and scales on its own; run at least one of each with "
@@ -202,8 +219,18 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(args.config, dict(args.overrides))
 
 
+def check_learner(cfg: LearnerConfig) -> None:
+    """Build the configured learner once (a ``ConfigError`` for bad ``learner.params``), so a
+    command that evaluates fails at start, not when its first arm appears."""
+    from .learners import check_learner as check
+
+    check(cfg)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
-    print(json.dumps(to_dict(_load(args)), indent=2))
+    cfg = _load(args)
+    check_learner(cfg.learner)
+    print(json.dumps(to_dict(cfg), indent=2))
     return 0
 
 
@@ -250,6 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .table import render
 
     cfg = _load(args)
+    check_learner(cfg.learner)
     if args.input and args.input != "-" and not os.path.exists(args.input):
         print(f"stream-lis run: no such input file: {args.input}", file=sys.stderr)
         return 2
@@ -359,6 +387,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("kafka.net").setLevel(logging.ERROR)  # "task blocked the event loop" notes while we compute
     cfg = _load(args)
+    check_learner(cfg.learner)
+    # The metrics port is bound after the broker is reached and the topics exist: find out
+    # now that it is taken, before any of that.
+    try:
+        with socket.create_server((args.host, args.port)):
+            pass
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(f"stream-lis worker: cannot serve metrics on {args.host}:{args.port}: {why}; "
+              "choose another with --port (0 = any free port)", file=sys.stderr)
+        return 2
     stages = ("join", "eval") if args.stage == "all" else (args.stage,)
     worker = Worker(cfg, port=args.port, host=args.host, stages=stages)
     if worker.server is not None:

@@ -15,6 +15,7 @@ inside a running worker.
 
 from __future__ import annotations
 
+import importlib
 import math
 import pathlib
 import re
@@ -324,6 +325,12 @@ def _check_durations(section: str, obj: object, keys: tuple[str, ...]) -> None:
             raise ConfigError(f"{section}.{key}: {exc}") from None
 
 
+#: ``learner.model`` values naming the built-in vectorised learners (``learners.BUILTIN``).
+BUILTIN_LEARNERS = ("ftrl", "fm")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 def validate(cfg: Config) -> None:
     """Cross-field checks msgspec's types cannot express."""
     t = cfg.time
@@ -350,6 +357,15 @@ def validate(cfg: Config) -> None:
         raise ConfigError("learner.hash_bits must be in [8, 26]")
     if cfg.learner.batch_size < 1:
         raise ConfigError("learner.batch_size must be >= 1")
+    model = cfg.learner.model
+    if model not in BUILTIN_LEARNERS:
+        # A River class by dotted path: import it now, not when the first arm is built.
+        module, _, name = model.rpartition(".")
+        try:
+            getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"learner.model: {model!r} is neither {' nor '.join(BUILTIN_LEARNERS)} nor an importable "
+                              f"class ({exc})") from None
     for cross in cfg.learner.crosses:
         if len(cross) != 2:
             raise ConfigError(f"learner.crosses entries are pairs, got {cross}")
@@ -369,6 +385,11 @@ def validate(cfg: Config) -> None:
                           "and producer_batch_bytes must be >= 1")
     if k.compression_type not in ("none", "gzip", "lz4", "snappy", "zstd"):
         raise ConfigError(f"kafka.compression_type: {k.compression_type!r} is not none, gzip, lz4, snappy or zstd")
+    # A misspelt protocol must not fall back to an unencrypted, unauthenticated connection.
+    if k.security_protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(f"kafka.security_protocol: {k.security_protocol!r} is not one of {', '.join(SECURITY_PROTOCOLS)}")
+    if k.sasl_mechanism is not None and k.sasl_mechanism not in SASL_MECHANISMS:
+        raise ConfigError(f"kafka.sasl_mechanism: {k.sasl_mechanism!r} is not one of {', '.join(SASL_MECHANISMS)}")
     if k.partitions < 1 or k.replication_factor < 1:
         raise ConfigError("kafka.partitions and kafka.replication_factor must be >= 1")
     names = [e.name for e in cfg.experiments]

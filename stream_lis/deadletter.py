@@ -41,6 +41,17 @@ def to_dead_letter(inv: Invalid, source: str) -> DeadLetter:
 _encoder = msgspec.json.Encoder()
 
 
+def dead_letter_key(source: str) -> bytes:
+    """The dead-letter topic's key for a record from ``source`` (``topic/partition@offset``):
+    its input partition, so letters spread over the topic's partitions as the input does and
+    stay in input order within each.
+
+    >>> dead_letter_key("impressions/3@1207"), dead_letter_key("preferences/0@5"), dead_letter_key("input:3")
+    (b'impressions/3', b'preferences/0', b'input:3')
+    """
+    return source.rsplit("@", 1)[0].encode()
+
+
 def encode_dead_letter(inv: Invalid, source: str) -> bytes:
     return _encoder.encode(to_dead_letter(inv, source))
 

@@ -129,7 +129,7 @@ def pipeline_metrics(s: Snapshot) -> Iterator[Metric]:
     extra, sets = _counter_sets(s, "join")
     inv = CounterMetricFamily(P + "invalid_events", "Rejected input records by reason; each is dead-lettered.", labels=[*extra, "reason"])
     joins = CounterMetricFamily(P + "click_joins", "Clicks by join outcome: attributed, duplicate, late (label already final), out_of_window, orphan (impression never seen).", labels=[*extra, "outcome"])
-    records = CounterMetricFamily(P + "records", "Valid input records processed.", labels=extra)
+    records = CounterMetricFamily(P + "records", "Input records accepted (valid, on time, not a duplicate); a rejected one counts in invalid_events.", labels=extra)
     delay = HistogramMetricFamily(P + "label_delay_seconds", "Event time from impression to final label (click time for positives, attribution window for negatives).", labels=extra)
     for lv, c in sets:
         for reason, n in sorted(c.invalid.items()):

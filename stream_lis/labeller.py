@@ -193,6 +193,9 @@ class Labeller:
     def _reject_event(self, k: int, ev: Impression | Click, reason: str, detail: str,
                       raws: Sequence[bytes | str] | None, sources: Sequence[str] | None, source: str) -> None:
         """Dead-letter ``events[k]`` of a ``process`` call with its original bytes and source."""
+        # ``records`` counts accepted events: every input record is counted once, there or
+        # under its reason (dashboards take invalid / (records + invalid) as the reject rate).
+        self.counters.records -= 1
         raw = raws[k] if raws is not None else encode_event(ev)
         self.reject(Invalid(reason, detail, raw.encode() if isinstance(raw, str) else raw),
                     sources[k] if sources is not None else source)

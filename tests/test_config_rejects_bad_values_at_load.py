@@ -21,6 +21,12 @@ from stream_lis.config import ConfigError, load_config
     ("limits.max_arms", 0, "limits.max_arms"),
     ("limits.max_held_examples", 0, "limits.max_held_examples"),
     ("limits.max_log_events", 0, "limits.max_log_events"),
+    # a misspelt protocol would otherwise connect in plaintext, without authentication
+    ("kafka.security_protocol", "ssl", "kafka.security_protocol"),
+    ("kafka.security_protocol", "SASL-SSL", "kafka.security_protocol"),
+    ("kafka.sasl_mechanism", "scram", "kafka.sasl_mechanism"),
+    ("learner.model", "nonexistent.Model", "learner.model"),
+    ("learner.model", "river.linear_model.NoSuchModel", "learner.model"),
 ])
 def test_a_bad_value_is_rejected_with_its_key(key, value, names):
     with pytest.raises(ConfigError, match=names.replace(".", r"\.")):

@@ -31,6 +31,10 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(tmp_path):
     lines = list(good)
     for k, (raw, _) in enumerate(BAD):
         lines.insert(200 + 400 * k, raw)
+    # Over the producer's 1 MiB request limit: `replay` cannot send it, says which record it
+    # was, and sends the rest.
+    too_big = b'{"type": "click", "impression_id": "huge", "ts": 5, "pad": "' + b"x" * 2_000_000 + b'"}'
+    lines.insert(1000, too_big)
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     n_imps = sum(1 for g in good if b'"type": "impression"' in g)
@@ -40,7 +44,10 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(tmp_path):
     try:
         worker.wait_ready()
         rep = cli("replay", str(path), ov=ov)
-        assert rep.returncode == 0, rep.stderr.decode()
+        assert rep.returncode == 1, rep.stderr.decode()
+        err = rep.stderr.decode()
+        assert "record 1,001 (" in err and "not sent" in err and "1 failed" in err, err
+        assert f"{len(lines) - 1:,} acknowledged" in err, err
 
         wait_for(settled(worker, n_imps), 120, "every valid impression to be counted", worker.alive)
         m = worker.metrics()
@@ -55,8 +62,11 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(tmp_path):
 
         consumer = KafkaConsumer(ov["kafka.topics.dead_letters"], bootstrap_servers=BOOTSTRAP,
                                  auto_offset_reset="earliest", consumer_timeout_ms=5000)
-        letters = [json.loads(msg.value) for msg in consumer]
+        msgs = list(consumer)
         consumer.close()
+        letters = [json.loads(msg.value) for msg in msgs]
+        # keyed by input partition: letters spread over the topic as the input does
+        assert all(msg.key.decode() == json.loads(msg.value)["source"].rsplit("@", 1)[0] for msg in msgs)
         assert len(letters) == sum(invalid.values())
         by_reason = {d["reason"] for d in letters}
         assert {r for _, r in BAD} <= by_reason

@@ -121,7 +121,9 @@ def test_replayed_events_give_the_embedded_runtime_figures(stream_file, tmp_path
             join, ev = (p.metrics() for p in worker.procs)
             # Each process exports its own stage's series: input counts from the join stage,
             # the arms' figures from the evaluation stage.
-            assert total(join, "stream_lis_records_total") == lines and not join.get("stream_lis_lis")
+            # every record counted once: accepted, or rejected under its reason
+            assert total(join, "stream_lis_records_total") + total(join, "stream_lis_invalid_events_total") == lines
+            assert not join.get("stream_lis_lis")
             assert total(ev, "stream_lis_records_total") == 0 and ev["stream_lis_lis"]
             assert {s.labels["stage"] for s in join["stream_lis_owned_partitions"]} == {"join"}
             assert {s.labels["stage"] for s in ev["stream_lis_owned_partitions"]} == {"eval"}

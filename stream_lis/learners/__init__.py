@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..config import ConfigError, LearnerConfig
+from ..config import BUILTIN_LEARNERS, ConfigError, LearnerConfig
 from .base import FeatureBatch, Learner
 from .fm import FMClassifier
 from .ftrl import FTRLLogisticRegression
@@ -22,6 +22,7 @@ __all__ = ["FeatureBatch", "Learner", "HashedLearner", "FTRLLogisticRegression",
 
 #: Built-in vectorised learners by their ``learner.model`` name.
 BUILTIN = {"ftrl": FTRLLogisticRegression, "fm": FMClassifier}
+assert tuple(BUILTIN) == BUILTIN_LEARNERS
 
 
 def make_learner(cfg: LearnerConfig) -> Learner:

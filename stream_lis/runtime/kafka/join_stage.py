@@ -40,7 +40,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from ...config import Config, parse_duration
-from ...deadletter import encode_dead_letter
+from ...deadletter import dead_letter_key, encode_dead_letter
 from ...engine import decoder_for
 from ...events import Invalid
 from ...labeller import ArmRecord, Labelled, LabelCounters, Labeller
@@ -168,7 +168,7 @@ class JoinStage(ConsumerRebalanceListener):
 
     # -- processing --------------------------------------------------------------------
     def _dead_letter(self, inv: Invalid, source: str) -> None:
-        self.producer.send(self.t.dead_letters, key=source.split("/")[0].encode(), value=encode_dead_letter(inv, source))
+        self.producer.send(self.t.dead_letters, key=dead_letter_key(source), value=encode_dead_letter(inv, source))
 
     def _send(self, src: int, wm: int, recs: list[ArmRecord]) -> None:
         """One message per ``labelled`` partition with every record bound for it, in order

@@ -2,8 +2,10 @@
 
 Each record goes to ``impressions`` or ``clicks`` by its ``type``, keyed by its impression id,
 so both topics are co-partitioned with the default partitioner. A record that cannot be read
-goes to ``impressions`` unkeyed, where the worker dead-letters it with its reason: the
-producer never drops data. The final figure counts what the broker acknowledged.
+goes to ``impressions`` unkeyed, where the worker dead-letters it with its reason. A record
+the client refuses to send (over its ``max_request_size``, 1 MiB) is reported by its number
+and counted as failed, and the rest are sent. The final figure counts what the broker
+acknowledged.
 
 A preference dataset goes to the compacted ``preferences`` topic keyed by item id
 (``preference_records``), which the worker's external probe reads; the arms' embeddings to
@@ -19,6 +21,7 @@ from typing import Any, Callable, Iterable, TextIO
 
 import msgspec
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from ...config import Config
 from ...embedding_table import EmbeddingTable, record_key
@@ -132,8 +135,17 @@ def produce(records: Iterable[Any], cfg: Config, client_kw: dict[str, Any], *, r
                 value = rec
             else:
                 topic, key, value = to(rec)
-            producer.send(topic, key=key, value=value).add_callback(ok).add_errback(err)
             res.sent += 1
+            try:
+                producer.send(topic, key=key, value=value).add_callback(ok).add_errback(err)
+            except KafkaError as exc:
+                # Refused before sending (a record over the producer's max_request_size, say):
+                # say which and go on; the exit status reports it.
+                res.failed += 1
+                if progress is not None:
+                    size = len(value) if value is not None else 0
+                    print(f"\rrecord {res.sent:,} ({size:,} bytes, for {topic}) not sent: {type(exc).__name__}: {exc}",
+                          file=progress, flush=True)
             if rate:
                 ahead = res.sent / rate - (time.monotonic() - start)
                 if ahead > 0.005:

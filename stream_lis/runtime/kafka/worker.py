@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ...config import Config
-from ...deadletter import encode_dead_letter
+from ...deadletter import dead_letter_key, encode_dead_letter
 from ...engine import Counters, Snapshot
 from ...events import Invalid
 from ...evaluator import learner_names
@@ -89,7 +89,7 @@ class Worker:
         self.server = MetricsServer(self.registry, port, host, ready=self.ready) if port is not None else None
 
     def _dead_letter(self, inv: Invalid, source: str) -> None:
-        self.producer.send(self.cfg.kafka.topics.dead_letters, key=source.split("/")[0].encode(),
+        self.producer.send(self.cfg.kafka.topics.dead_letters, key=dead_letter_key(source),
                            value=encode_dead_letter(inv, source))
 
     def ready(self) -> bool:

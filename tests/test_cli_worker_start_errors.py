@@ -1,0 +1,44 @@
+"""`stream-lis worker` refuses a bad start in one line, before it reaches for the broker.
+
+The bootstrap address here is closed on purpose: each of these must fail before any Kafka
+client is made, with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+CLI = [sys.executable, "-m", "stream_lis", "worker", "--bootstrap", "127.0.0.1:1", "--host", "127.0.0.1"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, timeout=120)
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, *words: bytes) -> None:
+    assert proc.returncode == 2, proc.stderr.decode()[-2000:]
+    assert b"Traceback" not in proc.stderr
+    for w in words:
+        assert w in proc.stderr, proc.stderr.decode()
+
+
+def test_metrics_port_already_taken():
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        _one_line_error(_run("--port", str(port)), b"cannot serve metrics", str(port).encode(), b"--port")
+
+
+def test_port_out_of_range_and_unknown_log_level():
+    _one_line_error(_run("--port", "99999"), b"--port", b"65535")
+    _one_line_error(_run("--log-level", "LOUD"), b"--log-level", b"LOUD")
+
+
+def test_learner_that_cannot_be_built():
+    _one_line_error(_run("--set", "learner.model=nonexistent.Model"), b"learner.model")
+    _one_line_error(_run("--set", 'learner.params={"no_such_param": 1}'), b"learner.params", b"no_such_param")
+
+
+def test_misspelt_security_protocol():
+    _one_line_error(_run("--set", "kafka.security_protocol=ssl"), b"kafka.security_protocol")
