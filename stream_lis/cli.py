@@ -219,6 +219,14 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(args.config, dict(args.overrides))
 
 
+def _port_taken(command: str, args: argparse.Namespace, exc: OSError, choices: str) -> int:
+    """Say that the metrics port cannot be bound, in one line; the exit status."""
+    why = os.strerror(exc.errno) if exc.errno else str(exc)
+    print(f"stream-lis {command}: cannot serve metrics on {args.host}:{args.port}: {why}; "
+          f"choose another with --port ({choices})", file=sys.stderr)
+    return 2
+
+
 def check_learner(cfg: LearnerConfig) -> None:
     """Build the configured learner once (a ``ConfigError`` for bad ``learner.params``), so a
     command that evaluates fails at start, not when its first arm appears."""
@@ -294,9 +302,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         rt = EmbeddedRuntime(cfg, engine, port=port, host=args.host)
     except OSError as exc:
-        print(f"stream-lis run: cannot serve metrics on port {args.port}: {exc.strerror}; "
-              f"choose another with --port (0 = any free port, -1 = none)", file=sys.stderr)
-        return 2
+        return _port_taken("run", args, exc, "0 = any free port, -1 = none")
     if args.input:
         records, total, source = file_records(args.input, cfg.limits.max_event_bytes), None, args.input
         what = "stdin" if args.input == "-" else args.input
@@ -394,10 +400,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         with socket.create_server((args.host, args.port)):
             pass
     except OSError as exc:
-        why = os.strerror(exc.errno) if exc.errno else str(exc)
-        print(f"stream-lis worker: cannot serve metrics on {args.host}:{args.port}: {why}; "
-              "choose another with --port (0 = any free port)", file=sys.stderr)
-        return 2
+        return _port_taken("worker", args, exc, "0 = any free port")
     stages = ("join", "eval") if args.stage == "all" else (args.stage,)
     worker = Worker(cfg, port=args.port, host=args.host, stages=stages)
     if worker.server is not None:

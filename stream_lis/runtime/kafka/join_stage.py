@@ -40,12 +40,12 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from ...config import Config, parse_duration
-from ...deadletter import dead_letter_key, encode_dead_letter
 from ...engine import decoder_for
 from ...events import Invalid
 from ...labeller import ArmRecord, Labelled, LabelCounters, Labeller
 from ...watermark import NEG_INF, POS_INF, idle_targets
 from .checkpoints import CheckpointStore
+from .produce import dead_letter_sink
 from .settings import consumer_tuning
 from .topics import commit_offsets, consumer_lag
 from .wire import Envelope, arm_partition, encode_envelope, slim
@@ -89,6 +89,7 @@ class JoinStage(ConsumerRebalanceListener):
         k = cfg.kafka
         self.cfg, self.client_kw, self.producer, self.store = cfg, client_kw, producer, store
         self.t = k.topics
+        self._dead_letter = dead_letter_sink(producer, self.t.dead_letters)
         self.lock = threading.Lock()
         self.labellers: dict[int, Labeller] = {}
         self.last_input: dict[int, float] = {}
@@ -167,9 +168,6 @@ class JoinStage(ConsumerRebalanceListener):
             self.recovered.set()
 
     # -- processing --------------------------------------------------------------------
-    def _dead_letter(self, inv: Invalid, source: str) -> None:
-        self.producer.send(self.t.dead_letters, key=dead_letter_key(source), value=encode_dead_letter(inv, source))
-
     def _send(self, src: int, wm: int, recs: list[ArmRecord]) -> None:
         """One message per ``labelled`` partition with every record bound for it, in order
         (more when they exceed ``kafka.envelope_records`` or ``ENVELOPE_BYTES``)."""

@@ -24,7 +24,11 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from ...config import Config
+from ...deadletter import dead_letter_key, encode_dead_letter
+from ...labeller import InvalidSink
 from ...embedding_table import EmbeddingTable, record_key
+from ...events import Invalid
+from ...jsonl_table import apply_lines
 from ...probes.external import ExternalProbe
 
 
@@ -64,16 +68,16 @@ def keyed_records(lines: Iterable[bytes], parse: Callable[[bytes], Any], key: Ca
     cannot be sent: a compacted topic refuses records without a key, and one keyed wrongly
     would survive compaction in place of the right one."""
     out: Keyed = []
-    bad: list[tuple[int, str]] = []
-    for n, line in enumerate(lines, 1):
+
+    def add(line: bytes) -> str | None:
         line = line.strip()
-        if not line:
-            continue
         rec = parse(line)
         if isinstance(rec, str):
-            bad.append((n, rec))
-        else:
-            out.append((key(rec), line))
+            return rec
+        out.append((key(rec), line))
+        return None
+
+    bad = apply_lines(lines, add)
     return out, bad
 
 
@@ -100,6 +104,15 @@ def embedding_records(lines: Iterable[bytes], max_dims: int = 1024,
     out, bad = keyed_records(lines, EmbeddingTable(max_dims=max_dims).parse,
                              lambda rec: record_key(rec.experiment, rec.arm, rec.item_id))
     return out + [(record_key(*d), None) for d in deletes], bad
+
+
+def dead_letter_sink(producer: KafkaProducer, topic: str) -> InvalidSink:
+    """Where a worker's rejected records go: the dead-letter topic, keyed by input partition."""
+
+    def send(inv: Invalid, source: str) -> None:
+        producer.send(topic, key=dead_letter_key(source), value=encode_dead_letter(inv, source))
+
+    return send
 
 
 def make_producer(client_kw: dict[str, Any], **extra: Any) -> KafkaProducer:

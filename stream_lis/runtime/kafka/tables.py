@@ -35,6 +35,7 @@ from kafka import KafkaConsumer, TopicPartition
 from ...config import Config
 from ...embedding_table import REJECT_DETAILS as EMBEDDING_REJECTS
 from ...events import Invalid
+from ...labeller import InvalidSink
 from ...probes.external import REJECT_DETAILS as PREFERENCE_REJECTS
 from .settings import consumer_tuning
 from .topics import consumer_lag
@@ -56,7 +57,7 @@ class TableFeed:
     stage by."""
 
     def __init__(self, name: str, topic: str, apply: Apply, size: Callable[[], int], details: dict[str, str],
-                 lock: threading.Lock, client_kw: dict[str, Any], dead_letter: Callable[[Invalid, str], None],
+                 lock: threading.Lock, client_kw: dict[str, Any], dead_letter: InvalidSink,
                  tuning: dict[str, Any] | None = None) -> None:
         self.name, self.topic, self.lock = name, topic, lock
         self._apply, self.size, self.details = apply, size, details
@@ -147,7 +148,7 @@ def _apply_to(table: _Table) -> Apply:
 
 
 def feeds_for(stage: Any, cfg: Config, client_kw: dict[str, Any],
-              dead_letter: Callable[[Invalid, str], None]) -> list[TableFeed]:
+              dead_letter: InvalidSink) -> list[TableFeed]:
     """The feeds of an evaluation stage's tables read from topics; the stage waits for them
     before it evaluates."""
     t, tuning = cfg.kafka.topics, consumer_tuning(cfg.kafka)

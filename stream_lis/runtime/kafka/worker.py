@@ -25,9 +25,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ...config import Config
-from ...deadletter import dead_letter_key, encode_dead_letter
 from ...engine import Counters, Snapshot
-from ...events import Invalid
 from ...evaluator import learner_names
 from ...exporter import MetricsServer, SnapshotCollector
 from ...labeller import LabelCounters
@@ -37,7 +35,7 @@ from .checkpoints import CheckpointStore
 from .eval_stage import EvalStage
 from .join_stage import JoinStage
 from .tables import APPLIED, feeds_for
-from .produce import make_producer
+from .produce import dead_letter_sink, make_producer
 from .settings import client_kwargs, crc_accelerated, describe, producer_tuning
 from .topics import create_topics
 
@@ -78,7 +76,8 @@ class Worker:
         self.join = JoinStage(cfg, self.client_kw, self.producer, store) if "join" in self.stages else None
         self.eval = EvalStage(cfg, self.client_kw, store) if "eval" in self.stages else None
         # Side topics' feeds run beside the evaluation stage, which waits for them.
-        self.feeds = feeds_for(self.eval, cfg, self.client_kw, self._dead_letter) if self.eval is not None else []
+        dead_letter = dead_letter_sink(self.producer, cfg.kafka.topics.dead_letters)
+        self.feeds = feeds_for(self.eval, cfg, self.client_kw, dead_letter) if self.eval is not None else []
         self._running = [*self.feeds, *(st for st in (self.join, self.eval) if st is not None)]
         self.started = time.time()
         self._duplicates: dict[int, int] = {}
@@ -87,10 +86,6 @@ class Worker:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SnapshotCollector(self.snapshot, self._extra))
         self.server = MetricsServer(self.registry, port, host, ready=self.ready) if port is not None else None
-
-    def _dead_letter(self, inv: Invalid, source: str) -> None:
-        self.producer.send(self.cfg.kafka.topics.dead_letters, key=dead_letter_key(source),
-                           value=encode_dead_letter(inv, source))
 
     def ready(self) -> bool:
         """Every stage it runs has its partitions and recovered its state."""
