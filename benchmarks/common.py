@@ -10,14 +10,15 @@ import time
 from typing import Any
 
 
-def write_stream(path: str, impressions: int, seed: int) -> tuple[int, int]:
-    """The simulator's stream as JSON Lines; returns (records, impressions)."""
+def write_stream(path: str, impressions: int, seed: int, **simulator: Any) -> tuple[int, int]:
+    """The simulator's stream as JSON Lines; returns (records, impressions). ``simulator``:
+    more ``SimulatorConfig`` fields (``live_items``, ``users``)."""
     from stream_lis.runtime.sources import simulator_records
     from stream_lis.simulator import SimulatorConfig
 
     n = imps = 0
     with open(path, "wb") as fh:
-        for rec in simulator_records(SimulatorConfig(impressions=impressions, seed=seed)):
+        for rec in simulator_records(SimulatorConfig(impressions=impressions, seed=seed, **simulator)):
             fh.write(rec + b"\n")
             n += 1
             imps += rec.startswith(b'{"type":"impression"')

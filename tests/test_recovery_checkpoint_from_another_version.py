@@ -9,6 +9,7 @@ import stream_lis.arms as arms_mod
 from _helpers import feed, sim_records
 from stream_lis.config import load_config
 from stream_lis.engine import Engine
+from stream_lis.watermark import NEG_INF, POS_INF
 
 CFG = {"time.attribution_window": "5m", "time.horizon": "10m", "learner.hash_bits": 12, "learner.batch_size": 64}
 
@@ -43,27 +44,42 @@ def test_a_checkpoint_of_another_state_layout_starts_the_arm_over(monkeypatch, c
     assert any("state format changed" in r.getMessage() for r in caplog.records)
 
 
-def test_a_behaviour_log_checkpointed_without_event_time_lists_answers_the_same():
-    """Logs checkpointed before the per-item / per-user event-time lists get them on load."""
+def test_a_behaviour_log_checkpointed_with_click_lists_answers_the_same():
+    """Logs checkpointed when clicks were per-item / per-user lists of tuples (with or without
+    their event-time lists) get the click columns on load, and answer the same queries."""
     import pickle
+
+    from stream_lis.probes.log import BehaviourLog
 
     eng = _trained()
     log = eng.armset.arms[eng.armset.keys()[0]].log
-    old = {k: v for k, v in log.__dict__.items() if k not in ("item_ts", "user_ts")}
-    legacy = type(log).__new__(type(log))
-    legacy.__dict__.update(old)
-    restored = pickle.loads(pickle.dumps(legacy))
-    items = list(log.item_clk)[:20]
-    users = list(log.user_clk)[:20]
-    assert items and users
-    for t in (0, 1_767_225_600_000, 1_767_226_000_000):
-        for item in items:
-            assert restored.item_clicks(item, t, t + 600_000) == log.item_clicks(item, t, t + 600_000)
-        for user in users:
-            assert restored.user_clicks(user, t, t + 600_000) == log.user_clicks(user, t, t + 600_000)
+    rows = [c for item in log.clicks.items.names for c in ((ts, u, item, iid) for ts, u, iid in
+                                                          log.item_clicks(item, NEG_INF, POS_INF))]
+    assert len(rows) == len(log.clicks) > 50
+    item_clk: dict = {}
+    user_clk: dict = {}
+    for ts, user, item, iid in sorted(rows):
+        item_clk.setdefault(item, []).append((ts, user, iid))
+        user_clk.setdefault(user, []).append((ts, item, iid))
+    base = {k: v for k, v in log.__dict__.items() if k != "clicks"}
+    for with_times in (False, True):
+        state = {**base, "item_clk": item_clk, "user_clk": user_clk, "clicked": dict(log.clicked)}
+        if with_times:
+            state["item_ts"] = {k: [c[0] for c in v] for k, v in item_clk.items()}
+            state["user_ts"] = {k: [c[0] for c in v] for k, v in user_clk.items()}
+        legacy = BehaviourLog.__new__(BehaviourLog)
+        legacy.__dict__.update(state)
+        restored = pickle.loads(pickle.dumps(legacy))
+        assert restored.clicked == log.clicked and len(restored.clicks) == len(log.clicks)
+        for t in (0, 1_767_225_600_000, 1_767_226_000_000):
+            for item in list(item_clk)[:20]:
+                assert restored.item_clicks(item, t, t + 600_000) == log.item_clicks(item, t, t + 600_000)
+            for user in list(user_clk)[:20]:
+                assert restored.user_clicks(user, t, t + 600_000) == log.user_clicks(user, t, t + 600_000)
     restored.prune(1_767_225_900_000)
     log.prune(1_767_225_900_000)
-    assert restored.item_ts == log.item_ts and restored.item_clk == log.item_clk
+    assert restored.clicked == log.clicked
+    assert [restored.item_clicks(i, NEG_INF, POS_INF) for i in item_clk] == [log.item_clicks(i, NEG_INF, POS_INF) for i in item_clk]
 
 
 def test_where_the_external_dataset_comes_from_is_not_part_of_an_arms_identity(tmp_path):

@@ -15,10 +15,8 @@ each touched column takes one step (squared gradients summed per example, as per
 accumulates them). Scoring records each stored value's weight, and the update walks the
 values once with them (see ``_step``), so no per-column scratch table is needed.
 
-They are compiled for one signature when this module is imported (about two seconds), and
-the machine code is cached on disk where a directory is writable (``NUMBA_CACHE_DIR``, else
-``__pycache__`` beside this file), so later imports load it in milliseconds. Where neither is
-writable (a read-only image without ``NUMBA_CACHE_DIR``), every start compiles.
+They are compiled for one signature when this module is imported (about two seconds; cached
+on disk, see ``stream_lis.compiled``).
 
 >>> import numpy as np
 >>> z, n = np.zeros(9), np.zeros(9)
@@ -37,25 +35,13 @@ True
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 from numba import njit
 
+from ..compiled import JIT
 
-def _cache_writable() -> bool:
-    """Whether numba can cache here; with ``cache=True`` and nowhere to write, it refuses to import."""
-    d = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
-    try:
-        os.makedirs(d, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(d, os.W_OK)
-
-
-# nogil: a learner's tables are only touched by the thread that owns its arm, so the loops
-# let the worker's other stage run meanwhile.
-_JIT = dict(cache=_cache_writable(), nogil=True, boundscheck=False)
+_JIT = JIT(__file__)
 _I = "int64[::1]"
 _F = "float64[::1]"
 _BLOCKS = f"{_I}, {_I}, {_F}, {_I}, {_I}, {_F}, int64, int64"

@@ -25,11 +25,51 @@ from ..join import LabelledExample
 from .log import BehaviourLog
 
 
+class TokenRows:
+    """Categorical features of a batch in CSR form, already hashed: what the compiled probes
+    emit, so no token string is built or hashed per example on the hot path.
+
+    ``hashes`` are unmasked CRC-32 column hashes of ``strings`` (as ``hash_tokens`` computes
+    them); the strings are only read when dict rows are asked for.
+
+    >>> t = TokenRows(np.array([0, 1, 1, 3]), np.array([7, 8, 9]), np.array(["a", "b", "c"], dtype=object))
+    >>> t.lists(), t.take(1, 3).lists(), TokenRows.concat([t, t]).lists()[3:]
+    ([['a'], [], ['b', 'c']], [[], ['b', 'c']], [['a'], [], ['b', 'c']])
+    """
+
+    __slots__ = ("indptr", "hashes", "strings")
+
+    def __init__(self, indptr: np.ndarray, hashes: np.ndarray, strings: np.ndarray) -> None:
+        self.indptr, self.hashes, self.strings = indptr, hashes, strings
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def take(self, start: int, stop: int) -> "TokenRows":
+        stop = min(stop, len(self))
+        s, e = int(self.indptr[start]), int(self.indptr[stop])
+        return TokenRows(self.indptr[start:stop + 1] - s, self.hashes[s:e], self.strings[s:e])
+
+    @classmethod
+    def concat(cls, blocks: Sequence["TokenRows"]) -> "TokenRows":
+        offsets = np.cumsum([0] + [int(b.indptr[-1]) for b in blocks[:-1]])
+        indptr = np.concatenate([[0]] + [b.indptr[1:] + o for b, o in zip(blocks, offsets)]).astype(np.int64)
+        return cls(indptr, np.concatenate([b.hashes for b in blocks]), np.concatenate([b.strings for b in blocks]))
+
+    def lists(self) -> list[list[str]]:
+        strings, bounds = self.strings.tolist(), self.indptr.tolist()
+        return [strings[a:b] for a, b in zip(bounds, bounds[1:])]
+
+    def hashed(self, bits: int) -> Hashed:
+        return Hashed(self.indptr, self.hashes & ((1 << bits) - 1), np.ones(len(self.hashes)))
+
+
 class Leaked:
     """Leaked features of a batch of examples, column-wise.
 
     ``values[k, j]`` is feature ``names[j]`` of example ``k`` (NaN: the example has none);
-    ``tokens[k]`` lists example ``k``'s categorical features (value 1.0). A block made from
+    ``tokens[k]`` lists example ``k``'s categorical features (value 1.0), or ``tokens`` is a
+    ``TokenRows`` (the same, hashed). A block made from
     dict rows (``from_rows``) keeps them as they are.
 
     >>> b = Leaked(["fi:x"], np.array([[0.5], [np.nan]]), [["nc:item=a"], []])
@@ -41,8 +81,8 @@ class Leaked:
 
     __slots__ = ("names", "values", "tokens", "n", "_rows")
 
-    def __init__(self, names: Sequence[str], values: np.ndarray | None, tokens: Sequence[Sequence[str]] | None = None,
-                 n: int | None = None) -> None:
+    def __init__(self, names: Sequence[str], values: np.ndarray | None,
+                 tokens: Sequence[Sequence[str]] | TokenRows | None = None, n: int | None = None) -> None:
         self.names = list(names)
         self.values = values
         self.tokens = tokens
@@ -62,8 +102,11 @@ class Leaked:
         """Examples ``start:stop`` of the block."""
         if self._rows is not None:
             return Leaked.from_rows(self._rows[start:stop])
-        return Leaked(self.names, None if self.values is None else self.values[start:stop],
-                      None if self.tokens is None else self.tokens[start:stop], n=max(0, min(stop, self.n) - start))
+        tokens = self.tokens
+        if tokens is not None:
+            tokens = tokens.take(start, stop) if type(tokens) is TokenRows else tokens[start:stop]
+        return Leaked(self.names, None if self.values is None else self.values[start:stop], tokens,
+                      n=max(0, min(stop, self.n) - start))
 
     @classmethod
     def concat(cls, blocks: Sequence["Leaked"]) -> "Leaked":
@@ -72,11 +115,15 @@ class Leaked:
             return blocks[0]
         first = blocks[0]
         same = all(b._rows is None and b.names == first.names and (b.values is None) == (first.values is None)
-                   and (b.tokens is None) == (first.tokens is None) for b in blocks)
+                   and type(b.tokens) is type(first.tokens) for b in blocks)
         if not same:
             return cls.from_rows([r for b in blocks for r in b.rows()])
         values = None if first.values is None else np.concatenate([b.values for b in blocks])
-        tokens = None if first.tokens is None else [t for b in blocks for t in b.tokens]
+        tokens: Sequence[Sequence[str]] | TokenRows | None = None
+        if type(first.tokens) is TokenRows:
+            tokens = TokenRows.concat([b.tokens for b in blocks])
+        elif first.tokens is not None:
+            tokens = [t for b in blocks for t in b.tokens]
         return cls(first.names, values, tokens, n=sum(b.n for b in blocks))
 
     def rows(self) -> list[Row]:
@@ -89,7 +136,8 @@ class Leaked:
                         if v == v:  # not NaN
                             row[name] = v
             if self.tokens is not None:
-                for row, toks in zip(rows, self.tokens):
+                tokens = self.tokens.lists() if type(self.tokens) is TokenRows else self.tokens
+                for row, toks in zip(rows, tokens):
                     for t in toks:
                         row[t] = 1.0
             self._rows = rows
@@ -110,7 +158,8 @@ class Leaked:
             dense = Hashed(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
         if self.tokens is None:
             return dense
-        return dense.concat(hash_tokens(self.tokens, bits))
+        tokens = self.tokens.hashed(bits) if type(self.tokens) is TokenRows else hash_tokens(self.tokens, bits)
+        return tokens if self.values is None else dense.concat(tokens)
 
 
 class Probe(ABC):

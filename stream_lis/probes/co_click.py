@@ -19,17 +19,19 @@ ranker already knows; the probe lets the stream say the same, or not, about your
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from typing import Sequence
 
 import numpy as np
 
 from ..join import LabelledExample
-from .base import Leaked, Probe
+from .base import Leaked, Probe, TokenRows
 from .log import BehaviourLog
 
 #: Co-clickers looked at per example: bounds the per-example cost on viral items.
 MAX_USERS = 64
+TOKEN = "cc:item="
+#: ``cc:log_users`` by number of co-clickers (``math.log1p``; NaN: none, the feature is absent).
+_LOG_USERS = np.array([math.nan] + [math.log1p(k) for k in range(1, MAX_USERS + 1)])
 
 
 class CoClickProbe(Probe):
@@ -39,42 +41,12 @@ class CoClickProbe(Probe):
         self.top_k = top_k
 
     def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> Leaked:
-        tokens: list[list[str]] = []
-        n_users = np.full((len(examples), 1), np.nan)
-        k = self.top_k
-        item_clk, user_clk, item_ts, user_ts = log.item_clk, log.user_clk, log.item_ts, log.user_ts
-        for row, ex in enumerate(examples):
-            imp = ex.impression
-            t, end = imp.ts, imp.ts + horizon_ms
-            # Bisect the event-time lists (plain ints) and walk the records in place: this
-            # loop is the probe's cost.
-            times = item_ts.get(imp.item_id)
-            users: dict[str, None] = {}  # insertion-ordered set
-            if times:
-                clicks = item_clk[imp.item_id]
-                own = imp.impression_id
-                for j in range(bisect_right(times, t), bisect_right(times, end)):
-                    _, user, iid = clicks[j]
-                    if iid != own and user not in users:
-                        users[user] = None
-                        if len(users) == MAX_USERS:
-                            break
-            if not users:
-                tokens.append([])
-                continue
-            item = imp.item_id
-            counts: dict[str, int] = {}
-            for user in users:
-                their_ts = user_ts.get(user)
-                if not their_ts:
-                    continue
-                theirs = user_clk[user]
-                for j in range(bisect_right(their_ts, t), bisect_right(their_ts, end)):
-                    other = theirs[j][1]
-                    if other != item:
-                        counts[other] = counts.get(other, 0) + 1
-            # Most co-clicked first; ties by first appearance, as Counter.most_common orders them.
-            top = sorted(counts, key=counts.__getitem__, reverse=True)[:k]
-            tokens.append(["cc:item=" + other for other in top])
-            n_users[row, 0] = math.log1p(len(users))
-        return Leaked(["cc:log_users"], n_users, tokens)
+        # One compiled loop over the click log's sorted columns for the whole release.
+        top, n_users = log.clicks.co_clicked(examples, horizon_ms, self.top_k, MAX_USERS)
+        hashes, strings = log.clicks.item_tokens(TOKEN)
+        present = top >= 0
+        indptr = np.zeros(len(examples) + 1, dtype=np.int64)
+        np.cumsum(present.sum(axis=1), out=indptr[1:])
+        chosen = top[present]  # row-major: each row's items, most co-clicked first
+        values = _LOG_USERS[n_users][:, None]
+        return Leaked(["cc:log_users"], values, TokenRows(indptr, hashes[chosen], strings[chosen]))

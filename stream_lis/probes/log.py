@@ -6,9 +6,8 @@ answers them, so each probe is a few lines of feature logic and the data is held
 
 * counts (impressions and clicks per item, and of all items) come from ``WindowIndex``
   arrays, a whole release of examples at once (``counts``);
-* click records ``(ts, user or item, impression id)`` per item and per user, sorted by event
-  time, for the probes that look at *which* items and users; each list has a parallel list of
-  its event times (``item_ts`` / ``user_ts``), so a window is two bisects on plain ints.
+* the clicks themselves, by item and by user (``ClickLog``: sorted columns), for the probes
+  that look at *which* items and users.
 
 Entries older than every unreleased example are pruned, which bounds memory by the horizon.
 
@@ -23,11 +22,11 @@ Entries older than every unreleased example are pruned, which bounds memory by t
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from typing import Sequence
 
 import numpy as np
 
+from .click_log import ClickLog
 from .window_index import MAX_KEY, WindowIndex
 
 Click = tuple[int, str, str]
@@ -46,13 +45,13 @@ class BehaviourLog:
         self._names: list[str] = [""]
         self.imps = WindowIndex()  # (item code, ts); key 0: every impression
         self.clks = WindowIndex()  # (item code, ts); key 0: every click
-        # (ts, user_id or item_id, impression_id), and the same lists' event times
-        self.item_clk: dict[str, list[Click]] = {}
-        self.user_clk: dict[str, list[Click]] = {}
-        self.item_ts: dict[str, list[int]] = {}
-        self.user_ts: dict[str, list[int]] = {}
-        #: impression id -> event time of its logged click (to leave an example's own click out)
-        self.clicked: dict[str, int] = {}
+        #: the attributed clicks, by item and by user
+        self.clicks = ClickLog()
+
+    @property
+    def clicked(self) -> dict[str, int]:
+        """Impression id -> event time of its logged click (to leave an example's own click out)."""
+        return self.clicks.clicked
 
     def _code(self, item_id: str) -> int:
         c = self._codes.get(item_id)
@@ -74,29 +73,21 @@ class BehaviourLog:
         self.imps.add(_ALL, ts)
 
     def __setstate__(self, state: dict) -> None:
-        if "item_ts" not in state:  # a checkpoint from before the event-time lists
-            for name, store in (("item_ts", state["item_clk"]), ("user_ts", state["user_clk"])):
-                state[name] = {key: [c[0] for c in lst] for key, lst in store.items()}
+        if "item_clk" in state:  # a checkpoint from before the click columns: rebuild them
+            clicks = ClickLog()
+            rows = sorted((ts, user, item, iid) for item, lst in state.pop("item_clk").items() for ts, user, iid in lst)
+            for ts, user, item, iid in rows:
+                clicks.add(user, item, ts, iid)
+            clicks.clicked = dict(state.pop("clicked", clicks.clicked))
+            for stale in ("user_clk", "item_ts", "user_ts"):
+                state.pop(stale, None)
+            state["clicks"] = clicks
         self.__dict__.update(state)
 
     def add_click(self, user_id: str, item_id: str, ts: int, impression_id: str) -> None:
-        for store, times, key, other in ((self.item_clk, self.item_ts, item_id, user_id),
-                                         (self.user_clk, self.user_ts, user_id, item_id)):
-            rec = (ts, other, impression_id)
-            lst = store.get(key)
-            if lst is None:
-                store[key] = [rec]
-                times[key] = [ts]
-            elif rec >= lst[-1]:
-                lst.append(rec)
-                times[key].append(ts)
-            else:
-                k = bisect_right(lst, rec)
-                lst.insert(k, rec)
-                times[key].insert(k, ts)
+        self.clicks.add(user_id, item_id, ts, impression_id)
         self.clks.add(self._code(item_id), ts)
         self.clks.add(_ALL, ts)
-        self.clicked[impression_id] = ts
 
     # -- a release at once ----------------------------------------------------------------
     def counts(self, item_ids: Sequence[str], start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -119,21 +110,13 @@ class BehaviourLog:
             return 0
         return int(self.imps.count(np.array([code]), np.array([start]), np.array([end]))[0])
 
-    @staticmethod
-    def _window(store: dict[str, list[Click]], times_of: dict[str, list[int]], key: str, start: int,
-                end: int) -> list[Click]:
-        times = times_of.get(key)
-        if not times:
-            return []
-        return store[key][bisect_right(times, start):bisect_right(times, end)]
-
     def item_clicks(self, item_id: str, start: int, end: int) -> list[Click]:
         """``(ts, user_id, impression_id)`` of the item's clicks with ``start < ts <= end``."""
-        return self._window(self.item_clk, self.item_ts, item_id, start, end)
+        return self.clicks.item_clicks(item_id, start, end)
 
     def user_clicks(self, user_id: str, start: int, end: int) -> list[Click]:
         """``(ts, item_id, impression_id)`` of the user's clicks with ``start < ts <= end``."""
-        return self._window(self.user_clk, self.user_ts, user_id, start, end)
+        return self.clicks.user_clicks(user_id, start, end)
 
     @property
     def size(self) -> int:
@@ -153,19 +136,7 @@ class BehaviourLog:
         """Drop entries with ``ts <= before``: no unreleased example can ask for them."""
         self.imps.prune(before)
         self.clks.prune(before)
-        for store, times_of in ((self.item_clk, self.item_ts), (self.user_clk, self.user_ts)):
-            dead = []
-            for key, times in times_of.items():
-                if times[0] > before:
-                    continue
-                k = bisect_right(times, before)
-                del times[:k]
-                del store[key][:k]
-                if not times:
-                    dead.append(key)
-            for key in dead:
-                del store[key], times_of[key]
-        self.clicked = {iid: ts for iid, ts in self.clicked.items() if ts > before}
+        self.clicks.prune(before)
         self._compact()
 
     def _compact(self, force: bool = False) -> None:

@@ -13,9 +13,12 @@
 from __future__ import annotations
 
 from typing import Sequence
+from zlib import crc32
+
+import numpy as np
 
 from ..join import LabelledExample
-from .base import Leaked, Probe
+from .base import Leaked, Probe, TokenRows
 from .log import BehaviourLog
 
 
@@ -25,14 +28,24 @@ class NextClickProbe(Probe):
     name = "next_click"
 
     def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> Leaked:
-        tokens: list[list[str]] = []
-        for ex in examples:
-            imp = ex.impression
-            toks: list[str] = []
-            for _, item, iid in log.user_clicks(imp.user_id, imp.ts, imp.ts + horizon_ms):
-                if iid == imp.impression_id:
-                    continue  # its own click is the label
-                toks = ["nc:any", "nc:item=" + item, "nc:same_item"] if item == imp.item_id else ["nc:any", "nc:item=" + item]
-                break
-            tokens.append(toks)
-        return Leaked([], None, tokens)
+        nxt, own_item = log.clicks.next_clicked(examples, horizon_ms)
+        hashes, strings = log.clicks.item_tokens(TOKEN)
+        has = nxt >= 0
+        same = has & (nxt == own_item)
+        # A row: nc:any, nc:item=<next>, and nc:same_item when it is the example's own item.
+        lens = 2 * has + same
+        indptr = np.zeros(len(examples) + 1, dtype=np.int64)
+        np.cumsum(lens, out=indptr[1:])
+        start = indptr[:-1][has]
+        h = np.empty(int(indptr[-1]), dtype=np.int64)
+        s = np.empty(int(indptr[-1]), dtype=object)
+        h[start], s[start] = _ANY
+        h[start + 1], s[start + 1] = hashes[nxt[has]], strings[nxt[has]]
+        start = indptr[:-1][same] + 2
+        h[start], s[start] = _SAME
+        return Leaked([], None, TokenRows(indptr, h, s))
+
+
+TOKEN = "nc:item="
+_ANY = (crc32(b"nc:any"), "nc:any")
+_SAME = (crc32(b"nc:same_item"), "nc:same_item")

@@ -1,0 +1,110 @@
+"""Compiled loops of the click probes (numba), over the click log's sorted columns.
+
+Clicks are kept sorted by composite key ``code << TIME_BITS | (ts - base)`` (see
+``ClickLog``), so the clicks of one item or user in a window ``(t, end]`` are a contiguous
+slice found by two binary searches. Each function answers a whole release of examples in
+one call: a few hundred nanoseconds per example where the Python loop took microseconds.
+
+>>> import numpy as np
+>>> comp = np.array([(1 << 40) | 5, (1 << 40) | 9, (2 << 40) | 7])
+>>> int(right(comp, (1 << 40) | 5)), int(right(comp, (1 << 40) | 100))
+(1, 2)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..compiled import JIT
+from .window_index import TIME_BITS
+
+_JIT = JIT(__file__)
+_I = "int64[::1]"
+
+
+@njit(f"int64({_I}, int64)", **_JIT)
+def right(a, x):  # pragma: no cover
+    """``np.searchsorted(a, x, side="right")`` for one value."""
+    lo, hi = 0, len(a)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(f"void({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, int64, int64, int64[:, ::1], {_I})", **_JIT)
+def co_click(item_comp, item_user, item_serial, user_comp, user_item, user_serial, items, t_rel, end_rel, own,
+             n_items, max_users, out_top, out_users):  # pragma: no cover
+    """For each example: the users who clicked its item in ``(t, end]`` (its own click left
+    out; at most ``max_users``, first clickers first), and the items those users clicked in
+    the same window, most co-clicked first (ties: first seen first) into ``out_top[r]``
+    (``-1`` past the last); ``out_users[r]``: how many users (0: none, ``out_top`` untouched).
+
+    ``items[r] < 0``: the example's item has no click in the log."""
+    top_k = out_top.shape[1]
+    cnt = np.zeros(n_items, np.int64)
+    touched = np.empty(n_items, np.int64)
+    users = np.empty(max_users, np.int64)
+    for r in range(len(items)):
+        it = items[r]
+        if it < 0:
+            continue
+        key = it << TIME_BITS
+        nu = 0
+        for j in range(right(item_comp, key | t_rel[r]), right(item_comp, key | end_rel[r])):
+            if item_serial[j] == own[r]:
+                continue  # the example's own click is its label
+            u = item_user[j]
+            seen = False
+            for q in range(nu):
+                if users[q] == u:
+                    seen = True
+                    break
+            if not seen:
+                users[nu] = u
+                nu += 1
+                if nu == max_users:
+                    break
+        if nu == 0:
+            continue
+        m = 0
+        for q in range(nu):
+            ukey = users[q] << TIME_BITS
+            for j in range(right(user_comp, ukey | t_rel[r]), right(user_comp, ukey | end_rel[r])):
+                o = user_item[j]
+                if o == it:
+                    continue
+                if cnt[o] == 0:
+                    touched[m] = o
+                    m += 1
+                cnt[o] += 1
+        for s in range(min(top_k, m)):
+            best, best_count = -1, 0
+            for q in range(m):
+                c = cnt[touched[q]]
+                if c > best_count:  # strict: the first seen wins a tie
+                    best, best_count = q, c
+            out_top[r, s] = touched[best]
+            cnt[touched[best]] = 0  # taken
+        for q in range(m):
+            cnt[touched[q]] = 0
+        out_users[r] = nu
+
+
+@njit(f"void({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I})", **_JIT)
+def next_click(user_comp, user_item, user_serial, users, t_rel, end_rel, own, out_item):  # pragma: no cover
+    """For each example: the item of its user's first click in ``(t, end]`` other than its own
+    (``out_item[r]``; untouched when there is none). ``users[r] < 0``: a user with no click."""
+    for r in range(len(users)):
+        u = users[r]
+        if u < 0:
+            continue
+        key = u << TIME_BITS
+        for j in range(right(user_comp, key | t_rel[r]), right(user_comp, key | end_rel[r])):
+            if user_serial[j] != own[r]:
+                out_item[r] = user_item[j]
+                break
