@@ -11,6 +11,12 @@ held until the other topic has been read past their event time (or is read to it
 released in offset order, so what is held is always a suffix of each topic and the
 checkpointed offsets (the first held record of each topic) lose and repeat nothing.
 
+The join only sees its partition, so it relies on producers keying both topics by
+impression id. A record keyed otherwise is joined all the same (a consistent other key works
+as well), but counted by topic and kind (``stream_lis_input_key_mismatch_total``) and logged:
+where the two topics' keys differ, clicks land on other partitions than their impressions, and
+would otherwise only show as orphan clicks and a lower CTR.
+
 Idle partitions (no record for ``kafka.idle_partition_timeout`` of wall time) are announced
 as idle in their heartbeats, and the evaluation stage leaves them out of its minimum, so a
 quiet partition never stalls the others. An idle partition that has had input also advances
@@ -31,7 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from operator import itemgetter
 from typing import Any, Sequence
 
@@ -64,6 +70,8 @@ _release_order = itemgetter(_TS, _RANK, _OFF)
 
 #: Seconds between two measurements of the consumer's lag (one request to the broker).
 LAG_EVERY_S = 0.25
+#: Seconds between two log lines about input records not keyed by their impression id.
+KEY_WARN_EVERY_S = 60.0
 
 
 class _Sources(Sequence[str]):
@@ -107,6 +115,10 @@ class JoinStage(ConsumerRebalanceListener):
         self._lag_at = 0.0  # monotonic time of the lag measurement
         self.rebalances = 0
         self.checkpoints = 0
+        #: (topic, "unkeyed" | "other_key") -> input records not keyed by their impression id
+        #: (this process, since start: a record re-read after a restart is counted again)
+        self.key_mismatch: Counter[tuple[str, str]] = Counter()
+        self._key_warned: dict[tuple[str, str], float] = {}
         self.recovered = threading.Event()
         self.stopping = threading.Event()
         self._decode = decoder_for(cfg)
@@ -262,6 +274,9 @@ class JoinStage(ConsumerRebalanceListener):
                     else:
                         lab.reject(ev, f"{topic}/{p}@{m.offset}")
                     continue
+                key = m.key
+                if key is None or key != ev.impression_id.encode():
+                    self._mis_keyed(topic, p, m.offset, key, ev.impression_id)
                 ts = ev.ts
                 append((ts, m.offset, ev, raw, rank))
                 if ts > top:
@@ -269,6 +284,23 @@ class JoinStage(ConsumerRebalanceListener):
             self.read_ts[p][topic] = top
             self.next_off[p][topic] = msgs[-1].offset + 1
             self.last_input[p] = self.read_at[p][topic] = time.monotonic()
+
+    def _mis_keyed(self, topic: str, p: int, offset: int, key: bytes | None, impression_id: str) -> None:
+        """Count (and say, once a minute per topic and kind) a record not keyed by its
+        impression id. It is still joined: keyed consistently by something else on both topics
+        it meets its clicks all the same. But the join only sees one partition, so where the
+        two topics' keys differ, a click is read on another partition than its impression: an
+        orphan, and the impression a false negative, which nothing else would show."""
+        kind = "unkeyed" if key is None else "other_key"
+        self.key_mismatch[(topic, kind)] += 1
+        now = time.monotonic()
+        if now - self._key_warned.get((topic, kind), -KEY_WARN_EVERY_S) >= KEY_WARN_EVERY_S:
+            self._key_warned[(topic, kind)] = now
+            log.warning("%s/%d@%d is %s, not by its impression_id %r (%d such records on %s so far): producers must key "
+                        "impressions and clicks by impression id, or a click and its impression can be read on different "
+                        "partitions and never join (stream_lis_input_key_mismatch_total)", topic, p, offset,
+                        "unkeyed" if key is None else f"keyed {key[:64]!r}", impression_id,
+                        self.key_mismatch[(topic, kind)], topic)
 
     def _release(self) -> None:
         """Process, per partition, each topic's prefix the other topic has been read past."""

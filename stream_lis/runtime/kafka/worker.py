@@ -146,6 +146,16 @@ class Worker:
             reb.add_metric(["join"], self.join.rebalances)
             ck.add_metric(["join"], self.join.checkpoints)
             owned.add_metric(["join"], len(self.join.labellers))
+            keys = CounterMetricFamily("stream_lis_input_key_mismatch", "Input records whose Kafka key is not their "
+                                       "impression id, by topic and kind (unkeyed, other_key), read by this worker "
+                                       "since it started. Where impressions and clicks are keyed differently, a click "
+                                       "and its impression can be read on different partitions and never join.",
+                                       labels=["topic", "kind"])
+            with self.join.lock:
+                mismatched = sorted(self.join.key_mismatch.items())
+            for (topic, kind), n in mismatched:
+                keys.add_metric([topic, kind], n)
+            yield keys
         ready = GaugeMetricFamily("stream_lis_ready", "1 once every stage this worker runs has its partitions and recovered state.")
         ready.add_metric([], 1.0 if self.ready() else 0.0)
         yield from (lag, ready)
