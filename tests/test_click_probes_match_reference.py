@@ -163,3 +163,70 @@ def test_an_empty_log_leaks_nothing():
     log = BehaviourLog()
     assert CoClickProbe().columns(ex, log, H).rows() == [{}]
     assert NextClickProbe().columns(ex, log, H).rows() == [{}]
+
+
+def test_an_impression_id_clicked_twice_is_left_out_entirely():
+    """An id that comes back after the join forgot it: neither of its clicks may leak its label."""
+    log, clicks = BehaviourLog(), [("u", "a", 60, "x"), ("u", "b", 70, "y"), ("u", "a", 90, "x"), ("w", "a", 80, "z")]
+    for c in clicks:
+        log.add_click(*c)
+    imp = Impression(impression_id="x", ts=50, user_id="u", item_id="a", experiment="e", arm="c")
+    ex = [LabelledExample(imp, 1, 60, 60)]
+    assert NextClickProbe().columns(ex, log, H).rows() == [{"nc:any": 1.0, "nc:item=b": 1.0}]
+    _check(log, clicks, ex)
+
+
+def test_an_early_dated_first_click_does_not_blind_the_probes():
+    """A first click dated decades before the rest (a test record, seconds for milliseconds)
+    moves the event-time base instead of clipping every later click to one instant; the
+    stray click itself falls out of every window."""
+    t0 = 1_767_225_600_000
+    log, clicks = BehaviourLog(), [("u0", "old", 5, "o")]
+    log.add_click(*clicks[0])
+    _check(log, clicks, _examples(random.Random(1), clicks, 5, 3, 3))  # merged with the early base
+    rng = random.Random(2)
+    for k in range(300):
+        c = (f"u{rng.randrange(10)}", f"i{rng.randrange(6)}", t0 + rng.randrange(400), f"c{k}")
+        log.add_click(*c)
+        clicks.append(c)
+    examples = [LabelledExample(Impression(impression_id=f"e{k}", ts=t0 + rng.randrange(-50, 350), user_id=f"u{k % 10}",
+                                           item_id=f"i{k % 6}", experiment="e", arm="a"), 0, None, 0) for k in range(100)]
+    _check(log, clicks[1:], examples)
+    assert any(CoClickProbe().columns(examples, log, H).rows())
+    assert log.item_clicks("old", 0, 10) == []
+
+
+def test_codes_renumbered_while_a_click_is_added_stay_consistent(monkeypatch):
+    """A full code table is compacted before the new click's codes are looked up."""
+    import stream_lis.probes.click_log as click_log
+
+    monkeypatch.setattr(click_log, "MAX_KEY", 6)
+    rng = random.Random(9)
+    log, clicks = BehaviourLog(), []
+    for k in range(200):
+        c = (f"u{rng.randrange(12)}", f"i{rng.randrange(9)}", k * 2, f"c{k}")
+        log.add_click(*c)
+        clicks.append(c)
+        if k % 25 == 24:
+            log.prune(k * 2 - 40)
+            clicks = [x for x in clicks if x[2] > k * 2 - 40]
+            _check(log, clicks, _examples(rng, clicks, 30, 12, 9))
+    assert len(log.clicks.users.names) < 20
+
+
+def test_window_counts_survive_an_early_dated_first_event():
+    from stream_lis.probes.window_index import WindowIndex
+
+    t0 = 1_767_225_600_000
+    idx = WindowIndex()
+    idx.add(1, 5)
+    assert idx.count(np.array([1]), np.array([0]), np.array([10])).tolist() == [1]
+    idx.add(1, t0)
+    idx.add(1, t0 + 10)
+    idx.add(2, t0 + 5)
+    assert idx.count(np.array([1, 1, 2, 1]), np.array([t0 - 1, 0, t0, t0]),
+                     np.array([t0 + 10, 10, t0 + 5, t0 + 9])).tolist() == [2, 0, 1, 0]  # the stray one is out
+    idx.add(1, t0 - 20)  # older than the base's centre, within the bits: it fits
+    assert idx.count(np.array([1]), np.array([t0 - 21]), np.array([t0])).tolist() == [2]
+    idx.prune(t0 + 10)
+    assert len(idx) == 0 and idx.base is None

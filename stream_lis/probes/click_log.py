@@ -8,9 +8,9 @@ Python per example. Here the clicks are two arrays of composite keys
 beside them; a whole release is one compiled loop (``probes.kernels``).
 
 Users and items get dense integer codes; after a prune, the codes of users and items with no
-click left are reclaimed. Clicks are appended to lists and merged into the sorted columns on
-the next query (two sorted runs: a merge). Clicks of one user or item at the same
-millisecond keep their arrival order.
+click left are reclaimed. Clicks are appended to lists and inserted into the sorted columns
+on the next query. Clicks of one user or item at the same millisecond keep their arrival
+order.
 
 >>> log = ClickLog()
 >>> log.add("u1", "a", 60, "i1"); log.add("u2", "a", 61, "i2"); log.add("u1", "b", 70, "i3")
@@ -31,7 +31,7 @@ import numpy as np
 
 from ..join import LabelledExample
 from . import kernels
-from .window_index import MAX_KEY, TIME_BITS
+from .window_index import MAX_KEY, TIME_BITS, refit_base, shift_times
 
 _TIME_MASK = (1 << TIME_BITS) - 1
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -39,30 +39,31 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 
 class _Sorted:
     """Clicks sorted by one key (item or user): composite keys and, parallel, the other id's
-    code, the click's serial number and its impression id."""
+    code and the click's serial number."""
 
-    __slots__ = ("comp", "other", "serial", "iid")
+    __slots__ = ("comp", "other", "serial")
 
     def __init__(self) -> None:
         self.comp, self.other, self.serial = _EMPTY, _EMPTY, _EMPTY
-        self.iid = np.zeros(0, dtype=object)
 
     def __getstate__(self) -> tuple:
-        return self.comp, self.other, self.serial, self.iid
+        return self.comp, self.other, self.serial
 
     def __setstate__(self, s: tuple) -> None:
-        self.comp, self.other, self.serial, self.iid = s
+        self.comp, self.other, self.serial = s
 
-    def merge(self, comp: np.ndarray, other: np.ndarray, serial: np.ndarray, iid: np.ndarray) -> None:
-        both = np.concatenate([self.comp, comp])
-        order = np.argsort(both, kind="stable")  # a sorted run and a short one: nearly a merge
-        self.comp = both[order]
-        self.other = np.concatenate([self.other, other])[order]
-        self.serial = np.concatenate([self.serial, serial])[order]
-        self.iid = np.concatenate([self.iid, iid])[order]
+    def merge(self, comp: np.ndarray, other: np.ndarray, serial: np.ndarray) -> None:
+        """Insert new clicks; after equal keys already held, in arrival order. Costs a binary
+        search per new click and one copy of each column (not a sort of the whole log)."""
+        order = np.argsort(comp, kind="stable")
+        comp = comp[order]
+        pos = np.searchsorted(self.comp, comp, side="right")
+        self.comp = np.insert(self.comp, pos, comp)
+        self.other = np.insert(self.other, pos, other[order])
+        self.serial = np.insert(self.serial, pos, serial[order])
 
     def keep(self, mask: np.ndarray) -> None:
-        self.comp, self.other, self.serial, self.iid = self.comp[mask], self.other[mask], self.serial[mask], self.iid[mask]
+        self.comp, self.other, self.serial = self.comp[mask], self.other[mask], self.serial[mask]
 
     def window(self, code: int, start: int, end: int) -> slice:
         key = code << TIME_BITS
@@ -111,11 +112,12 @@ class ClickLog:
         self.base: int | None = None
         self.items, self.users = _Codes(), _Codes()
         self.by_item, self.by_user = _Sorted(), _Sorted()
-        # Clicks added since the last merge: item code, user code, ts, impression id, serial.
-        self._new: tuple[list[int], list[int], list[int], list[str], list[int]] = ([], [], [], [], [])
+        # Clicks added since the last merge: item code, user code, ts, serial.
+        self._new: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
         self._next_serial = 0
-        #: impression id -> its click's serial number (what the probes leave out: the label)
+        #: impression id -> its clicks' serial number (what the probes leave out: the label)
         self._serial: dict[str, int] = {}
+        self._iids: dict[int, str] | None = None  # serial -> impression id, built on demand
         #: impression id -> event time of its logged click
         self.clicked: dict[str, int] = {}
         # token prefix -> (column hash, token string) per item code
@@ -124,52 +126,52 @@ class ClickLog:
         self._last: tuple | None = None
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_last": None}
+        return {**self.__dict__, "_last": None, "_iids": None}
 
     def __len__(self) -> int:
         return len(self.by_item.comp) + len(self._new[0])
 
     def add(self, user_id: str, item_id: str, ts: int, impression_id: str) -> None:
+        if len(self.items.names) >= MAX_KEY or len(self.users.names) >= MAX_KEY:
+            self._compact(force=True)  # before any code is looked up: it renumbers both
         ic = self.items.code.get(item_id)
         if ic is None:
-            ic = self._new_code(self.items, item_id)
+            ic = self.items.add(item_id)
         uc = self.users.code.get(user_id)
         if uc is None:
-            uc = self._new_code(self.users, user_id)
-        items, users, times, iids, serials = self._new
+            uc = self.users.add(user_id)
+        # An impression id clicked again (one that came back after the join forgot it) keeps
+        # its serial: the probes leave out every click of the example's impression id.
+        serial = self._serial.get(impression_id)
+        if serial is None:
+            serial = self._serial[impression_id] = self._next_serial
+            self._next_serial += 1
+        items, users, times, serials = self._new
         items.append(ic)
         users.append(uc)
         times.append(ts)
-        iids.append(impression_id)
-        serials.append(self._next_serial)
-        self._serial[impression_id] = self._next_serial
-        self._next_serial += 1
+        serials.append(serial)
         self.clicked[impression_id] = ts
-
-    def _new_code(self, codes: _Codes, name: str) -> int:
-        if len(codes.names) >= MAX_KEY:
-            self._compact(force=True)
-        return codes.add(name)
 
     def _rel(self, ts: np.ndarray) -> np.ndarray:
         return np.clip(ts - self.base, 0, _TIME_MASK)
 
     def _merge(self) -> None:
-        items, users, times, iids, serials = self._new
+        items, users, times, serials = self._new
         if not times:
             return
-        self._last = None
+        self._last = self._iids = None
         ts = np.array(times, dtype=np.int64)
-        if self.base is None:
-            self.base = int(ts.min()) - (1 << (TIME_BITS - 1))
+        self.base, delta = refit_base(self.base, int(ts.min()), int(ts.max()), [self.by_item.comp])
+        if delta:
+            for view in (self.by_item, self.by_user):
+                view.comp = shift_times(view.comp, delta)
         rel = self._rel(ts)
         ic, uc = np.array(items, dtype=np.int64), np.array(users, dtype=np.int64)
         serial = np.array(serials, dtype=np.int64)
-        iid = np.empty(len(iids), dtype=object)
-        iid[:] = iids
-        self.by_item.merge((ic << TIME_BITS) | rel, uc, serial, iid)
-        self.by_user.merge((uc << TIME_BITS) | rel, ic, serial, iid)
-        self._new = ([], [], [], [], [])
+        self.by_item.merge((ic << TIME_BITS) | rel, uc, serial)
+        self.by_user.merge((uc << TIME_BITS) | rel, ic, serial)
+        self._new = ([], [], [], [])
 
     # -- a release at once ----------------------------------------------------------------
     def _args(self, examples: Sequence[LabelledExample], horizon_ms: int) -> tuple[np.ndarray, ...]:
@@ -235,8 +237,11 @@ class ClickLog:
             return []
         s = view.window(c, int(self._rel(np.int64(start))), int(self._rel(np.int64(end))))
         other = self.users.names if view is self.by_item else self.items.names
+        if self._iids is None:
+            self._iids = {serial: iid for iid, serial in self._serial.items()}
+        iids = self._iids
         ts = ((view.comp[s] & _TIME_MASK) + self.base).tolist()
-        return [(t, other[o], iid) for t, o, iid in zip(ts, view.other[s].tolist(), view.iid[s].tolist())]
+        return [(t, other[o], iids[k]) for t, o, k in zip(ts, view.other[s].tolist(), view.serial[s].tolist())]
 
     def item_clicks(self, item_id: str, start: int, end: int) -> list[tuple[int, str, str]]:
         """``(ts, user_id, impression_id)`` of the item's clicks with ``start < ts <= end``."""
@@ -257,6 +262,9 @@ class ClickLog:
             view.keep((view.comp & _TIME_MASK) > cut)
         self.clicked = {iid: ts for iid, ts in self.clicked.items() if ts > before}
         self._serial = {iid: s for iid, s in self._serial.items() if iid in self.clicked}
+        self._last = self._iids = None
+        if not len(self.by_item.comp):
+            self.base = None  # empty: the next clicks choose it afresh
         self._compact()
 
     def _compact(self, force: bool = False) -> None:

@@ -26,6 +26,37 @@ _TIME_MASK = (1 << TIME_BITS) - 1
 MAX_KEY = (1 << (63 - TIME_BITS)) - 1
 
 
+def centered_base(lo: int, hi: int) -> int:
+    """A base that puts event times ``lo..hi`` in the middle of the time bits (room either side
+    for later and for older events). Where the span is wider than the bits (an event dated
+    decades before the others), the newest fit and the oldest sit at the bottom, out of every
+    window, until a prune drops them: a stream's recent past is what its windows ask about."""
+    span = hi - lo
+    if span <= _TIME_MASK:
+        return lo - (_TIME_MASK - span) // 2
+    return hi - _TIME_MASK // 2
+
+
+def shift_times(comp: np.ndarray, delta: int) -> np.ndarray:
+    """Composite keys with ``delta`` added to their time part (a change of base by ``-delta``),
+    clipped to the time bits: the order is unchanged."""
+    return (comp & ~_TIME_MASK) | np.clip((comp & _TIME_MASK) + delta, 0, _TIME_MASK)
+
+
+def refit_base(base: int | None, lo: int, hi: int, held: list[np.ndarray]) -> tuple[int, int]:
+    """The base for events ``lo..hi`` joining the composite arrays ``held`` (keyed on ``base``),
+    and how much their time parts must move (``shift_times``). The base only moves when the new
+    events do not fit: an early-dated first record must not clip every later one."""
+    if base is not None and lo >= base and hi - base <= _TIME_MASK:
+        return base, 0
+    for comp in held:
+        if base is not None and len(comp):
+            t = comp & _TIME_MASK
+            lo, hi = min(lo, int(t.min()) + base), max(hi, int(t.max()) + base)
+    new = centered_base(lo, hi)
+    return new, (0 if base is None else base - new)
+
+
 class WindowIndex:
     """A sorted multiset of ``(key, ts)``; counts per key over windows ``(start, end]``."""
 
@@ -49,8 +80,9 @@ class WindowIndex:
         """The sorted composite keys, with everything added so far merged in."""
         if self._keys:
             ts = np.array(self._ts, dtype=np.int64)
-            if self.base is None:
-                self.base = int(ts.min()) - (1 << (TIME_BITS - 1))
+            self.base, delta = refit_base(self.base, int(ts.min()), int(ts.max()), [self._sorted])
+            if delta:
+                self._sorted = shift_times(self._sorted, delta)
             new = (np.array(self._keys, dtype=np.int64) << TIME_BITS) | self._rel(ts)
             self._keys, self._ts = [], []
             merged = np.concatenate([self._sorted, new])
@@ -73,6 +105,8 @@ class WindowIndex:
         comp = self.composite()
         if self.base is not None and len(comp):
             self._sorted = comp[(comp & _TIME_MASK) > self._rel(np.int64(before))]
+        if not len(self._sorted):
+            self.base = None  # empty: the next events choose it afresh
 
     def times(self, key: int) -> np.ndarray:
         """Event times of one key, sorted."""

@@ -116,8 +116,10 @@ class JoinStage(ConsumerRebalanceListener):
         self.rebalances = 0
         self.checkpoints = 0
         #: (topic, "unkeyed" | "other_key") -> input records not keyed by their impression id
-        #: (this process, since start: a record re-read after a restart is counted again)
-        self.key_mismatch: Counter[tuple[str, str]] = Counter()
+        #: (this process, since start: a record re-read after a restart is counted again).
+        #: Exported from 0, so the first mismatches after a start show in ``increase()``.
+        self.key_mismatch: Counter[tuple[str, str]] = Counter(
+            {(t, kind): 0 for t in (self.t.impressions, self.t.clicks) for kind in ("unkeyed", "other_key")})
         self._key_warned: dict[tuple[str, str], float] = {}
         self.recovered = threading.Event()
         self.stopping = threading.Event()
