@@ -151,7 +151,9 @@ class ClickLog:
         users.append(uc)
         times.append(ts)
         serials.append(serial)
-        self.clicked[impression_id] = ts
+        prev = self.clicked.get(impression_id)
+        if prev is None or ts > prev:  # its latest click: a prune keeps the id while any is held
+            self.clicked[impression_id] = ts
 
     def _rel(self, ts: np.ndarray) -> np.ndarray:
         return np.clip(ts - self.base, 0, _TIME_MASK)
