@@ -31,7 +31,7 @@ import numpy as np
 
 from ..join import LabelledExample
 from . import kernels
-from .window_index import MAX_KEY, TIME_BITS, refit_base, shift_times
+from .window_index import MAX_KEY, TIME_BITS, refit_base, shift_times, worth_compacting
 
 _TIME_MASK = (1 << TIME_BITS) - 1
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -274,10 +274,10 @@ class ClickLog:
         self._merge()
         self._last = None
         for codes, view, other in ((self.items, self.by_item, self.by_user), (self.users, self.by_user, self.by_item)):
-            if not force and len(codes.names) <= 1024:
+            if not force and not worth_compacting(len(codes.names)):
                 continue
             live = np.unique(view.comp >> TIME_BITS)
-            if not force and len(codes.names) <= 2 * len(live) + 1024:
+            if not force and not worth_compacting(len(codes.names), len(live)):
                 continue
             mapping = codes.remap(live)
             view.comp = (mapping[view.comp >> TIME_BITS] << TIME_BITS) | (view.comp & _TIME_MASK)

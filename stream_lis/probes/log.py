@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from .click_log import ClickLog
-from .window_index import MAX_KEY, WindowIndex
+from .window_index import MAX_KEY, WindowIndex, worth_compacting
 
 Click = tuple[int, str, str]
 
@@ -141,11 +141,11 @@ class BehaviourLog:
 
     def _compact(self, force: bool = False) -> None:
         """Renumber items so codes stay dense: only items with events keep one."""
-        if not force and len(self._names) <= 1024:
+        if not force and not worth_compacting(len(self._names)):
             return
         live = np.union1d(self.imps.keys_in_use(), self.clks.keys_in_use())
         live = live[live != _ALL]
-        if not force and len(self._names) <= 2 * len(live) + 1024:
+        if not force and not worth_compacting(len(self._names), len(live)):
             return
         mapping = np.zeros(len(self._names), dtype=np.int64)
         mapping[live] = np.arange(1, len(live) + 1)

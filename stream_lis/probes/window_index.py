@@ -26,6 +26,17 @@ _TIME_MASK = (1 << TIME_BITS) - 1
 MAX_KEY = (1 << (63 - TIME_BITS)) - 1
 
 
+#: Code tables up to this size are never renumbered (not worth a pass over the keys).
+COMPACT_FLOOR = 1024
+
+
+def worth_compacting(codes: int, live: int | None = None) -> bool:
+    """Whether a code table of ``codes`` entries, ``live`` of them still in use, should be
+    renumbered: only once dead codes outnumber live ones (plus the floor), so renumbering
+    costs a pass per doubling. ``live=None``: the cheap check before counting them."""
+    return codes > COMPACT_FLOOR and (live is None or codes > 2 * live + COMPACT_FLOOR)
+
+
 def centered_base(lo: int, hi: int) -> int:
     """A base that puts event times ``lo..hi`` in the middle of the time bits (room either side
     for later and for older events). Where the span is wider than the bits (an event dated
