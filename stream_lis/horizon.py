@@ -19,6 +19,7 @@ just as long, so the leaked features are the only difference between the learner
 from __future__ import annotations
 
 import heapq
+from collections import deque
 
 import msgspec
 
@@ -26,45 +27,87 @@ from .join import LabelledExample
 
 
 class LookAheadBuffer:
-    """A heap of examples ordered by release time, ties broken by impression id.
+    """Examples ordered by release time, ties broken by impression id.
 
     The tie-break makes the release order a function of the events alone, not of the order
     partitions happened to deliver them in.
+
+    Two containers hold them: a run of examples pushed in release order (a deque: O(1) in and
+    out) and a heap for the rest. One join stage feeding the buffer finalises labels in
+    deadline order, so in the embedded runtime every push extends the run and no heap
+    operation is paid; merged partitions (the Kafka evaluation stage) interleave their runs,
+    and the examples that arrive behind the run's end go to the heap. Releases merge the two.
+
+    >>> from stream_lis.events import Impression
+    >>> from stream_lis.join import LabelledExample
+    >>> buf = LookAheadBuffer(hold_ms=0)
+    >>> for ts, iid in [(10, "b"), (30, "c"), (20, "a"), (10, "a")]:
+    ...     buf.push(LabelledExample(Impression(impression_id=iid, ts=ts, user_id="u", item_id="x",
+    ...                                         experiment="e", arm="c"), 0, None, ts))
+    >>> [(x.impression.ts, x.impression.impression_id) for x in buf.pop_ready(watermark=100)]
+    [(10, 'a'), (10, 'b'), (20, 'a'), (30, 'c')]
     """
 
     def __init__(self, hold_ms: int) -> None:
         self.hold_ms = hold_ms
+        self._run: deque[tuple[int, str, LabelledExample]] = deque()
         self._heap: list[tuple[int, str, LabelledExample]] = []
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._run) + len(self._heap)
 
     def push(self, ex: LabelledExample) -> None:
         imp = ex.impression
-        heapq.heappush(self._heap, (imp.ts + self.hold_ms, imp.impression_id, ex))
+        due, iid = imp.ts + self.hold_ms, imp.impression_id
+        run = self._run
+        if run:
+            last = run[-1]
+            if due > last[0] or (due == last[0] and iid > last[1]):
+                run.append((due, iid, ex))
+            else:
+                heapq.heappush(self._heap, (due, iid, ex))
+        else:
+            run.append((due, iid, ex))
+
+    def _pop_first(self) -> tuple[int, str, LabelledExample]:
+        """The entry due first of both containers (at least one is not empty)."""
+        run, h = self._run, self._heap
+        if h and (not run or h[0][:2] < run[0][:2]):
+            return heapq.heappop(h)
+        return run.popleft()
 
     def pop_ready(self, watermark: int) -> list[LabelledExample]:
         """Every example whose hold has passed, in release order."""
+        run, h = self._run, self._heap
+        if not h:
+            out = []
+            while run and run[0][0] < watermark:
+                out.append(run.popleft()[2])
+            return out
         out = []
-        h = self._heap
-        while h and h[0][0] < watermark:
-            out.append(heapq.heappop(h)[2])
+        while (run and run[0][0] < watermark) or (h and h[0][0] < watermark):
+            out.append(self._pop_first()[2])
         return out
 
     def drop_oldest(self) -> LabelledExample:
         """Remove the example due first (load shedding)."""
-        return heapq.heappop(self._heap)[2]
+        return self._pop_first()[2]
 
     def oldest_ts(self) -> int | None:
         """Event time of the oldest held example (what probes must keep data for)."""
-        return self._heap[0][0] - self.hold_ms if self._heap else None
+        run, h = self._run, self._heap
+        if not run and not h:
+            return None
+        due = min(run[0][0] if run else h[0][0], h[0][0] if h else run[0][0])
+        return due - self.hold_ms
 
     def state(self) -> list[LabelledExample]:
-        return [e for _, _, e in self._heap]
+        return [e for _, _, e in self._run] + [e for _, _, e in self._heap]
 
     def load(self, state: list) -> None:
-        self._heap = []
+        entries = []
         for ex in state:
             ex = ex if isinstance(ex, LabelledExample) else msgspec.convert(ex, LabelledExample)
-            self._heap.append((ex.impression.ts + self.hold_ms, ex.impression.impression_id, ex))
-        heapq.heapify(self._heap)
+            entries.append((ex.impression.ts + self.hold_ms, ex.impression.impression_id, ex))
+        entries.sort(key=lambda e: e[:2])
+        self._run, self._heap = deque(entries), []
