@@ -230,8 +230,7 @@ class ArmEvaluator:
             self.truncated += int((~complete).sum())
             y, scores, prod = y[complete], scores[complete], prod[complete]
         self.window.append(y, scores)
-        for k, b in enumerate(self.cumulative[:-1]):
-            b.update_many(y, scores[:, k])
+        BinnedAUC.update_columns(self.cumulative[:-1], y, scores[:, :-1])
         has = ~np.isnan(prod)
         if has.any():
             self.cumulative[-1].update_many(y[has], prod[has])
