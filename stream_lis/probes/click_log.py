@@ -30,7 +30,7 @@ from zlib import crc32
 import numpy as np
 
 from ..join import LabelledExample
-from . import kernels
+from . import kernels, release
 from .window_index import MAX_KEY, TIME_BITS, refit_base, shift_times, worth_compacting
 
 _TIME_MASK = (1 << TIME_BITS) - 1
@@ -183,13 +183,12 @@ class ClickLog:
         if last is not None and last[0] is examples and last[1] == horizon_ms and not self._new[2]:
             return last[2]
         self._merge()
-        n = len(examples)
-        imps = [ex.impression for ex in examples]
-        t = np.fromiter((imp.ts for imp in imps), dtype=np.int64, count=n)
-        items = self.items.of([imp.item_id for imp in imps])
-        users = self.users.of([imp.user_id for imp in imps])
+        rel = release.columns(examples)
+        t = rel.ts
+        items = self.items.of(rel.item_ids)
+        users = self.users.of(rel.user_ids)
         get = self._serial.get
-        own = np.fromiter((get(imp.impression_id, -1) for imp in imps), dtype=np.int64, count=n)
+        own = np.fromiter((get(iid, -1) for iid in rel.impression_ids), dtype=np.int64, count=len(examples))
         args = (items, users, t, t, own) if self.base is None else (items, users, self._rel(t), self._rel(t + horizon_ms), own)
         self._last = (examples, horizon_ms, args)
         return args

@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from ..join import LabelledExample
+from . import release
 from .base import Leaked, Probe
 from .log import BehaviourLog
 
@@ -43,15 +44,18 @@ class FutureItemProbe(Probe):
 
     def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> Leaked:
         a = self.prior_strength
-        t = np.fromiter((ex.impression.ts for ex in examples), dtype=np.int64, count=len(examples))
+        rel = release.columns(examples)
+        t = rel.ts
         end = t + horizon_ms
-        n, c, n_all, c_all = log.counts([ex.impression.item_id for ex in examples], t, end)
+        n, c, n_all, c_all = log.counts(rel.item_ids, t, end)
         # The example's own click is the label, not preference data: leave it out when the log
         # has it (a click that came late is not logged, and must not count as -1).
-        clicked = log.clicked
-        own = np.fromiter((ex.label == 1 and (ts := clicked.get(ex.impression.impression_id)) is not None
-                           and t0 < ts <= t0 + horizon_ms for ex, t0 in zip(examples, t.tolist())),
-                          dtype=np.int64, count=len(examples))
+        own = np.zeros(len(examples), dtype=np.int64)
+        positive = np.flatnonzero(rel.labels == 1)
+        if len(positive):
+            clicked, iids = log.clicked, rel.impression_ids
+            own[positive] = [(ts := clicked.get(iids[k])) is not None and t0 < ts <= t0 + horizon_ms
+                             for k, t0 in zip(positive.tolist(), t[positive].tolist())]
         c = c - own
         c_all = c_all - own
         # Base rate: every item's CTR over the same window (a function of the events alone).

@@ -21,6 +21,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from ..join import LabelledExample
+from . import release
 from .base import Leaked, Probe
 from .log import BehaviourLog
 
@@ -36,7 +37,7 @@ class NoiseProbe(Probe):
         self._names = [f"nz:{k}" for k in range(dims)]
 
     def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog | None, horizon_ms: int) -> Leaked:
-        ids = [ex.impression.impression_id for ex in examples]
+        ids = release.columns(examples).impression_ids
         h = np.array([[crc32(f"{k}:{iid}".encode()) for iid in ids] for k in range(self.dims)],
                      dtype=np.float64).reshape(self.dims, len(ids)).T
         return Leaked(self._names, self.scale * ndtri((h + 0.5) / 4294967296.0))
