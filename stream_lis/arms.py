@@ -183,11 +183,16 @@ class ArmSet:
 
     def apply(self, records: Iterable[ArmRecord]) -> None:
         arms = self.arms
+        # Consecutive records mostly belong to one arm: reuse its lookup while they do.
+        exp = arm = a = None
         for rec in records:
             imp = rec.example.impression if type(rec) is Labelled else rec.impression
-            key = (imp.experiment, imp.arm)
-            a = arms.get(key)
-            (a if a is not None else self.arm(key)).apply(rec)
+            if a is None or imp.arm != arm or imp.experiment != exp:
+                exp, arm = imp.experiment, imp.arm
+                a = arms.get((exp, arm))
+                if a is None:
+                    a = self.arm((exp, arm))
+            a.apply(rec)
 
     def release(self, watermark: int, end_ms: int | None = None) -> int:
         n = sum(a.release(watermark, end_ms) for a in self.arms.values())

@@ -215,17 +215,20 @@ def _field_hash(cache: dict, name: str) -> int:
 def hash_embeddings(imps: Sequence[Impression], bits: int) -> Hashed:
     """``hash_rows([embedding_features(imp) for imp in imps], bits)``: the embedding's
     coordinates are fixed columns, so this is a few array operations per micro-batch."""
-    lens = np.fromiter((len(imp.embedding) if imp.embedding else 0 for imp in imps), dtype=np.int64, count=len(imps))
+    embs = [imp.embedding or () for imp in imps]
+    lens = np.fromiter(map(len, embs), dtype=np.int64, count=len(embs))
     indptr = np.zeros(len(imps) + 1, dtype=np.int64)
     np.cumsum(lens, out=indptr[1:])
     total = int(indptr[-1])
     if total == 0:
         return Hashed(indptr, np.zeros(0, dtype=np.int64), np.zeros(0))
-    data = np.fromiter(itertools.chain.from_iterable(imp.embedding for imp in imps if imp.embedding),
-                       dtype=np.float64, count=total)
+    data = np.fromiter(itertools.chain.from_iterable(embs), dtype=np.float64, count=total)
+    dims = int(lens.max())
+    cols = _emb_cols(dims) & ((1 << bits) - 1)
+    if total == dims * len(embs):  # one length for all (the usual case): the columns repeat
+        return Hashed(indptr, np.tile(cols[:dims], len(embs)), data)
     pos = np.arange(total) - np.repeat(indptr[:-1], lens)  # coordinate of each value
-    cols = _emb_cols(int(lens.max()))
-    return Hashed(indptr, cols[pos] & ((1 << bits) - 1), data)
+    return Hashed(indptr, cols[pos], data)
 
 
 def _emb_cols(dims: int) -> np.ndarray:
