@@ -53,7 +53,7 @@ def test_kernel_step_equals_the_numpy_reference_over_two_blocks(seed):
     h = (HYPER["alpha"], HYPER["beta"], HYPER["l1"], HYPER["l2"], size)
 
     w_a, w_b = np.empty(len(a.indices)), np.empty(len(b.indices))
-    margin = ftrl_margin(*a, *b, 0, 40, z, n, *h, w_a, w_b)
+    margin = ftrl_margin(*a, *b, 0, 40, np.column_stack([z, n]), *h, w_a, w_b)
     joined = a.concat(b)
     w = reference_weights(z[:size], n[:size], *h[:4])
     wb = -z[size] / ((HYPER["beta"] + np.sqrt(n[size])) / HYPER["alpha"] + HYPER["l2"])
@@ -63,8 +63,9 @@ def test_kernel_step_equals_the_numpy_reference_over_two_blocks(seed):
 
     g = rng.normal(size=40)
     z_ref, n_ref = reference_step(joined, g, z[:size], n[:size], *h[:4])
-    zk, nk = z.copy(), n.copy()
-    ftrl_update(*a, *b, 0, 40, g, zk, nk, *h, w_a, w_b)
+    zn = np.column_stack([z, n])  # the kernels' layout: (z, n) per coordinate
+    ftrl_update(*a, *b, 0, 40, g, zn, *h, w_a, w_b)
+    zk, nk = zn[:, 0], zn[:, 1]
     np.testing.assert_allclose(zk[:size], z_ref, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(nk[:size], n_ref, rtol=1e-12)
 
@@ -73,11 +74,12 @@ def test_a_row_range_steps_only_on_those_rows():
     rng = np.random.default_rng(5)
     a = random_csr(rng, 30, 32, 5)
     b = Hashed(*empty_block(30))
-    z, n = np.zeros(33), np.zeros(33)
+    zn = np.zeros((33, 2))
+    z, n = zn[:, 0], zn[:, 1]
     g = rng.normal(size=10)
     w_a, w_b = np.empty(len(a.indices)), np.empty(0)
-    ftrl_margin(*a, *b, 10, 20, z, n, 0.3, 1.0, 0.0, 0.0, 32, w_a, w_b)
-    ftrl_update(*a, *b, 10, 20, g, z, n, 0.3, 1.0, 0.0, 0.0, 32, w_a, w_b)
+    ftrl_margin(*a, *b, 10, 20, zn, 0.3, 1.0, 0.0, 0.0, 32, w_a, w_b)
+    ftrl_update(*a, *b, 10, 20, g, zn, 0.3, 1.0, 0.0, 0.0, 32, w_a, w_b)
     piece = Hashed(a.indptr[10:21] - a.indptr[10], a.indices[a.indptr[10]:a.indptr[20]], a.data[a.indptr[10]:a.indptr[20]])
     z_ref, n_ref = reference_step(piece, g, np.zeros(32), np.zeros(32), 0.3, 1.0, 0.0, 0.0)
     np.testing.assert_allclose(z[:32], z_ref, rtol=1e-12, atol=1e-15)

@@ -59,8 +59,16 @@ class FTRLLogisticRegression(HashedLearner):
         self.bits, self.warmup, self.seen = bits, warmup, 0
         self.alpha, self.beta, self.l1, self.l2 = alpha, beta, l1, l2
         size = (1 << bits) + 1  # last slot: intercept
-        self.z = np.zeros(size)
-        self.n = np.zeros(size)
+        #: Per coordinate, FTRL's ``z`` and ``n`` side by side (``kernels``: one cache line).
+        self.zn = np.zeros((size, 2))
+
+    @property
+    def z(self) -> np.ndarray:
+        return self.zn[:, 0]
+
+    @property
+    def n(self) -> np.ndarray:
+        return self.zn[:, 1]
 
     # -- the linear part, also used by the factorisation machine ---------------------------
     def _hyper(self) -> tuple[float, float, float, float, int]:
@@ -76,7 +84,7 @@ class FTRLLogisticRegression(HashedLearner):
         each stored value was scored with."""
         a, b = self._blocks(batch)
         w_a, w_b = np.empty(len(a.indices)), np.empty(len(b.indices))
-        margin = kernels.ftrl_margin(*a, *b, r0, a.n_rows if r1 is None else r1, self.z, self.n, *self._hyper(), w_a, w_b)
+        margin = kernels.ftrl_margin(*a, *b, r0, a.n_rows if r1 is None else r1, self.zn, *self._hyper(), w_a, w_b)
         return margin, (a, b, w_a, w_b)
 
     def _update(self, batch: FeatureBatch, lin: Any, g_row: np.ndarray, r0: int = 0) -> None:
@@ -84,7 +92,7 @@ class FTRLLogisticRegression(HashedLearner):
         from ``r0`` on; ``lin``: what ``_linear`` returned for these rows, with no step since."""
         a, b, w_a, w_b = lin
         kernels.ftrl_update(*a, *b, r0, r0 + len(g_row), np.ascontiguousarray(g_row, dtype=np.float64),
-                            self.z, self.n, *self._hyper(), w_a, w_b)
+                            self.zn, *self._hyper(), w_a, w_b)
 
     # -- HashedLearner ---------------------------------------------------------------------
     _forward = _linear

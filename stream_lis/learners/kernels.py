@@ -19,15 +19,15 @@ They are compiled for one signature when this module is imported (about two seco
 on disk, see ``stream_lis.compiled``).
 
 >>> import numpy as np
->>> z, n = np.zeros(9), np.zeros(9)
+>>> zn = np.zeros((9, 2))
 >>> a = (np.array([0, 1, 2]), np.array([3, 5]), np.array([1.0, 1.0]))
 >>> b = empty_block(2)
 >>> w_a, w_b = np.empty(2), np.empty(0)
->>> m = ftrl_margin(*a, *b, 0, 2, z, n, 0.5, 1.0, 0.0, 0.0, 8, w_a, w_b)
+>>> m = ftrl_margin(*a, *b, 0, 2, zn, 0.5, 1.0, 0.0, 0.0, 8, w_a, w_b)
 >>> m.tolist()
 [0.0, 0.0]
->>> ftrl_update(*a, *b, 0, 2, np.array([-0.5, 0.5]), z, n, 0.5, 1.0, 0.0, 0.0, 8, w_a, w_b)
->>> m = ftrl_margin(*a, *b, 0, 2, z, n, 0.5, 1.0, 0.0, 0.0, 8, w_a, w_b)
+>>> ftrl_update(*a, *b, 0, 2, np.array([-0.5, 0.5]), zn, 0.5, 1.0, 0.0, 0.0, 8, w_a, w_b)
+>>> m = ftrl_margin(*a, *b, 0, 2, zn, 0.5, 1.0, 0.0, 0.0, 8, w_a, w_b)
 >>> bool(m[0] > 0 > m[1])
 True
 """
@@ -46,6 +46,9 @@ _I = "int64[::1]"
 _F = "float64[::1]"
 _BLOCKS = f"{_I}, {_I}, {_F}, {_I}, {_I}, {_F}, int64, int64"
 _HYPER = "float64, float64, float64, float64, int64"
+#: The FTRL state, one row per coordinate: ``(z, n)`` side by side, so the two values a
+#: stored feature value reads share a cache line (the tables are far larger than the cache).
+_ZN = "float64[:, ::1]"
 
 
 def as_block(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,32 +71,32 @@ def _weight(z: float, n: float, alpha: float, beta: float, l1: float, l2: float)
     return (s - z) / ((beta + math.sqrt(n)) / alpha + l2)
 
 
-@njit(f"{_F}({_BLOCKS}, {_F}, {_F}, {_HYPER}, {_F}, {_F})", **_JIT)
-def ftrl_margin(ip_a, ix_a, v_a, ip_b, ix_b, v_b, r0, r1, z, n, alpha, beta, l1, l2, bias, w_a, w_b):  # pragma: no cover
+@njit(f"{_F}({_BLOCKS}, {_ZN}, {_HYPER}, {_F}, {_F})", **_JIT)
+def ftrl_margin(ip_a, ix_a, v_a, ip_b, ix_b, v_b, r0, r1, zn, alpha, beta, l1, l2, bias, w_a, w_b):  # pragma: no cover
     """Margins (logits) of rows ``[r0, r1)`` of blocks a + b; ``bias`` is the intercept slot.
 
     Each stored value's weight is written to ``w_a`` / ``w_b`` (parallel to the blocks'
     values): the update that follows steps with these pre-step weights."""
     out = np.empty(r1 - r0)
-    wb = -z[bias] / ((beta + math.sqrt(n[bias])) / alpha + l2)
+    wb = -zn[bias, 0] / ((beta + math.sqrt(zn[bias, 1])) / alpha + l2)
     for r in range(r0, r1):
         s = wb
         for k in range(ip_a[r], ip_a[r + 1]):
             c = ix_a[k]
-            w = _weight(z[c], n[c], alpha, beta, l1, l2)
+            w = _weight(zn[c, 0], zn[c, 1], alpha, beta, l1, l2)
             w_a[k] = w
             s += v_a[k] * w
         for k in range(ip_b[r], ip_b[r + 1]):
             c = ix_b[k]
-            w = _weight(z[c], n[c], alpha, beta, l1, l2)
+            w = _weight(zn[c, 0], zn[c, 1], alpha, beta, l1, l2)
             w_b[k] = w
             s += v_b[k] * w
         out[r - r0] = s
     return out
 
 
-@njit(f"void({_I}, {_I}, {_F}, int64, int64, {_F}, {_F}, {_F}, float64, {_F})", **_JIT)
-def _step(ip, ix, v, r0, r1, g_row, z, n, alpha, w):  # pragma: no cover
+@njit(f"void({_I}, {_I}, {_F}, int64, int64, {_F}, {_ZN}, float64, {_F})", **_JIT)
+def _step(ip, ix, v, r0, r1, g_row, zn, alpha, w):  # pragma: no cover
     # Per stored value, in order: z += g - (sqrt(n + g^2) - sqrt(n)) / alpha * w_pre. For a
     # column repeated in the batch the sqrt terms telescope to sqrt(n_end) - sqrt(n_start),
     # so this is the batch step (gradients summed per column, squared ones per example)
@@ -105,25 +108,25 @@ def _step(ip, ix, v, r0, r1, g_row, z, n, alpha, w):  # pragma: no cover
         for k in range(ip[r], ip[r + 1]):
             c = ix[k]
             gk = v[k] * g
-            n0 = n[c]
+            n0 = zn[c, 1]
             n1 = n0 + gk * gk
-            z[c] += gk - (math.sqrt(n1) - math.sqrt(n0)) / alpha * w[k]
-            n[c] = n1
+            zn[c, 0] += gk - (math.sqrt(n1) - math.sqrt(n0)) / alpha * w[k]
+            zn[c, 1] = n1
 
 
-@njit(f"void({_BLOCKS}, {_F}, {_F}, {_F}, {_HYPER}, {_F}, {_F})", **_JIT)
-def ftrl_update(ip_a, ix_a, v_a, ip_b, ix_b, v_b, r0, r1, g_row, z, n, alpha, beta, l1, l2, bias,
+@njit(f"void({_BLOCKS}, {_F}, {_ZN}, {_HYPER}, {_F}, {_F})", **_JIT)
+def ftrl_update(ip_a, ix_a, v_a, ip_b, ix_b, v_b, r0, r1, g_row, zn, alpha, beta, l1, l2, bias,
                 w_a, w_b):  # pragma: no cover
     """One FTRL-Proximal step from the log-loss gradients ``g_row`` (p - y) of rows ``[r0, r1)``;
     ``w_a, w_b``: the weights ``ftrl_margin`` recorded for these rows (before any step)."""
-    wb = -z[bias] / ((beta + math.sqrt(n[bias])) / alpha + l2)
-    _step(ip_a, ix_a, v_a, r0, r1, g_row, z, n, alpha, w_a)
-    _step(ip_b, ix_b, v_b, r0, r1, g_row, z, n, alpha, w_b)
+    wb = -zn[bias, 0] / ((beta + math.sqrt(zn[bias, 1])) / alpha + l2)
+    _step(ip_a, ix_a, v_a, r0, r1, g_row, zn, alpha, w_a)
+    _step(ip_b, ix_b, v_b, r0, r1, g_row, zn, alpha, w_b)
     gs = 0.0
     g2 = 0.0
     for r in range(r1 - r0):
         gs += g_row[r]
         g2 += g_row[r] * g_row[r]
-    nb = n[bias] + g2
-    z[bias] += gs - (math.sqrt(nb) - math.sqrt(n[bias])) / alpha * wb
-    n[bias] = nb
+    nb = zn[bias, 1] + g2
+    zn[bias, 0] += gs - (math.sqrt(nb) - math.sqrt(zn[bias, 1])) / alpha * wb
+    zn[bias, 1] = nb
