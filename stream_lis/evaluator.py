@@ -230,8 +230,11 @@ class ArmEvaluator:
             self.truncated += int((~complete).sum())
             y, scores, prod = y[complete], scores[complete], prod[complete]
         self.window.append(y, scores)
-        BinnedAUC.update_columns(self.cumulative[:-1], y, scores[:, :-1])
         has = ~np.isnan(prod)
+        if has.all():  # every event had a production score: its column goes with the rest
+            BinnedAUC.update_columns(self.cumulative, y, scores)
+            return
+        BinnedAUC.update_columns(self.cumulative[:-1], y, scores[:, :-1])
         if has.any():
             self.cumulative[-1].update_many(y[has], prod[has])
 

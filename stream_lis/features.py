@@ -194,7 +194,7 @@ def hash_clean(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bit
     if v_pos:
         data[v_pos] = v_val
     if s_pos:
-        p = np.clip(np.array(s_val), _LOGIT_CLIP, 1 - _LOGIT_CLIP)
+        p = np.minimum(np.maximum(np.array(s_val), _LOGIT_CLIP), 1 - _LOGIT_CLIP)  # np.clip, cheaper
         data[s_pos] = np.log(p / (1 - p))
     return Hashed(np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64) & mask, data)
 

@@ -40,7 +40,8 @@ _REUSE_MAX_ROWS = 16_384
 
 
 def sigmoid(margin: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(margin, -35.0, 35.0)))
+    # maximum/minimum: np.clip's Python wrapper costs three times the clipping on a batch.
+    return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(margin, -35.0), 35.0)))
 
 
 def _as_row(x: dict) -> Row:

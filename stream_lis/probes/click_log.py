@@ -156,7 +156,7 @@ class ClickLog:
             self.clicked[impression_id] = ts
 
     def _rel(self, ts: np.ndarray) -> np.ndarray:
-        return np.clip(ts - self.base, 0, _TIME_MASK)
+        return np.minimum(np.maximum(ts - self.base, 0), _TIME_MASK)  # np.clip, without its wrapper's cost
 
     def _merge(self) -> None:
         items, users, times, serials = self._new

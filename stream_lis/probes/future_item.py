@@ -66,5 +66,5 @@ class FutureItemProbe(Probe):
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)  # as features.logit
+    p = np.minimum(np.maximum(p, 1e-6), 1 - 1e-6)  # as features.logit (np.clip costs more)
     return np.log(p / (1 - p))

@@ -85,7 +85,7 @@ class WindowIndex:
         self._ts.append(ts)
 
     def _rel(self, ts: np.ndarray) -> np.ndarray:
-        return np.clip(ts - self.base, 0, _TIME_MASK)
+        return np.minimum(np.maximum(ts - self.base, 0), _TIME_MASK)  # np.clip, without its wrapper's cost
 
     def composite(self) -> np.ndarray:
         """The sorted composite keys, with everything added so far merged in."""

@@ -481,7 +481,9 @@ class BinnedAUC:
             raise ValueError("scores must be probabilities in [0, 1]")
         with np.errstate(divide="ignore"):
             logit = np.log(p) - np.log1p(-p)  # +-inf at 1/0, clipped next
-        np.clip(logit, -self._lo_hi, self._lo_hi, out=logit)
+        # maximum/minimum: np.clip's Python wrapper costs more than the clipping itself.
+        np.maximum(logit, -self._lo_hi, out=logit)
+        np.minimum(logit, self._lo_hi, out=logit)
         idx = np.floor((logit + self._lo_hi) * self._scale).astype(np.intp)
         return np.minimum(idx, self._n_bins - 1, out=idx)  # logit == lo_hi
 
