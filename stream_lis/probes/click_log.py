@@ -24,6 +24,7 @@ order.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Sequence
 from zlib import crc32
 
@@ -93,8 +94,7 @@ class _Codes:
 
     def of(self, names: Sequence[str]) -> np.ndarray:
         """Codes of ``names`` (``-1``: never seen, or no click left)."""
-        get = self.code.get
-        return np.fromiter((get(n, -1) for n in names), dtype=np.int64, count=len(names))
+        return np.fromiter(map(self.code.get, names, repeat(-1)), dtype=np.int64, count=len(names))
 
     def remap(self, live: np.ndarray) -> np.ndarray:
         """Keep the codes in ``live`` (sorted), renumbered 0..; returns old code -> new code."""
@@ -179,18 +179,19 @@ class ClickLog:
     def _args(self, examples: Sequence[LabelledExample], horizon_ms: int) -> tuple[np.ndarray, ...]:
         """The kernels' view of a release: item and user codes, window bounds relative to
         ``base``, own clicks' serials. Both click probes ask for the same release: kept once."""
+        # Cached for the release object, which only a ``release.shared`` scope hands out twice.
+        rel = release.columns(examples)
         last = self._last
-        if last is not None and last[0] is examples and last[1] == horizon_ms and not self._new[2]:
+        if last is not None and last[0] is rel and last[1] == horizon_ms and not self._new[2]:
             return last[2]
         self._merge()
-        rel = release.columns(examples)
         t = rel.ts
         items = self.items.of(rel.item_ids)
         users = self.users.of(rel.user_ids)
         get = self._serial.get
-        own = np.fromiter((get(iid, -1) for iid in rel.impression_ids), dtype=np.int64, count=len(examples))
+        own = np.fromiter(map(get, rel.impression_ids, repeat(-1)), dtype=np.int64, count=len(examples))
         args = (items, users, t, t, own) if self.base is None else (items, users, self._rel(t), self._rel(t + horizon_ms), own)
-        self._last = (examples, horizon_ms, args)
+        self._last = (rel, horizon_ms, args)
         return args
 
     def co_clicked(self, examples: Sequence[LabelledExample], horizon_ms: int, top_k: int,

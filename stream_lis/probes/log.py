@@ -22,6 +22,7 @@ Entries older than every unreleased example are pruned, which bounds memory by t
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Sequence
 
 import numpy as np
@@ -64,8 +65,7 @@ class BehaviourLog:
 
     def codes(self, item_ids: Sequence[str]) -> np.ndarray:
         """Item codes for index queries (a code without events when the item is unknown)."""
-        get = self._codes.get
-        return np.fromiter((get(i, _NONE) for i in item_ids), dtype=np.int64, count=len(item_ids))
+        return np.fromiter(map(self._codes.get, item_ids, repeat(_NONE)), dtype=np.int64, count=len(item_ids))
 
     def add_impression(self, item_id: str, ts: int) -> None:
         c = self._codes.get(item_id)

@@ -38,8 +38,8 @@ class NoiseProbe(Probe):
         self._seeds = [crc32(f"{k}:".encode()) for k in range(dims)]
 
     def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog | None, horizon_ms: int) -> Leaked:
-        ids = release.columns(examples).impression_ids
-        # crc32(f"{k}:{iid}"), continued from the CRC of the prefix: no string per example.
-        h = np.array([[crc32(iid.encode(), seed) for iid in ids] for seed in self._seeds],
+        ids = [iid.encode() for iid in release.columns(examples).impression_ids]
+        # crc32(f"{k}:{iid}"), continued from the CRC of the prefix "k:": no string formatted.
+        h = np.array([[crc32(iid, seed) for iid in ids] for seed in self._seeds],
                      dtype=np.float64).reshape(self.dims, len(ids)).T
         return Leaked(self._names, self.scale * ndtri((h + 0.5) / 4294967296.0))

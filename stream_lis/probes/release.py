@@ -2,24 +2,29 @@
 
 Each built-in probe needs some of the same per-example values (event time, item, user,
 impression id, label); read one attribute chain per example and probe, they cost a Python
-pass each. ``columns(examples)`` builds them on first use and hands the same object to every
-probe of the release (the cache holds the last release asked about, by identity).
+pass each. The pipeline opens a ``shared(examples)`` scope around a release's probes, and
+inside it ``columns(examples)`` gives every probe the same lazily built columns. Outside a
+scope (a probe called directly, on a list its caller may change later) each call builds its
+own, so nothing is ever read from a stale cache.
 
 >>> from stream_lis.events import Impression
 >>> from stream_lis.join import LabelledExample
 >>> imp = Impression(impression_id="i", ts=5, user_id="u", item_id="a", experiment="e", arm="c")
 >>> ready = [LabelledExample(imp, 1, 7, 7)]
->>> r = columns(ready)
->>> r.ts.tolist(), r.item_ids, r.user_ids, r.impression_ids, r.labels.tolist()
-([5], ['a'], ['u'], ['i'], [1])
->>> columns(ready) is r, columns(list(ready)) is r
-(True, False)
+>>> with shared(ready):
+...     r = columns(ready)
+...     r.ts.tolist(), r.item_ids, r.user_ids, r.impression_ids, r.labels.tolist(), columns(ready) is r
+([5], ['a'], ['u'], ['i'], [1], True)
+>>> columns(ready) is columns(ready)  # no scope: built per call
+False
 """
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from functools import cached_property
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -39,7 +44,7 @@ class Release:
 
     @cached_property
     def ts(self) -> np.ndarray:
-        return np.fromiter((imp.ts for imp in self.impressions), dtype=np.int64, count=len(self.examples))
+        return np.array([imp.ts for imp in self.impressions], dtype=np.int64)
 
     @cached_property
     def item_ids(self) -> list[str]:
@@ -55,17 +60,27 @@ class Release:
 
     @cached_property
     def labels(self) -> np.ndarray:
-        return np.fromiter((ex.label for ex in self.examples), dtype=np.int8, count=len(self.examples))
+        return np.array([ex.label for ex in self.examples], dtype=np.int8)
 
 
-_last: Release | None = None
+#: The release being probed, per thread (the Kafka runtime evaluates on its own threads).
+_scope = threading.local()
+
+
+@contextmanager
+def shared(examples: Sequence[LabelledExample]) -> Iterator[Release]:
+    """Within this block, ``columns(examples)`` is one object (the list must not change)."""
+    before = getattr(_scope, "release", None)
+    _scope.release = rel = Release(examples)
+    try:
+        yield rel
+    finally:
+        _scope.release = before
 
 
 def columns(examples: Sequence[LabelledExample]) -> Release:
-    """The release's columns; the same object for every probe asking about the same list."""
-    global _last
-    last = _last  # one read: another thread may replace it meanwhile
-    if last is not None and last.examples is examples:
-        return last
-    last = _last = Release(examples)
-    return last
+    """The release's columns: shared inside ``shared(examples)``, built afresh otherwise."""
+    rel = getattr(_scope, "release", None)
+    if rel is not None and rel.examples is examples:
+        return rel
+    return Release(examples)
