@@ -95,11 +95,8 @@ class LookAheadBuffer:
 
     def oldest_ts(self) -> int | None:
         """Event time of the oldest held example (what probes must keep data for)."""
-        run, h = self._run, self._heap
-        if not run and not h:
-            return None
-        due = min(run[0][0] if run else h[0][0], h[0][0] if h else run[0][0])
-        return due - self.hold_ms
+        heads = [c[0][0] for c in (self._run, self._heap) if c]
+        return min(heads) - self.hold_ms if heads else None
 
     def state(self) -> list[LabelledExample]:
         return [e for _, _, e in self._run] + [e for _, _, e in self._heap]
