@@ -41,11 +41,13 @@ class LookAheadBuffer:
     >>> from stream_lis.events import Impression
     >>> from stream_lis.join import LabelledExample
     >>> buf = LookAheadBuffer(hold_ms=0)
-    >>> for ts, iid in [(10, "b"), (30, "c"), (20, "a"), (10, "a")]:
+    >>> for ts, iid in [(10, "b"), (30, "c"), (20, "a"), (10, "a"), (5, "z")]:
     ...     buf.push(LabelledExample(Impression(impression_id=iid, ts=ts, user_id="u", item_id="x",
     ...                                         experiment="e", arm="c"), 0, None, ts))
+    >>> buf.oldest_ts(), len(buf._run), len(buf._heap)  # the last three came behind the run's end
+    (5, 2, 3)
     >>> [(x.impression.ts, x.impression.impression_id) for x in buf.pop_ready(watermark=100)]
-    [(10, 'a'), (10, 'b'), (20, 'a'), (30, 'c')]
+    [(5, 'z'), (10, 'a'), (10, 'b'), (20, 'a'), (30, 'c')]
     """
 
     def __init__(self, hold_ms: int) -> None:
