@@ -32,9 +32,9 @@ import numpy as np
 
 from ..join import LabelledExample
 from . import kernels, release
-from .window_index import MAX_KEY, TIME_BITS, refit_base, shift_times, worth_compacting
+from .window_index import (_TIME_MASK, MAX_KEY, TIME_BITS, refit_base, relative_times, shift_times,
+                           worth_compacting)
 
-_TIME_MASK = (1 << TIME_BITS) - 1
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
@@ -156,7 +156,7 @@ class ClickLog:
             self.clicked[impression_id] = ts
 
     def _rel(self, ts: np.ndarray) -> np.ndarray:
-        return np.minimum(np.maximum(ts - self.base, 0), _TIME_MASK)  # np.clip, without its wrapper's cost
+        return relative_times(ts, self.base)
 
     def _merge(self) -> None:
         items, users, times, serials = self._new

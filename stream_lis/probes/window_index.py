@@ -54,6 +54,12 @@ def shift_times(comp: np.ndarray, delta: int) -> np.ndarray:
     return (comp & ~_TIME_MASK) | np.clip((comp & _TIME_MASK) + delta, 0, _TIME_MASK)
 
 
+def relative_times(ts: np.ndarray, base: int) -> np.ndarray:
+    """Event times as offsets from ``base``, clipped to the time bits (what a composite key
+    holds). np.maximum/np.minimum: np.clip's Python wrapper costs more than the clipping."""
+    return np.minimum(np.maximum(ts - base, 0), _TIME_MASK)
+
+
 def refit_base(base: int | None, lo: int, hi: int, held: list[np.ndarray]) -> tuple[int, int]:
     """The base for events ``lo..hi`` joining the composite arrays ``held`` (keyed on ``base``),
     and how much their time parts must move (``shift_times``). The base only moves when the new
@@ -85,7 +91,7 @@ class WindowIndex:
         self._ts.append(ts)
 
     def _rel(self, ts: np.ndarray) -> np.ndarray:
-        return np.minimum(np.maximum(ts - self.base, 0), _TIME_MASK)  # np.clip, without its wrapper's cost
+        return relative_times(ts, self.base)
 
     def composite(self) -> np.ndarray:
         """The sorted composite keys, with everything added so far merged in."""
