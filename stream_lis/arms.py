@@ -266,7 +266,9 @@ class ArmSet:
     # Checkpoints: an arm is learners + windows + log + buffer, all picklable plain objects.
     def dump_arm(self, key: ArmKey) -> bytes:
         a = self.arms[key]
-        return pickle.dumps({"log": a.log, "horizon": a.horizon.state(), "evaluator": a.evaluator,
+        # "horizon" (a list in older checkpoints) stays, empty, for a previous release to read:
+        # it resumes the arm without the held examples rather than failing on the blob.
+        return pickle.dumps({"log": a.log, "horizon": [], "held": a.horizon.state(), "evaluator": a.evaluator,
                              "impressions": a.impressions, "clicks": a.clicks, "last_seen": a.last_seen,
                              "shed": dict(a.shed),
                              "fingerprint": self.fingerprint()},
@@ -283,7 +285,7 @@ class ArmSet:
             return False
         a = ArmPipeline(key, self.cfg, self.probes, self.embeddings)
         a.log, a.evaluator = s["log"], s["evaluator"]
-        a.horizon.load(s["horizon"])
+        a.horizon.load(s["held"] if "held" in s else s["horizon"])
         a.impressions, a.clicks, a.last_seen = s["impressions"], s["clicks"], s["last_seen"]
         a.shed.update(s.get("shed", {}))
         self.arms[key] = a

@@ -1,0 +1,114 @@
+"""How long a checkpoint holds the stages still, against the state it saves.
+
+A Kafka worker takes a checkpoint every ``kafka.checkpoint_interval`` under the stage's lock:
+the join stage saves each partition's labeller (pending impressions, early clicks), the
+evaluation stage each arm (behaviour log, look-ahead buffer, learners). Everything else waits
+meanwhile, so this pause is what a checkpoint costs in lag and freshness, and it grows with
+the state: up to ``limits.max_pending_impressions`` and ``limits.max_held_examples``.
+
+The simulator's stream (at ``--rate`` impressions per second of event time, so that
+windows hold many events) goes through the embedded engine in this process, without a final
+flush, and then for each part it prints the state's size, the time to take and to restore
+the checkpoint, and, as the baseline measured in the same run, the same state pickled in the
+previous layout (pending impressions and held examples pickled one struct at a time), with
+the ratio. Restores are checked: the state read back equals the state saved.
+
+Usage: python benchmarks/bench_checkpoint.py [--impressions 300000] [--rate 100] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import platform
+import sys
+import time
+from typing import Any, Callable
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def best_of(rounds: int, fn: Callable[[], Any]) -> tuple[float, Any]:
+    """The fastest of ``rounds`` calls (seconds) and the last result."""
+    best, out = float("inf"), None
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--impressions", type=int, default=300_000)
+    ap.add_argument("--rate", type=float, default=100.0, help="impressions per second of event time (default 100)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=3, help="timings per figure; the fastest counts (default 3)")
+    args = ap.parse_args()
+
+    from stream_lis.config import load_config
+    from stream_lis.engine import Engine
+    from stream_lis.runtime.sources import simulator_records
+    from stream_lis.simulator import SimulatorConfig
+
+    cfg = load_config(None, {})
+    eng = Engine(cfg)
+    t0 = time.perf_counter()
+    chunk: list[bytes] = []
+    for rec in simulator_records(SimulatorConfig(impressions=args.impressions, seed=args.seed,
+                                                 impressions_per_s=args.rate)):
+        chunk.append(rec)
+        if len(chunk) == 5000:
+            eng.process_records(chunk)
+            chunk = []
+    eng.process_records(chunk)
+    print(f"{args.impressions:,} impressions at {args.rate:g}/s of event time through the engine in "
+          f"{time.perf_counter() - t0:.1f} s; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{'state':<28}{'size':>22}{'save ms':>9}{'restore ms':>11}{'MB':>7}"
+          f"{'previous layout ms':>20}{'MB':>7}{'ratio':>7}")
+
+    def row(name: str, size: str, save: float, restore: float, blob: bytes, old: float, old_blob: bytes) -> None:
+        print(f"{name:<28}{size:>22}{save * 1e3:>9.1f}{restore * 1e3:>11.1f}{len(blob) / 1e6:>7.1f}"
+              f"{old * 1e3:>20.1f}{len(old_blob) / 1e6:>7.1f}{old / save:>6.1f}x")
+
+    # The join stage: one labeller (a partition's).
+    lab, joiner = eng.labeller, eng.labeller.joiner
+
+    def previous_labeller() -> bytes:
+        st = lab.state()
+        del st["joiner"]["held"]
+        st["joiner"].update(pending=list(joiner.pending.values()), early=joiner._early)
+        return pickle.dumps(st, protocol=pickle.HIGHEST_PROTOCOL)
+
+    save, blob = best_of(args.rounds, lambda: pickle.dumps(lab.state(), protocol=pickle.HIGHEST_PROTOCOL))
+    restore, back = best_of(args.rounds, lambda: pickle.loads(blob))
+    copy = type(lab)(cfg.time.attribution_window_ms, cfg.time.allowed_lateness_ms)
+    copy.load(back)
+    assert copy.joiner.pending == joiner.pending and copy.joiner._early == joiner._early, "restored join state differs"
+    old, old_blob = best_of(args.rounds, previous_labeller)
+    row("join: labeller", f"{len(joiner.pending):,} pending", save, restore, blob, old, old_blob)
+
+    # The evaluation stage: each arm.
+    arms = eng.armset
+    for key in arms.keys():
+        a = arms.arms[key]
+
+        def previous_arm() -> bytes:
+            return pickle.dumps({"log": a.log, "horizon": [e for _, _, e in a.horizon._run] + [e for _, _, e in a.horizon._heap],
+                                 "evaluator": a.evaluator, "impressions": a.impressions, "clicks": a.clicks,
+                                 "last_seen": a.last_seen, "shed": dict(a.shed), "fingerprint": arms.fingerprint()},
+                                protocol=pickle.HIGHEST_PROTOCOL)
+
+        save, blob = best_of(args.rounds, lambda: arms.dump_arm(key))
+        restore, _ = best_of(args.rounds, lambda: arms.load_arm(key, blob))
+        assert arms.arms[key].horizon.state() == a.horizon.state(), "restored look-ahead buffer differs"
+        old, old_blob = best_of(args.rounds, previous_arm)
+        arms.arms[key] = a
+        row(f"eval: arm {key[0]}/{key[1]}", f"{len(a.horizon):,} held", save, restore, blob, old, old_blob)
+    print(f"reproduce: python benchmarks/bench_checkpoint.py --impressions {args.impressions} --rate {args.rate:g} "
+          f"--seed {args.seed} --rounds {args.rounds}")
+
+
+if __name__ == "__main__":
+    main()
