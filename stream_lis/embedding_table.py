@@ -26,7 +26,6 @@ version that is the same vector. An inline ``embedding`` always wins over the ta
 from __future__ import annotations
 
 import logging
-import math
 from array import array
 from typing import Iterable, Sequence
 
@@ -34,6 +33,7 @@ import msgspec
 
 from .config import Config, ConfigError
 from .join import LabelledExample
+from .events import validation_reason
 from .jsonl_table import apply_lines, load_file
 
 log = logging.getLogger("stream_lis.embeddings")
@@ -98,13 +98,13 @@ class EmbeddingTable:
         try:
             rec = _decoder.decode(raw)
         except msgspec.ValidationError as exc:
-            return "missing_field" if "missing required field" in str(exc) else "wrong_type"
+            # 1e999 (JSON's only way to write infinity) is "Number out of range", as for events.
+            reason = validation_reason(str(exc))
+            return reason if reason in ("missing_field", "non_finite") else "wrong_type"
         except msgspec.DecodeError:
             return "unparseable"
         if len(rec.vector) > self.max_dims:
             return "oversized"
-        if not all(map(math.isfinite, rec.vector)):
-            return "non_finite"
         return rec
 
     def update(self, raw: bytes, key: str | None = None) -> str | None:

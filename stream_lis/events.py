@@ -89,7 +89,7 @@ def _to_ms(ts: int | _dt.datetime) -> int:
     return int(ts.timestamp() * 1000)
 
 
-def _classify(message: str) -> str:
+def validation_reason(message: str) -> str:
     """Map msgspec's validation message to a reason code (the message stays as detail)."""
     if message.startswith("Object missing required field"):
         return "missing_field"
@@ -127,7 +127,7 @@ def decode_event(
     try:
         ev = _decoder.decode(data)
     except msgspec.ValidationError as exc:
-        return Invalid(_classify(str(exc)), str(exc), data)
+        return Invalid(validation_reason(str(exc)), str(exc), data)
     except msgspec.DecodeError as exc:
         msg = str(exc)
         return Invalid("non_finite" if msg.startswith("Number out of range") else "unparseable", msg, data)

@@ -117,3 +117,16 @@ def test_an_arm_the_table_does_not_name_is_reported_once(tmp_path, caplog):
     assert ais["control"] is not None and ais["treatment"] is None
     warned = [r.getMessage() for r in caplog.records if "has an embedding" in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith("lis_demo/treatment: none of its first")
+
+
+def test_a_vector_holding_an_overflowing_number_is_rejected_as_non_finite():
+    """JSON's only way to write infinity is a number too large for a double (1e999): the
+    side tables reject it as ``non_finite``, the reason events get, not as a type error."""
+    from stream_lis.probes.external import ExternalProbe
+
+    t = EmbeddingTable([b'{"arm": "a", "item_id": "i", "vector": [1e999, 1.0]}',
+                        b'{"arm": "a", "item_id": "j", "vector": [1.0, -1e999]}',
+                        b'{"arm": "a", "item_id": "k", "vector": ["x"]}'])
+    assert t.rejected == [(1, "non_finite"), (2, "non_finite"), (3, "wrong_type")] and len(t) == 0
+    assert ExternalProbe.parse(b'{"item_id": "i", "vector": [1e999]}') == "non_finite"
+    assert ExternalProbe.parse(b'{"item_id": "i", "vector": ["x"]}') == "wrong_type"

@@ -19,13 +19,13 @@ the file named by ``probes.external.path`` (in every runtime), from the compacte
 from __future__ import annotations
 
 import logging
-import math
 from array import array
 from typing import Iterable, Sequence
 
 import msgspec
 import numpy as np
 
+from ..events import validation_reason
 from ..join import LabelledExample
 from ..jsonl_table import apply_lines, load_file
 from .base import Leaked, Probe
@@ -88,14 +88,13 @@ class ExternalProbe(Probe):
         """The record, or why it is rejected (``REJECT_DETAILS``); stores nothing."""
         try:
             rec = _decoder.decode(raw)
-        except msgspec.ValidationError:
-            return "wrong_type"
+        except msgspec.ValidationError as exc:
+            # 1e999 (JSON's only way to write infinity) is "Number out of range", as for events.
+            return "non_finite" if validation_reason(str(exc)) == "non_finite" else "wrong_type"
         except msgspec.DecodeError:
             return "unparseable"
         if rec.vector is None and rec.items is None:
             return "missing_field"
-        if rec.vector is not None and not all(map(math.isfinite, rec.vector)):
-            return "non_finite"
         return rec
 
     def update(self, raw: bytes, key: str | None = None) -> str | None:
