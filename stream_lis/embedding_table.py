@@ -32,8 +32,8 @@ from typing import Iterable, Sequence
 import msgspec
 
 from .config import Config, ConfigError
-from .join import LabelledExample
 from .events import validation_reason
+from .join import LabelledExample
 from .jsonl_table import apply_lines, load_file
 
 log = logging.getLogger("stream_lis.embeddings")
