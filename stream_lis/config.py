@@ -227,6 +227,12 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     topics: KafkaTopicsConfig = msgspec.field(default_factory=KafkaTopicsConfig)
+    #: What producers key both input topics by, which is what puts a click on its impression's
+    #: partition. ``impression_id`` (the default): a record keyed otherwise is still joined but
+    #: counted (``stream_lis_input_key_mismatch_total``) and logged. ``any``: both topics are
+    #: keyed alike by another field (a user or session id), which co-partitions them as well;
+    #: keys are not compared with the impression id, and only records without one are counted.
+    input_keys: str = "impression_id"
     #: How often state is checkpointed with the offsets it reflects (wall time).
     checkpoint_interval: Duration = "5s"
     #: A partition with no record for this long (wall time) while caught up is idle: its
@@ -383,6 +389,8 @@ def validate(cfg: Config) -> None:
            k.producer_batch_bytes) < 1:
         raise ConfigError("kafka.max_poll_records, envelope_records, fetch_min_bytes, max_partition_fetch_bytes "
                           "and producer_batch_bytes must be >= 1")
+    if k.input_keys not in ("impression_id", "any"):
+        raise ConfigError(f"kafka.input_keys: {k.input_keys!r} is not impression_id or any")
     if k.compression_type not in ("none", "gzip", "lz4", "snappy", "zstd"):
         raise ConfigError(f"kafka.compression_type: {k.compression_type!r} is not none, gzip, lz4, snappy or zstd")
     # A misspelt protocol must not fall back to an unencrypted, unauthenticated connection.

@@ -12,6 +12,7 @@ from stream_lis.config import ConfigError, load_config
 
 @pytest.mark.parametrize("key, value, names", [
     ("kafka.compression_type", "brotli", "kafka.compression_type"),
+    ("kafka.input_keys", "user_id", "kafka.input_keys"),
     ("kafka.envelope_records", 0, "envelope_records"),
     ("kafka.max_poll_records", 0, "max_poll_records"),
     ("kafka.fetch_max_wait", "soon", "kafka.fetch_max_wait"),

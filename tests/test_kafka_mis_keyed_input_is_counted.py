@@ -54,3 +54,42 @@ def test_unkeyed_and_otherwise_keyed_records_are_counted_and_logged(tmp_path):
     log = (tmp_path / "worker.log").read_text()
     assert f"{imps_topic}/" in log and "is unkeyed, not by its impression_id" in log, log[-2000:]
     assert "is keyed b'user-or-session', not by its impression_id" in log, log[-2000:]
+
+
+def test_with_input_keys_any_only_unkeyed_records_are_counted(tmp_path):
+    """Producers that key both topics alike by another field (a user id) co-partition each click
+    with its impression just as well: with ``kafka.input_keys = "any"`` those keys are not
+    counted, but a record without a key still is (it may land on any partition)."""
+    require_broker()
+    ov = {**namespace(), "kafka.input_keys": "any"}
+    imps_topic, clicks_topic = ov["kafka.topics.impressions"], ov["kafka.topics.clicks"]
+    events = list(Simulator(SimulatorConfig(impressions=2000, seed=4)).events())
+    user_of = {e["impression_id"]: e["user_id"] for e in events if e["type"] == "impression"}
+    assert cli("topics", "create", ov=ov).returncode == 0
+    producer = KafkaProducer(bootstrap_servers=BOOTSTRAP)
+    n_imps = unkeyed = 0
+    for e in events:
+        value = json.dumps(e).encode()
+        user = user_of.get(e["impression_id"])
+        if e["type"] == "impression":
+            n_imps += 1
+            key = None if n_imps % 10 == 0 else user.encode()  # every tenth impression unkeyed
+            unkeyed += key is None
+            producer.send(imps_topic, value, key=key)
+        elif user is not None:  # clicks keyed by their impression's user
+            producer.send(clicks_topic, value, key=user.encode())
+    producer.flush()
+    producer.close()
+    assert unkeyed > 100
+
+    worker = WorkerProc(ov, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        wait_for(settled(worker, n_imps), 120, "every impression to be counted", worker.alive)
+        m = worker.metrics()
+        name = "stream_lis_input_key_mismatch_total"
+        assert total(m, name, topic=imps_topic, kind="unkeyed") == unkeyed
+        assert total(m, name) == unkeyed  # user-keyed records, on both topics, are not counted
+        assert total(m, "stream_lis_click_joins_total", outcome="attributed") > 50  # they still join
+    finally:
+        worker.stop()

@@ -15,7 +15,9 @@ The join only sees its partition, so it relies on producers keying both topics b
 impression id. A record keyed otherwise is joined all the same (a consistent other key works
 as well), but counted by topic and kind (``stream_lis_input_key_mismatch_total``) and logged:
 where the two topics' keys differ, clicks land on other partitions than their impressions, and
-would otherwise only show as orphan clicks and a lower CTR.
+would otherwise only show as orphan clicks and a lower CTR. Deployments that key both topics
+alike by another field say so with ``kafka.input_keys = "any"``: then only records without a
+key are counted.
 
 Idle partitions (no record for ``kafka.idle_partition_timeout`` of wall time) are announced
 as idle in their heartbeats, and the evaluation stage leaves them out of its minimum, so a
@@ -259,6 +261,7 @@ class JoinStage(ConsumerRebalanceListener):
     def _read(self, batch: dict) -> None:
         """Decode what was fetched into the per-topic queues (invalid records go at once)."""
         decode = self._decode
+        by_id = self.cfg.kafka.input_keys == "impression_id"  # else only unkeyed records are counted
         for tp, msgs in batch.items():
             p = tp.partition
             lab = self.labellers.get(p)
@@ -277,7 +280,7 @@ class JoinStage(ConsumerRebalanceListener):
                         lab.reject(ev, f"{topic}/{p}@{m.offset}")
                     continue
                 key = m.key
-                if key is None or key != ev.impression_id.encode():
+                if key is None or (by_id and key != ev.impression_id.encode()):
                     self._mis_keyed(topic, p, m.offset, key, ev.impression_id)
                 ts = ev.ts
                 append((ts, m.offset, ev, raw, rank))
