@@ -185,7 +185,8 @@ class ArmSet:
 
     def apply(self, records: Iterable[ArmRecord]) -> None:
         arms = self.arms
-        # Consecutive records mostly belong to one arm: reuse its lookup while they do.
+        # A run of records of one arm (a Kafka evaluation partition often holds a single arm)
+        # reuses its lookup.
         exp = arm = a = None
         for rec in records:
             imp = rec.example.impression if type(rec) is Labelled else rec.impression

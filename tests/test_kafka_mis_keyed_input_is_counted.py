@@ -16,6 +16,17 @@ from kafka_harness import BOOTSTRAP, WorkerProc, cli, namespace, require_broker,
 pytestmark = [pytest.mark.kafka]
 
 
+def _settled_metrics(ov: dict, tmp_path, n_imps: int) -> dict:
+    """A worker's metrics once it has accounted for every impression (its log: worker.log)."""
+    worker = WorkerProc(ov, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        wait_for(settled(worker, n_imps), 120, "every impression to be counted", worker.alive)
+        return worker.metrics()
+    finally:
+        worker.stop()
+
+
 def test_unkeyed_and_otherwise_keyed_records_are_counted_and_logged(tmp_path):
     require_broker()
     ov = namespace()
@@ -40,17 +51,11 @@ def test_unkeyed_and_otherwise_keyed_records_are_counted_and_logged(tmp_path):
     producer.close()
     assert unkeyed > 100 and other > 10
 
-    worker = WorkerProc(ov, tmp_path / "worker.log")
-    try:
-        worker.wait_ready()
-        wait_for(settled(worker, n_imps), 120, "every impression to be counted", worker.alive)
-        m = worker.metrics()
-        name = "stream_lis_input_key_mismatch_total"
-        assert total(m, name, topic=imps_topic, kind="unkeyed") == unkeyed
-        assert total(m, name, topic=clicks_topic, kind="other_key") == other
-        assert total(m, name) == unkeyed + other  # correctly keyed records are not counted
-    finally:
-        worker.stop()
+    m = _settled_metrics(ov, tmp_path, n_imps)
+    name = "stream_lis_input_key_mismatch_total"
+    assert total(m, name, topic=imps_topic, kind="unkeyed") == unkeyed
+    assert total(m, name, topic=clicks_topic, kind="other_key") == other
+    assert total(m, name) == unkeyed + other  # correctly keyed records are not counted
     log = (tmp_path / "worker.log").read_text()
     assert f"{imps_topic}/" in log and "is unkeyed, not by its impression_id" in log, log[-2000:]
     assert "is keyed b'user-or-session', not by its impression_id" in log, log[-2000:]
@@ -82,14 +87,8 @@ def test_with_input_keys_any_only_unkeyed_records_are_counted(tmp_path):
     producer.close()
     assert unkeyed > 100
 
-    worker = WorkerProc(ov, tmp_path / "worker.log")
-    try:
-        worker.wait_ready()
-        wait_for(settled(worker, n_imps), 120, "every impression to be counted", worker.alive)
-        m = worker.metrics()
-        name = "stream_lis_input_key_mismatch_total"
-        assert total(m, name, topic=imps_topic, kind="unkeyed") == unkeyed
-        assert total(m, name) == unkeyed  # user-keyed records, on both topics, are not counted
-        assert total(m, "stream_lis_click_joins_total", outcome="attributed") > 50  # they still join
-    finally:
-        worker.stop()
+    m = _settled_metrics(ov, tmp_path, n_imps)
+    name = "stream_lis_input_key_mismatch_total"
+    assert total(m, name, topic=imps_topic, kind="unkeyed") == unkeyed
+    assert total(m, name) == unkeyed  # user-keyed records, on both topics, are not counted
+    assert total(m, "stream_lis_click_joins_total", outcome="attributed") > 50  # they still join

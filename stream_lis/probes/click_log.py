@@ -32,7 +32,7 @@ import numpy as np
 
 from ..join import LabelledExample
 from . import kernels, release
-from .window_index import (_TIME_MASK, MAX_KEY, TIME_BITS, refit_base, relative_times, shift_times,
+from .window_index import (MAX_KEY, TIME_BITS, TIME_MASK, refit_base, relative_times, shift_times,
                            worth_compacting)
 
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -242,7 +242,7 @@ class ClickLog:
         if self._iids is None:
             self._iids = {serial: iid for iid, serial in self._serial.items()}
         iids = self._iids
-        ts = ((view.comp[s] & _TIME_MASK) + self.base).tolist()
+        ts = ((view.comp[s] & TIME_MASK) + self.base).tolist()
         return [(t, other[o], iids[k]) for t, o, k in zip(ts, view.other[s].tolist(), view.serial[s].tolist())]
 
     def item_clicks(self, item_id: str, start: int, end: int) -> list[tuple[int, str, str]]:
@@ -261,7 +261,7 @@ class ClickLog:
             return
         cut = int(self._rel(np.int64(before)))
         for view in (self.by_item, self.by_user):
-            view.keep((view.comp & _TIME_MASK) > cut)
+            view.keep((view.comp & TIME_MASK) > cut)
         self.clicked = {iid: ts for iid, ts in self.clicked.items() if ts > before}
         self._serial = {iid: s for iid, s in self._serial.items() if iid in self.clicked}
         self._last = self._iids = None
@@ -280,7 +280,7 @@ class ClickLog:
             if not force and not worth_compacting(len(codes.names), len(live)):
                 continue
             mapping = codes.remap(live)
-            view.comp = (mapping[view.comp >> TIME_BITS] << TIME_BITS) | (view.comp & _TIME_MASK)
+            view.comp = (mapping[view.comp >> TIME_BITS] << TIME_BITS) | (view.comp & TIME_MASK)
             other.other = mapping[other.other]
             if codes is self.items:
                 self._tokens = {}

@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..features import logits
 from ..join import LabelledExample
 from . import release
 from .base import Leaked, Probe
@@ -61,10 +62,6 @@ class FutureItemProbe(Probe):
         # Base rate: every item's CTR over the same window (a function of the events alone).
         p0 = (c_all + 1.0) / (n_all + BASE_RATE_PRIOR)
         ctr = (c + a * p0) / (n + a)
-        out = np.column_stack([_logit(ctr) - _logit(p0), np.log1p(n)])
+        out = np.column_stack([logits(ctr) - logits(p0), np.log1p(n)])
         return Leaked(NAMES, out)
 
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.minimum(np.maximum(p, 1e-6), 1 - 1e-6)  # as features.logit (np.clip costs more)
-    return np.log(p / (1 - p))

@@ -22,7 +22,7 @@ import numpy as np
 #: Bits of the time offset in a composite key: 2**40 ms is about 35 years either side of
 #: the base; keys (item or user codes) get the remaining 23 bits.
 TIME_BITS = 40
-_TIME_MASK = (1 << TIME_BITS) - 1
+TIME_MASK = (1 << TIME_BITS) - 1
 MAX_KEY = (1 << (63 - TIME_BITS)) - 1
 
 
@@ -43,32 +43,32 @@ def centered_base(lo: int, hi: int) -> int:
     decades before the others), the newest fit and the oldest sit at the bottom, out of every
     window, until a prune drops them: a stream's recent past is what its windows ask about."""
     span = hi - lo
-    if span <= _TIME_MASK:
-        return lo - (_TIME_MASK - span) // 2
-    return hi - _TIME_MASK // 2
+    if span <= TIME_MASK:
+        return lo - (TIME_MASK - span) // 2
+    return hi - TIME_MASK // 2
 
 
 def shift_times(comp: np.ndarray, delta: int) -> np.ndarray:
     """Composite keys with ``delta`` added to their time part (a change of base by ``-delta``),
     clipped to the time bits: the order is unchanged."""
-    return (comp & ~_TIME_MASK) | np.clip((comp & _TIME_MASK) + delta, 0, _TIME_MASK)
+    return (comp & ~TIME_MASK) | np.clip((comp & TIME_MASK) + delta, 0, TIME_MASK)
 
 
 def relative_times(ts: np.ndarray, base: int) -> np.ndarray:
     """Event times as offsets from ``base``, clipped to the time bits (what a composite key
     holds). np.maximum/np.minimum: np.clip's Python wrapper costs more than the clipping."""
-    return np.minimum(np.maximum(ts - base, 0), _TIME_MASK)
+    return np.minimum(np.maximum(ts - base, 0), TIME_MASK)
 
 
 def refit_base(base: int | None, lo: int, hi: int, held: list[np.ndarray]) -> tuple[int, int]:
     """The base for events ``lo..hi`` joining the composite arrays ``held`` (keyed on ``base``),
     and how much their time parts must move (``shift_times``). The base only moves when the new
     events do not fit: an early-dated first record must not clip every later one."""
-    if base is not None and lo >= base and hi - base <= _TIME_MASK:
+    if base is not None and lo >= base and hi - base <= TIME_MASK:
         return base, 0
     for comp in held:
         if base is not None and len(comp):
-            t = comp & _TIME_MASK
+            t = comp & TIME_MASK
             lo, hi = min(lo, int(t.min()) + base), max(hi, int(t.max()) + base)
     new = centered_base(lo, hi)
     return new, (0 if base is None else base - new)
@@ -121,7 +121,7 @@ class WindowIndex:
         """Drop events with ``ts <= before``."""
         comp = self.composite()
         if self.base is not None and len(comp):
-            self._sorted = comp[(comp & _TIME_MASK) > self._rel(np.int64(before))]
+            self._sorted = comp[(comp & TIME_MASK) > self._rel(np.int64(before))]
         if not len(self._sorted):
             self.base = None  # empty: the next events choose it afresh
 
@@ -131,7 +131,7 @@ class WindowIndex:
         if self.base is None:
             return np.zeros(0, dtype=np.int64)
         lo, hi = np.searchsorted(comp, [key << TIME_BITS, (key + 1) << TIME_BITS])
-        return (comp[lo:hi] & _TIME_MASK) + self.base
+        return (comp[lo:hi] & TIME_MASK) + self.base
 
     def keys_in_use(self) -> np.ndarray:
         return np.unique(self.composite() >> TIME_BITS)
@@ -139,4 +139,4 @@ class WindowIndex:
     def remap(self, mapping: np.ndarray) -> None:
         """Replace every key ``k`` by ``mapping[k]`` (order-preserving: codes compacted)."""
         comp = self.composite()
-        self._sorted = (mapping[comp >> TIME_BITS] << TIME_BITS) | (comp & _TIME_MASK)
+        self._sorted = (mapping[comp >> TIME_BITS] << TIME_BITS) | (comp & TIME_MASK)
