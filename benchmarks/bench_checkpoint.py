@@ -13,7 +13,14 @@ the checkpoint, and, as the baseline measured in the same run, the same state pi
 previous layout (pending impressions and held examples pickled one struct at a time), with
 the ratio. Restores are checked: the state read back equals the state saved.
 
+With ``--bootstrap`` each checkpoint also goes through a Kafka broker as a worker saves it:
+compressed, sent (in parts of ``kafka.max_checkpoint_bytes`` when it is larger) and
+acknowledged, then read back and checked (``send s``, ``parts``, ``load s``). The join stage
+used to do all of that while it held still; it now only pickles there, and the rest happens
+on a thread, as the evaluation stage's saves always did.
+
 Usage: python benchmarks/bench_checkpoint.py [--impressions 300000] [--rate 100] [--rounds 3]
+                                             [--bootstrap HOST:PORT]
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=100.0, help="impressions per second of event time (default 100)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=3, help="timings per figure; the fastest counts (default 3)")
+    ap.add_argument("--bootstrap", default=None,
+                    help="a Kafka broker: also save each checkpoint to it and read it back (topics of their own)")
     args = ap.parse_args()
 
     from stream_lis.config import load_config
@@ -68,9 +77,15 @@ def main() -> None:
     print(f"{'state':<28}{'size':>22}{'save ms':>9}{'restore ms':>11}{'MB':>7}"
           f"{'previous layout ms':>20}{'MB':>7}{'ratio':>7}")
 
+    broker = Broker(args.bootstrap, cfg) if args.bootstrap else None
+    sent: list[str] = []
+
     def row(name: str, size: str, save: float, restore: float, blob: bytes, old: float, old_blob: bytes) -> None:
         print(f"{name:<28}{size:>22}{save * 1e3:>9.1f}{restore * 1e3:>11.1f}{len(blob) / 1e6:>7.1f}"
-              f"{old * 1e3:>20.1f}{len(old_blob) / 1e6:>7.1f}{old / save:>6.1f}x")
+              f"{old * 1e3:>20.1f}{len(old_blob) / 1e6:>7.1f}{old / save:>6.1f}x", flush=True)
+        if broker is not None:
+            key = ("join:" if name.startswith("join") else "eval:") + str(len(sent))
+            sent.append(broker.round_trip(key, blob, pickle.loads))
 
     # The join stage: one labeller (a partition's).
     lab, joiner = eng.labeller, eng.labeller.joiner
@@ -106,8 +121,55 @@ def main() -> None:
         old, old_blob = best_of(args.rounds, previous_arm)
         arms.arms[key] = a
         row(f"eval: arm {key[0]}/{key[1]}", f"{len(a.horizon):,} held", save, restore, blob, old, old_blob)
+    if broker is not None:
+        print(f"through the broker (kafka.max_checkpoint_bytes {cfg.kafka.max_checkpoint_bytes / 2**20:.0f} MiB):")
+        print(f"{'state':<28}{'compressed MB':>14}{'parts':>6}{'send s':>8}{'load s':>8}")
+        for line in sent:
+            print(line)
+        broker.close()
+    extra = f" --bootstrap {args.bootstrap}" if args.bootstrap else ""
     print(f"reproduce: python benchmarks/bench_checkpoint.py --impressions {args.impressions} --rate {args.rate:g} "
-          f"--seed {args.seed} --rounds {args.rounds}")
+          f"--seed {args.seed} --rounds {args.rounds}{extra}")
+
+
+class Broker:
+    """A checkpoint store on a broker, as a worker has one, on topics of its own."""
+
+    def __init__(self, bootstrap: str, cfg: Any) -> None:
+        import uuid
+
+        import msgspec
+
+        from stream_lis.runtime.kafka.checkpoints import CheckpointStore
+        from stream_lis.runtime.kafka.produce import make_producer
+        from stream_lis.runtime.kafka.topics import create_topics
+
+        name = f"bench-ck-{uuid.uuid4().hex[:6]}"
+        k = msgspec.structs.replace(cfg.kafka, bootstrap_servers=bootstrap,
+                                    topics=msgspec.structs.replace(cfg.kafka.topics, checkpoints=name))
+        self.cfg = msgspec.structs.replace(cfg, kafka=k)
+        self.client_kw = {"bootstrap_servers": bootstrap}
+        create_topics(self.cfg, self.client_kw)
+        self.producer = make_producer(self.client_kw, max_request_size=k.max_checkpoint_bytes,
+                                      batch_size=min(k.producer_batch_bytes, k.max_checkpoint_bytes))
+        self.store = CheckpointStore(name, self.producer, self.client_kw, k.max_checkpoint_bytes)
+
+    def round_trip(self, key: str, raw: bytes, decode: Callable[[bytes], Any]) -> str:
+        """Save ``raw`` as a worker does, read it back (checked); the row of figures."""
+        t0 = time.perf_counter()
+        size = self.store.save_snapshot(key, raw)
+        send = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        back = self.store.load_all(key.split(":")[0] + ":", [key])
+        load = time.perf_counter() - t0
+        # both unpickled from the same bytes (one of them through the broker) pickle alike
+        again = lambda obj: pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)  # noqa: E731
+        assert again(back[key]) == again(decode(raw)), f"{key}: read back differs"
+        parts = -(-size // self.store.part_bytes) if size > self.store.part_bytes else 1
+        return f"{key:<28}{size / 1e6:>14.1f}{parts:>6}{send:>8.1f}{load:>8.1f}"
+
+    def close(self) -> None:
+        self.producer.close()
 
 
 if __name__ == "__main__":

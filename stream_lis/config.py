@@ -249,7 +249,9 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: arm's partition that gets no records from an input partition learns its watermark
     #: only so: part of the freshness budget).
     heartbeat_interval: Duration = "200ms"
-    #: Largest checkpoint (learner state) message; the checkpoint topic is created to fit it.
+    #: Largest checkpoint message; the checkpoint topic is created to fit it (its
+    #: ``max.message.bytes``). A larger checkpoint (at the memory bounds a partition's state
+    #: compresses to hundreds of megabytes) is written in parts of this size.
     max_checkpoint_bytes: int = 64 * 1024 * 1024
     #: Environment variable holding the key that signs checkpoints (HMAC-SHA256): with it set,
     #: a checkpoint without a valid signature is refused before it is unpickled. Unset, the
@@ -389,6 +391,8 @@ def validate(cfg: Config) -> None:
            k.producer_batch_bytes) < 1:
         raise ConfigError("kafka.max_poll_records, envelope_records, fetch_min_bytes, max_partition_fetch_bytes "
                           "and producer_batch_bytes must be >= 1")
+    if k.max_checkpoint_bytes < 64 * 1024:
+        raise ConfigError("kafka.max_checkpoint_bytes must be >= 65536 (64 KiB)")
     if k.input_keys not in ("impression_id", "any"):
         raise ConfigError(f"kafka.input_keys: {k.input_keys!r} is not impression_id or any")
     if k.compression_type not in ("none", "gzip", "lz4", "snappy", "zstd"):

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -71,6 +72,13 @@ def set_args(ov: dict) -> list[str]:
 def cli(*args: str, ov: dict, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args, "--bootstrap", BOOTSTRAP, *set_args(ov)], capture_output=True,
                           timeout=timeout, **kw)
+
+
+def replay_in_background(path: Path, ov: dict, rate: int = 2500) -> threading.Thread:
+    """``stream-lis replay`` of the file at ``rate`` records/s on a thread (started; join it)."""
+    t = threading.Thread(target=lambda: cli("replay", str(path), "--rate", str(rate), ov=ov, timeout=300))
+    t.start()
+    return t
 
 
 class WorkerProc:
@@ -172,11 +180,12 @@ def total(m: dict, name: str, **labels: str) -> float:
     return sum(s.value for s in m.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items()))
 
 
-def write_stream(path: Path, impressions: int, seed: int) -> int:
-    """A simulator stream as JSON Lines; returns how many impressions it holds."""
+def write_stream(path: Path, impressions: int, seed: int, **simulator) -> int:
+    """A simulator stream as JSON Lines; returns how many impressions it holds. ``simulator``:
+    more ``SimulatorConfig`` fields (``impressions_per_s``)."""
     from stream_lis.simulator import Simulator, SimulatorConfig
 
-    events = [json.dumps(e).encode() for e in Simulator(SimulatorConfig(impressions=impressions, seed=seed)).events()]
+    events = [json.dumps(e).encode() for e in Simulator(SimulatorConfig(impressions=impressions, seed=seed, **simulator)).events()]
     path.write_bytes(b"\n".join(events) + b"\n")
     return sum(1 for e in events if b'"type": "impression"' in e)
 

@@ -5,11 +5,11 @@ checkpoints are signed (``$STREAM_LIS_CHECKPOINT_KEY``): the restarted worker ve
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
 
-from kafka_harness import WorkerProc, accounted, by_arm, cli, namespace, require_broker, settled, total, wait_for, write_stream
+from kafka_harness import (WorkerProc, accounted, by_arm, cli, namespace, replay_in_background, require_broker, settled, total,
+                           wait_for, write_stream)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -23,8 +23,7 @@ def test_kill9_mid_stream_then_restart_counts_every_label_exactly_once(tmp_path,
     assert cli("topics", "create", ov=ov).returncode == 0
 
     worker = WorkerProc(ov, tmp_path / "worker1.log")
-    replay = threading.Thread(target=lambda: cli("replay", str(path), "--rate", "2500", ov=ov, timeout=300))
-    replay.start()
+    replay = replay_in_background(path, ov)
     try:
         worker.wait_ready()
 

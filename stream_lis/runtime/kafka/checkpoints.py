@@ -8,6 +8,16 @@ by ``kafka.checkpoint_key_env``), every checkpoint carries an HMAC-SHA256 of its
 without a valid MAC is refused before it is unpickled (its partition starts over, counted in
 ``refused``). Without a key the topic must be as trusted as the workers themselves.
 
+A checkpoint larger than one message (``kafka.max_checkpoint_bytes``, which the topic's
+``max.message.bytes`` matches) is written in parts: the parts under keys of their own
+(``eval:1#<id>.<k>``), then, once the broker has acknowledged every part, a manifest under
+the checkpoint's key naming them. A reader follows the latest manifest; a worker that dies
+between parts and manifest leaves the previous checkpoint intact. The parts a manifest no
+longer names are deleted (tombstones) after the next checkpoint of that key. Why parts: at
+the memory bounds (``limits.max_pending_impressions``, ``limits.max_held_examples``) a
+partition's state compresses to hundreds of megabytes, far over what one Kafka message
+should carry; a checkpoint the producer refuses is no checkpoint at all.
+
 ``BackgroundSaver`` compresses and sends a stage's checkpoints on a thread of its own: the
 stage pickles its state under its lock (a consistent snapshot) and goes on while the bytes
 are compressed and acknowledged; the offsets a checkpoint reflects are handed back for the
@@ -18,11 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import pickle
 import threading
+import time
+import uuid
 import zlib
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Callable, Collection, Hashable, Sequence
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -49,6 +62,35 @@ def unpack(blob: bytes) -> Any:
 #: unsigned one is the zlib stream alone (it starts with 0x78, never with this).
 SIGNED = b"SLC1"
 _MAC_BYTES = 32
+
+
+#: A manifest (the value of a checkpoint written in parts): this, then JSON ``{"id", "parts",
+#: "bytes"}``. Neither a zlib stream nor a signed checkpoint starts with it.
+MANIFEST = b"SLCM"
+#: Room a message keeps for its key and the record's framing, below ``max.message.bytes``.
+_FRAMING = 4096
+#: Parts no manifest names are deleted when a worker takes their partition over and they are
+#: this old: a crash between parts and manifest left them (a younger part may belong to a
+#: save still on its way).
+ORPHAN_AGE_S = 600.0
+
+
+def part_key(key: str, ckid: str, k: int) -> str:
+    """The key of part ``k`` of checkpoint ``ckid`` of ``key``.
+
+    >>> part_key("eval:1", "a1b2", 0), split_part_key("eval:1#a1b2.0")
+    ('eval:1#a1b2.0', ('eval:1', 'a1b2', 0))
+    """
+    return f"{key}#{ckid}.{k}"
+
+
+def split_part_key(pk: str) -> tuple[str, str, int] | None:
+    """``(key, checkpoint id, part)`` of a part key; ``None`` for a checkpoint's own key."""
+    key, sep, rest = pk.partition("#")
+    ckid, dot, k = rest.rpartition(".")
+    if not sep or not dot or not k.isdigit():
+        return None
+    return key, ckid, int(k)
 
 
 def sign(blob: bytes, key: bytes) -> bytes:
@@ -83,6 +125,7 @@ class CheckpointStore:
     """Save and load checkpoints; ``save`` returns once the broker acknowledged.
 
     ``key``: sign every checkpoint and load only validly signed ones (see the module doc).
+    ``max_bytes``: the largest message; a larger checkpoint goes in parts (module doc).
     """
 
     def __init__(self, topic: str, producer: KafkaProducer, client_kw: dict[str, Any], max_bytes: int,
@@ -92,53 +135,159 @@ class CheckpointStore:
         self.client_kw = client_kw
         self.max_bytes = max_bytes
         self.key = key
-        #: Checkpoints refused when loading (bad or missing MAC): their partitions started over.
+        #: Checkpoints refused when loading (bad or missing MAC, missing parts, unreadable):
+        #: their partitions started over.
         self.refused = 0
+        #: Checkpoint key -> (id, parts) of its last checkpoint written in parts: deleted once
+        #: a newer checkpoint of the key is acknowledged.
+        self._parts: dict[str, tuple[str, int]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def part_bytes(self) -> int:
+        return max(1024, self.max_bytes - _FRAMING)
 
     def save(self, key: str, state: Any) -> int:
         return self.save_snapshot(key, snapshot(state))
 
     def save_snapshot(self, key: str, raw: bytes) -> int:
-        """Compress and send what ``snapshot`` made; returns the message's size once acknowledged."""
+        """Compress and send what ``snapshot`` made; returns its size once acknowledged (in
+        parts when it is larger than a message)."""
         blob = compress(raw)
         if self.key is not None:
             blob = sign(blob, self.key)
-        self.producer.send(self.topic, key=key.encode(), value=blob).get(timeout=60)
+        send, size = self.producer.send, self.part_bytes
+        if len(blob) <= size:
+            send(self.topic, key=key.encode(), value=blob).get(timeout=60)
+            written = None
+        else:
+            ckid = uuid.uuid4().hex[:12]
+            n = -(-len(blob) // size)
+            view = memoryview(blob)
+            try:
+                sent = [send(self.topic, key=part_key(key, ckid, k).encode(), value=bytes(view[k * size:(k + 1) * size]))
+                        for k in range(n)]
+                for fut in sent:
+                    fut.get(timeout=60)
+                manifest = MANIFEST + json.dumps({"id": ckid, "parts": n, "bytes": len(blob)}).encode()
+                send(self.topic, key=key.encode(), value=manifest).get(timeout=60)
+            except Exception:
+                self._delete_parts(key, ckid, n)  # best effort: a failed save leaves no parts behind
+                raise
+            written = (ckid, n)
+            log.info("checkpoint %s saved in %d parts (%.1f MB)", key, n, len(blob) / 1e6)
+        with self._lock:
+            before = self._parts.pop(key, None)
+            if written is not None:
+                self._parts[key] = written
+        if before is not None:
+            self._delete_parts(key, *before)
         return len(blob)
 
-    def load_all(self, prefix: str) -> dict[str, Any]:
-        """Latest checkpoint of every key starting with ``prefix``."""
+    def _delete_parts(self, key: str, ckid: str, n: int) -> None:
+        """Tombstones for the parts of an older checkpoint (compaction then drops them)."""
+        for k in range(n):
+            self.producer.send(self.topic, key=part_key(key, ckid, k).encode(), value=None).add_errback(
+                lambda exc, k=k: log.warning("part %d of an old checkpoint of %s not deleted: %s", k, key, exc))
+
+    def load_all(self, prefix: str, keys: Collection[str] | None = None) -> dict[str, Any]:
+        """Latest checkpoint of every key starting with ``prefix`` (of ``keys`` alone, when
+        given: the partitions the caller takes over, whose orphan parts it may delete)."""
         consumer = KafkaConsumer(enable_auto_commit=False, max_partition_fetch_bytes=self.max_bytes,
                                  fetch_max_bytes=self.max_bytes, **self.client_kw)
+        wanted = (lambda k: k in keys) if keys is not None else (lambda k: True)
+        latest: dict[str, bytes] = {}
+        parts: dict[str, tuple[bytes, float]] = {}  # part key -> (value, timestamp in seconds)
         try:
-            parts = consumer.partitions_for_topic(self.topic) or set()
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+            parts_of_topic = consumer.partitions_for_topic(self.topic) or set()
+            tps = [TopicPartition(self.topic, p) for p in sorted(parts_of_topic)]
             if not tps:
                 return {}
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
             end = consumer.end_offsets(tps)
-            latest: dict[str, bytes] = {}
             while any(consumer.position(tp) < end[tp] for tp in tps):
                 for batch in consumer.poll(timeout_ms=1000).values():
                     for msg in batch:
                         k = msg.key.decode()
-                        if k.startswith(prefix) and msg.value is not None:
-                            latest[k] = msg.value
-            out = {}
-            for k, v in latest.items():
-                blob, why = verify(v, self.key)
-                if blob is None:
-                    self.refused += 1
-                    log.error("checkpoint %s refused (%s): it was not written by a worker holding this "
-                              "checkpoint key; that partition starts over", k, why)
-                    continue
-                if why == "unverified":
-                    log.warning("checkpoint %s is signed but this worker has no checkpoint key: loaded unverified", k)
-                out[k] = unpack(blob)
-            return out
+                        if not k.startswith(prefix):
+                            continue
+                        split = split_part_key(k)
+                        if split is not None:
+                            if not wanted(split[0]):
+                                continue
+                            if msg.value is None:
+                                parts.pop(k, None)
+                            else:
+                                parts[k] = (msg.value, msg.timestamp / 1000)
+                        elif wanted(k):
+                            if msg.value is None:
+                                latest.pop(k, None)
+                            else:
+                                latest[k] = msg.value
         finally:
             consumer.close()
+        out = {}
+        for k, v in latest.items():
+            if v.startswith(MANIFEST):
+                v = self._assemble(k, v, parts)
+                if v is None:
+                    continue
+            blob, why = verify(v, self.key)
+            if blob is None:
+                self.refused += 1
+                log.error("checkpoint %s refused (%s): it was not written by a worker holding this "
+                          "checkpoint key; that partition starts over", k, why)
+                continue
+            if why == "unverified":
+                log.warning("checkpoint %s is signed but this worker has no checkpoint key: loaded unverified", k)
+            try:
+                out[k] = unpack(blob)
+            except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint must not stop the worker
+                self.refused += 1
+                log.error("checkpoint %s refused: it cannot be read (%s: %s); that partition starts over",
+                          k, type(exc).__name__, exc)
+        if keys is not None:
+            self._delete_orphans(latest, parts)
+        return out
+
+    def _assemble(self, key: str, manifest: bytes, parts: dict[str, tuple[bytes, float]]) -> bytes | None:
+        """The checkpoint a manifest names, joined from its parts (``None``: refused)."""
+        try:
+            m = json.loads(manifest[len(MANIFEST):])
+            names = [part_key(key, m["id"], k) for k in range(int(m["parts"]))]
+            size = int(m["bytes"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self.refused += 1
+            log.error("checkpoint %s refused: its manifest cannot be read (%s); that partition starts over", key, exc)
+            return None
+        missing = [n for n in names if n not in parts]
+        blob = b"".join(parts[n][0] for n in names) if not missing else b""
+        if missing or len(blob) != size:
+            self.refused += 1
+            log.error("checkpoint %s refused: %s; that partition starts over", key,
+                      f"{len(missing)} of its {len(names)} parts are missing" if missing
+                      else f"its parts hold {len(blob):,} bytes, its manifest says {size:,}")
+            return None
+        with self._lock:
+            self._parts[key] = (m["id"], len(names))  # deleted after the next checkpoint of the key
+        return blob
+
+    def _delete_orphans(self, latest: dict[str, bytes], parts: dict[str, tuple[bytes, float]]) -> None:
+        """Delete parts no manifest names (a save that died before its manifest), once old."""
+        named = {}
+        for k, v in latest.items():
+            if v.startswith(MANIFEST):
+                try:
+                    named[k] = json.loads(v[len(MANIFEST):])["id"]
+                except (ValueError, KeyError, TypeError):
+                    pass
+        now = time.time()
+        for pk, (_, ts) in parts.items():
+            key, ckid, _ = split_part_key(pk)  # type: ignore[misc]
+            if named.get(key) != ckid and now - ts >= ORPHAN_AGE_S:
+                self.producer.send(self.topic, key=pk.encode(), value=None)
+                log.info("deleted orphan checkpoint part %s (no manifest names it)", pk)
 
 
 class BackgroundSaver:

@@ -114,6 +114,8 @@ class EvalStage(ConsumerRebalanceListener):
         self.checkpoints = 0
         self.checkpoint_bytes = 0
         self.saver = BackgroundSaver(store, "eval-checkpoints", on_saved=self._saved)
+        #: Checkpoints saved in the foreground (revocation, shutdown) that failed.
+        self.foreground_failures = 0
         self.last_evaluation_unix: float | None = None
         self.recovered = threading.Event()
         self.stopping = threading.Event()
@@ -159,7 +161,7 @@ class EvalStage(ConsumerRebalanceListener):
         with self.lock:
             self.rebalances += 1
             new = sorted({tp.partition for tp in assigned} - set(self.parts))
-            saved = self.store.load_all("eval:") if new else {}
+            saved = self.store.load_all("eval:", [f"eval:{p}" for p in new]) if new else {}
             for p in new:
                 st = PartitionState(self.cfg, self._keep_ms, self.probes, self.embeddings)
                 ck = saved.get(f"eval:{p}")
@@ -199,13 +201,24 @@ class EvalStage(ConsumerRebalanceListener):
 
     def _checkpoint(self, parts: set[int]) -> dict[TopicPartition, int]:
         """Save the partitions' checkpoint now (rebalance, shutdown); returns the offsets for
-        the caller to commit once it has released the lock."""
+        the caller to commit once it has released the lock. A failure is logged and counted:
+        the next owner resumes from the previous checkpoint."""
         snaps, offsets = self._snapshot(parts)
         size = 0
-        for key, raw in snaps:
-            size = self.store.save_snapshot(key, raw)
+        try:
+            for key, raw in snaps:
+                size = self.store.save_snapshot(key, raw)
+        except Exception:  # noqa: BLE001 - the stage must stop cleanly, or hand its partitions over
+            self.foreground_failures += 1
+            log.exception("checkpoint of evaluation partitions %s not saved: their next owner resumes from the "
+                          "previous one and replays the labelled topic since", sorted(parts))
+            return {}
         self._saved(size)
         return offsets
+
+    @property
+    def checkpoint_failures(self) -> int:
+        return self.saver.failed + self.foreground_failures
 
     def watermark(self, st: PartitionState) -> int:
         """Min over the input partitions that are not idle; max when all are idle."""

@@ -29,9 +29,13 @@ remaining window. (A backfill that pauses longer than the timeout sees records o
 advanced watermark as late: raise the timeout for such replays.)
 
 Recovery: every ``kafka.checkpoint_interval`` (and when a partition is revoked) the stage
-flushes what it produced and saves each partition's labeller state with the input offsets it
-reflects. A restarted owner seeks to those offsets; records it produces a second time are
-dropped by the evaluation stage, which keeps each impression's records once.
+flushes what it produced and snapshots each partition's labeller state with the input offsets
+it reflects. A restarted owner seeks to those offsets; records it produces a second time are
+dropped by the evaluation stage, which keeps each impression's records once. The periodic
+checkpoints are compressed and sent in the background (``BackgroundSaver``): the stage holds
+still only while it pickles. A checkpoint's offsets are committed, and its watermark announced
+to the evaluation stage as the partition's checkpointed one, only once the broker has
+acknowledged it; one that fails is logged and counted, and the next interval tries again.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import threading
 import time
 from collections import Counter, deque
 from operator import itemgetter
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -52,7 +56,7 @@ from ...engine import decoder_for
 from ...events import Invalid
 from ...labeller import ArmRecord, Labelled, LabelCounters, Labeller
 from ...watermark import NEG_INF, POS_INF, idle_targets
-from .checkpoints import CheckpointStore
+from .checkpoints import BackgroundSaver, CheckpointStore, snapshot
 from .produce import dead_letter_sink
 from .settings import consumer_tuning
 from .topics import commit_offsets, consumer_lag
@@ -94,6 +98,12 @@ class _Sources(Sequence[str]):
         return f"{self.names[self.ranks[k]]}/{self.p}@{self.offsets[k]}"
 
 
+class _Checkpointed(NamedTuple):
+    """Stands, among a checkpoint's offsets, for the partition's watermark it saved."""
+
+    partition: int
+
+
 class JoinStage(ConsumerRebalanceListener):
     def __init__(self, cfg: Config, client_kw: dict[str, Any], producer: KafkaProducer, store: CheckpointStore) -> None:
         k = cfg.kafka
@@ -117,6 +127,9 @@ class JoinStage(ConsumerRebalanceListener):
         self._lag_at = 0.0  # monotonic time of the lag measurement
         self.rebalances = 0
         self.checkpoints = 0
+        self.saver = BackgroundSaver(store, "join-checkpoints", on_saved=self._saved)
+        #: Checkpoints saved in the foreground (revocation, shutdown) that failed.
+        self.foreground_failures = 0
         #: (topic, "unkeyed" | "other_key") -> input records not keyed by their impression id
         #: (this process, since start: a record re-read after a restart is counted again).
         #: Exported from 0, so the first mismatches after a start show in ``increase()``.
@@ -160,7 +173,7 @@ class JoinStage(ConsumerRebalanceListener):
         with self.lock:
             self.rebalances += 1
             parts = sorted({tp.partition for tp in assigned} - set(self.labellers))
-            saved = self.store.load_all("join:") if parts else {}
+            saved = self.store.load_all("join:", [f"join:{p}" for p in parts]) if parts else {}
             t = self.cfg.time
             for p in parts:
                 lab = Labeller(t.attribution_window_ms, t.allowed_lateness_ms, self.cfg.limits.max_pending_impressions,
@@ -237,26 +250,68 @@ class JoinStage(ConsumerRebalanceListener):
             for p in range(self._labelled_parts):
                 self.producer.send(self.t.labelled, partition=p, value=env)
 
-    def _checkpoint(self, parts: set[int]) -> dict[TopicPartition, int]:
-        """Save the partitions' state with the offsets it reflects; returns those offsets, for
-        the caller to commit once it has released the lock.
+    def _saved(self, _size: int) -> None:
+        self.checkpoints += 1
+
+    @property
+    def checkpoint_failures(self) -> int:
+        return self.saver.failed + self.foreground_failures
+
+    def _snapshot(self, parts: set[int]) -> tuple[list[tuple[str, bytes]], dict[Any, int]]:
+        """The partitions' labellers pickled with the input offsets they reflect; and what to
+        apply once the checkpoint is acknowledged: those offsets (to commit) and each
+        partition's watermark (``_Checkpointed``: to announce as checkpointed).
 
         Runs under ``self.lock``, also from the rebalance listener, i.e. on the consumer's IO
         thread: so it asks the consumer nothing (``position`` may wait on that thread, which
-        would deadlock with a listener waiting for the lock). Offsets are our own count.
+        would deadlock with a listener waiting for the lock). Offsets are our own count. What
+        was produced before is flushed first: a checkpoint must not claim input whose output
+        is not durable.
         """
         self.producer.flush()
-        offsets = {}
+        snaps, acked = [], {}
         for p in sorted(parts):
             offs = {}
             for topic in (self.t.impressions, self.t.clicks):
                 held = self.held[p][topic]
                 offs[topic] = held[0][_OFF] if held else self.next_off[p][topic]
-            self.store.save(f"join:{p}", {"labeller": self.labellers[p].state(), "offsets": offs})
-            self.ckpt_wm[p] = self.labellers[p].watermark.value
-            offsets.update({TopicPartition(topic, p): off for topic, off in offs.items() if off is not None})
+            lab = self.labellers[p]
+            snaps.append((f"join:{p}", snapshot({"labeller": lab.state(), "offsets": offs})))
+            acked.update({TopicPartition(topic, p): off for topic, off in offs.items() if off is not None})
+            acked[_Checkpointed(p)] = lab.watermark.value
+        return snaps, acked
+
+    def _apply_acknowledged(self, acked: dict[Any, int]) -> dict[TopicPartition, int]:
+        """Announce the acknowledged checkpoints' watermarks; their offsets, to commit (the
+        partitions still owned only). Under ``self.lock``."""
+        commit = {}
+        for k, v in acked.items():
+            if k.partition not in self.labellers:
+                continue
+            if type(k) is _Checkpointed:
+                self.ckpt_wm[k.partition] = max(self.ckpt_wm.get(k.partition, NEG_INF), v)
+            else:
+                commit[k] = v
+        return commit
+
+    def _checkpoint(self, parts: set[int]) -> dict[TopicPartition, int]:
+        """Save the partitions' checkpoint now, in the foreground (revocation, shutdown);
+        returns the offsets for the caller to commit once it has released the lock. A failure
+        is logged and counted: the next owner resumes from the previous checkpoint."""
+        self.saver.wait()  # one on its way comes first: this newer one must overwrite it
+        commit = self._apply_acknowledged(self.saver.acknowledged())
+        snaps, acked = self._snapshot(parts)
+        try:
+            for key, raw in snaps:
+                self.store.save_snapshot(key, raw)
+        except Exception:  # noqa: BLE001 - the stage must stop cleanly, or hand its partitions over
+            self.foreground_failures += 1
+            log.exception("checkpoint of join partitions %s not saved: their next owner resumes from the "
+                          "previous one (repeated records are dropped by the evaluation stage)", sorted(parts))
+            return commit
         self.checkpoints += 1
-        return offsets
+        commit.update(self._apply_acknowledged(acked))
+        return commit
 
     def _read(self, batch: dict) -> None:
         """Decode what was fetched into the per-topic queues (invalid records go at once)."""
@@ -368,7 +423,6 @@ class JoinStage(ConsumerRebalanceListener):
         # consumer calls that wait on that thread (commit, lag) are made without the lock.
         while not self.stopping.is_set():
             batch = self.consumer.poll(timeout_ms=200)
-            committed: dict[TopicPartition, int] = {}
             with self.lock:
                 if batch:
                     self._read(batch)
@@ -378,9 +432,13 @@ class JoinStage(ConsumerRebalanceListener):
                 if now - last_hb >= self._hb_s:
                     self._heartbeat()
                     last_hb = now
-                if now - last_ck >= self._ckpt_s and self.labellers:
-                    committed = self._checkpoint(set(self.labellers))
+                # Pickled here, under the lock; compressed and sent by the saver while the
+                # stage goes on. An interval whose previous checkpoint is still on its way is
+                # skipped, not queued.
+                if now - last_ck >= self._ckpt_s and self.labellers and not self.saver.busy():
+                    self.saver.submit(*self._snapshot(set(self.labellers)))
                     last_ck = now
+                committed = self._apply_acknowledged(self.saver.acknowledged())
             commit_offsets(self.consumer, committed, log)
             # Often: whether a partition is read to its end gates releases and idleness.
             if now - last_lag >= LAG_EVERY_S:

@@ -53,8 +53,11 @@ def topic_specs(cfg: Config) -> list[NewTopic]:
         # Envelopes of arm records: split by the join stage at ENVELOPE_BYTES (1 MiB) encoded.
         NewTopic(t.labelled, n, r, topic_configs={"retention.ms": week, "max.message.bytes": str(LABELLED_MAX_BYTES)}),
         NewTopic(t.dead_letters, n, r, topic_configs={"retention.ms": str(30 * 24 * 3600 * 1000)}),
+        # Segments hold whole messages: set here, not left to a broker default that may be
+        # smaller than a checkpoint part (the broker refuses such a part).
         NewTopic(t.checkpoints, 1, r, topic_configs={"cleanup.policy": "compact",
                                                     "max.message.bytes": str(k.max_checkpoint_bytes),
+                                                    "segment.bytes": str(min(2**31 - 1, max(1 << 30, 2 * k.max_checkpoint_bytes))),
                                                     "segment.ms": str(3600 * 1000)}),
     ]
 

@@ -37,7 +37,7 @@ from .join_stage import JoinStage
 from .tables import APPLIED, feeds_for
 from .produce import dead_letter_sink, make_producer
 from .settings import client_kwargs, crc_accelerated, describe, producer_tuning
-from .topics import create_topics
+from .topics import LABELLED_MAX_BYTES, create_topics
 
 log = logging.getLogger("stream_lis.worker")
 
@@ -63,14 +63,20 @@ class Worker:
         if not crc_accelerated():
             log.warning("the crc32c package is not installed: kafka-python computes record-batch CRC32Cs in pure "
                         "Python, which can take half of this worker's CPU (pip install crc32c)")
-        self.producer = make_producer(self.client_kw, max_request_size=cfg.kafka.max_checkpoint_bytes,
-                                      **producer_tuning(cfg.kafka))
+        self.producer = make_producer(self.client_kw, max_request_size=LABELLED_MAX_BYTES, **producer_tuning(cfg.kafka))
+        # Checkpoints have a producer of their own: the join stage flushes its envelopes before
+        # each checkpoint, and must not wait for a large evaluation checkpoint on its way. Its
+        # batches stay within the checkpoint topic's message limit, which applies to a batch.
+        k = cfg.kafka
+        self.checkpoint_producer = make_producer(
+            self.client_kw, max_request_size=k.max_checkpoint_bytes,
+            **{**producer_tuning(k), "batch_size": min(k.producer_batch_bytes, k.max_checkpoint_bytes)})
         key = os.environ.get(cfg.kafka.checkpoint_key_env) or None
         if key is None:
             log.warning("checkpoints are not signed: whoever can write to topic %s can run code in this worker "
                         "(set $%s to a secret key shared by the workers)", cfg.kafka.topics.checkpoints,
                         cfg.kafka.checkpoint_key_env)
-        store = CheckpointStore(cfg.kafka.topics.checkpoints, self.producer, self.client_kw, cfg.kafka.max_checkpoint_bytes,
+        store = CheckpointStore(cfg.kafka.topics.checkpoints, self.checkpoint_producer, self.client_kw, cfg.kafka.max_checkpoint_bytes,
                                 key.encode() if key else None)
         self.store = store
         self.join = JoinStage(cfg, self.client_kw, self.producer, store) if "join" in self.stages else None
@@ -134,17 +140,21 @@ class Worker:
             lags.update(st.lag)
         for (topic, p), n in sorted(lags.items()):
             lag.add_metric([topic, str(p)], n)
-        refused = CounterMetricFamily("stream_lis_checkpoints_refused", "Checkpoints refused on loading because their "
-                                      "signature is missing or wrong (kafka.checkpoint_key_env); their partitions "
-                                      "started over.")
+        refused = CounterMetricFamily("stream_lis_checkpoints_refused", "Checkpoints refused on loading: their "
+                                      "signature is missing or wrong (kafka.checkpoint_key_env), parts are missing, or "
+                                      "they cannot be read; their partitions started over.")
         refused.add_metric([], self.store.refused)
         yield refused
         reb = CounterMetricFamily("stream_lis_rebalances", "Partition assignments received, by stage.", labels=["stage"])
         ck = CounterMetricFamily("stream_lis_checkpoints", "Checkpoints saved, by stage.", labels=["stage"])
+        failed = CounterMetricFamily("stream_lis_checkpoint_failures", "Checkpoints the broker refused or did not "
+                                     "acknowledge (their offsets stay uncommitted; the next interval tries again), "
+                                     "by stage.", labels=["stage"])
         owned = GaugeMetricFamily("stream_lis_owned_partitions", "Partitions this worker owns, by stage.", labels=["stage"])
         if self.join is not None:
             reb.add_metric(["join"], self.join.rebalances)
             ck.add_metric(["join"], self.join.checkpoints)
+            failed.add_metric(["join"], self.join.checkpoint_failures)
             owned.add_metric(["join"], len(self.join.labellers))
             keys = CounterMetricFamily("stream_lis_input_key_mismatch", "Input records whose Kafka key is not their "
                                        "impression id, by topic and kind (unkeyed, other_key), read by this worker "
@@ -162,19 +172,16 @@ class Worker:
         if self.eval is not None:
             reb.add_metric(["eval"], self.eval.rebalances)
             ck.add_metric(["eval"], self.eval.checkpoints)
+            failed.add_metric(["eval"], self.eval.checkpoint_failures)
             owned.add_metric(["eval"], len(self.eval.parts))
             dup = CounterMetricFamily("stream_lis_duplicate_records", "Records the evaluation stage had already applied (replays after a restart), dropped.",
                                       labels=["partition"])
             for p, n in sorted(self._duplicates.items()):  # read under the lock by snapshot(), just before
                 dup.add_metric([str(p)], n)
-            size = GaugeMetricFamily("stream_lis_checkpoint_bytes", "Size of the last evaluation-stage checkpoint message.")
+            size = GaugeMetricFamily("stream_lis_checkpoint_bytes", "Size of the last evaluation-stage checkpoint "
+                                     "(compressed; over kafka.max_checkpoint_bytes it is written in parts).")
             size.add_metric([], self.eval.checkpoint_bytes)
-            # The join stage saves in the foreground: a failure there stops the worker.
-            failed = CounterMetricFamily("stream_lis_checkpoint_failures", "Checkpoints the broker refused or did not "
-                                         "acknowledge (saved in the background; their offsets stay uncommitted), by stage.",
-                                         labels=["stage"])
-            failed.add_metric(["eval"], self.eval.saver.failed)
-            yield from (dup, size, failed)
+            yield from (dup, size)
         if self.feeds:
             recs = CounterMetricFamily("stream_lis_table_records", "Records read from a side topic into its table "
                                        "(preferences: the external probe's dataset; embeddings: the arms' "
@@ -189,7 +196,7 @@ class Worker:
                     recs.add_metric([feed.name, outcome], counts.get(outcome, 0))
                 entries.add_metric([feed.name], feed.size())
             yield from (recs, entries)
-        yield from (reb, ck, owned)
+        yield from (reb, ck, failed, owned)
 
     def _run(self, stage: Any) -> None:
         try:
@@ -213,8 +220,9 @@ class Worker:
         for t in self._threads:
             while t.is_alive():
                 t.join(0.5)
-        self.producer.flush()
-        self.producer.close()
+        for producer in (self.producer, self.checkpoint_producer):
+            producer.flush()
+            producer.close()
         if self.server is not None:
             self.server.close()
 
