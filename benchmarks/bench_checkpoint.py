@@ -10,8 +10,8 @@ The simulator's stream (at ``--rate`` impressions per second of event time, so t
 windows hold many events) goes through the embedded engine in this process, without a final
 flush, and then for each part it prints the state's size, the time to take and to restore
 the checkpoint, and, as the baseline measured in the same run, the same state pickled in the
-previous layout (pending impressions and held examples pickled one struct at a time), with
-the ratio. Restores are checked: the state read back equals the state saved.
+previous layout (pending impressions, final labels and held examples pickled one struct at a
+time), with the ratio. Restores are checked: the state read back equals the state saved.
 
 With ``--bootstrap`` each checkpoint also goes through a Kafka broker as a worker saves it:
 compressed, sent (in parts of ``kafka.max_checkpoint_bytes`` when it is larger) and
@@ -92,15 +92,17 @@ def main() -> None:
 
     def previous_labeller() -> bytes:
         st = lab.state()
-        del st["joiner"]["held"]
-        st["joiner"].update(pending=list(joiner.pending.values()), early=joiner._early)
+        del st["joiner"]["held"], st["joiner"]["finals"]
+        st["joiner"].update(pending=list(joiner.pending.values()), early=joiner._early,
+                            final=list(joiner._final_order), final_labels=joiner._final)
         return pickle.dumps(st, protocol=pickle.HIGHEST_PROTOCOL)
 
     save, blob = best_of(args.rounds, lambda: pickle.dumps(lab.state(), protocol=pickle.HIGHEST_PROTOCOL))
     restore, back = best_of(args.rounds, lambda: pickle.loads(blob))
     copy = type(lab)(cfg.time.attribution_window_ms, cfg.time.allowed_lateness_ms)
     copy.load(back)
-    assert copy.joiner.pending == joiner.pending and copy.joiner._early == joiner._early, "restored join state differs"
+    assert (copy.joiner.pending, copy.joiner._early, copy.joiner._final, copy.joiner._final_order) == \
+        (joiner.pending, joiner._early, joiner._final, joiner._final_order), "restored join state differs"
     old, old_blob = best_of(args.rounds, previous_labeller)
     row("join: labeller", f"{len(joiner.pending):,} pending", save, restore, blob, old, old_blob)
 

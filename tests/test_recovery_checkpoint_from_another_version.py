@@ -120,13 +120,14 @@ def _checkpoint(eng: Engine) -> tuple[dict, dict]:
 
 def _previous_layout(eng: Engine) -> tuple[dict, dict]:
     """The same state as the release before the msgpack blobs wrote it: pending impressions,
-    early clicks and held examples as pickled lists of structs."""
+    early clicks, final labels and held examples as pickled lists of structs."""
     import pickle
 
     lab = eng.labeller.state()
     j = eng.labeller.joiner
-    del lab["joiner"]["held"]
-    lab["joiner"].update(pending=list(j.pending.values()), early=j._early)
+    del lab["joiner"]["held"], lab["joiner"]["finals"]
+    lab["joiner"].update(pending=list(j.pending.values()), early=j._early, final=list(j._final_order),
+                         final_labels=j._final)
     arms = {}
     for key in eng.armset.keys():
         s = pickle.loads(eng.armset.dump_arm(key))
@@ -159,9 +160,11 @@ def test_pending_joins_and_held_examples_resume_in_either_layout():
     eng = Engine(load_config(None, CFG))
     feed(eng, records[:3_000], 500)
     j = eng.labeller.joiner
-    assert len(j.pending) > 50 and j._early and eng.armset.held > 50
+    assert len(j.pending) > 50 and j._early and len(j._final) > 50 and eng.armset.held > 50
     now, before = _checkpoint(eng), _previous_layout(eng)
     resumed = [_resumed(*now), _resumed(*before)]
+    for r in resumed:  # what tells a late click from an orphan, as it was
+        assert r.labeller.joiner._final == j._final and r.labeller.joiner._final_order == j._final_order
     for e in [eng, *resumed]:
         feed(e, records[3_000:], 500)
     want = _figures(eng)
@@ -176,7 +179,7 @@ def test_a_previous_release_reads_the_new_layout_without_the_packed_events():
     eng = Engine(load_config(None, CFG))
     feed(eng, sim_records(3_000, seed=3), 500)
     lab, arms = _checkpoint(eng)
-    del lab["joiner"]["held"]  # what a previous release does not know about
+    del lab["joiner"]["held"], lab["joiner"]["finals"]  # what a previous release does not know about
     old_reader = Engine(load_config(None, CFG))
     old_reader.labeller.load(lab)
     assert len(old_reader.labeller.joiner) == 0 and old_reader.labeller.watermark.value == eng.labeller.watermark.value
