@@ -46,7 +46,7 @@ class LabelledExample(msgspec.Struct, array_like=True, gc=False):
     label_ts: int
 
 
-class _Pending(msgspec.Struct, array_like=True, gc=False):
+class _Pending(msgspec.Struct, array_like=True, gc=False, frozen=True):
     impression: Impression
     click_ts: int | None = None
 
@@ -78,21 +78,19 @@ class ClickJoiner:
 
     def add_impression(self, imp: Impression) -> Sequence[str]:
         """Start waiting for clicks; returns outcomes of clicks that arrived before it."""
-        p = _Pending(imp)
-        self.pending[imp.impression_id] = p
+        self.pending[imp.impression_id] = _Pending(imp)
         heapq.heappush(self._deadlines, (imp.ts + self.window_ms, imp.impression_id))
         if not self._early:
             return ()
         early = self._early.pop(imp.impression_id, None)
-        return [self._attribute(p, c) for c in early] if early else ()
+        return [self._attribute(imp.impression_id, c) for c in early] if early else ()
 
     def add_click(self, click: Click) -> str:
         """Apply a click; returns its outcome (one of ``CLICK_OUTCOMES``), or ``"held"`` when its
         impression has not arrived yet (the outcome is decided when it does, or when the
         watermark passes the click: ``orphan``)."""
-        p = self.pending.get(click.impression_id)
-        if p is not None:
-            return self._attribute(p, click)
+        if click.impression_id in self.pending:
+            return self._attribute(click.impression_id, click)
         label = self._final.get(click.impression_id)
         if label is not None:
             return "duplicate" if label == 1 else "late"
@@ -100,13 +98,16 @@ class ClickJoiner:
         heapq.heappush(self._early_order, (click.ts, click.impression_id))
         return "held"
 
-    def _attribute(self, p: _Pending, click: Click) -> str:
+    def _attribute(self, iid: str, click: Click) -> str:
+        p = self.pending[iid]
         ts = p.impression.ts
         if not ts <= click.ts <= ts + self.window_ms:
             return "out_of_window"
         if p.click_ts is not None:
             return "duplicate"
-        p.click_ts = click.ts
+        # A new record rather than a change to the old one: a frozen view (``freeze``) may
+        # still hold the old one for a checkpoint being encoded.
+        self.pending[iid] = _Pending(p.impression, click.ts)
         return "attributed"
 
     def expire(self, watermark: int) -> list[LabelledExample]:
@@ -148,26 +149,17 @@ class ClickJoiner:
             if clicks:
                 yield from clicks
 
-    def state(self) -> dict:
-        """Plain-data state for checkpoints.
+    def freeze(self) -> "FrozenJoiner":
+        """The state a checkpoint saves, as shallow copies: a few C-level list and dict copies
+        (milliseconds for a million pending impressions), no encoding. The stage holds still
+        only for this; ``FrozenJoiner.state`` encodes it later, on another thread, while the
+        joiner goes on (pending records are replaced, never changed, so the copies hold)."""
+        return FrozenJoiner(list(self.pending.values()), {k: list(v) for k, v in self._early.items()},
+                            list(self._final_order), dict(self._final), list(self._early_order))
 
-        The pending impressions and early clicks (up to ``limits.max_pending_impressions``
-        each) go as one msgpack blob: pickled one struct at a time they took ten times as long,
-        and a checkpoint is taken while the stage holds still. So do the final labels (as many
-        as a window holds), which pickled took half as long again as the pending impressions.
-        The older layout's keys stay, empty, so a previous release resumes from the checkpoint
-        (without those events and labels) rather than failing on it.
-        """
-        held = _Held(list(self.pending.values()), self._early)
-        return {
-            "pending": [],
-            "early": {},
-            "held": _HELD_ENCODER.encode(held),
-            "final": [],
-            "final_labels": {},
-            "finals": _HELD_ENCODER.encode((list(self._final_order), self._final)),
-            "early_order": list(self._early_order),
-        }
+    def state(self) -> dict:
+        """Plain-data state for checkpoints (see ``FrozenJoiner.state``)."""
+        return self.freeze().state()
 
     def load(self, state: dict) -> None:
         packed = state.get("held")
@@ -196,8 +188,76 @@ class ClickJoiner:
         heapq.heapify(self._early_order)
 
 
+class FrozenJoiner:
+    """A joiner's state at one instant, not yet encoded (``ClickJoiner.freeze``)."""
+
+    __slots__ = ("pending", "early", "final_order", "final", "early_order")
+
+    def __init__(self, pending: list["_Pending"], early: dict[str, list[Click]], final_order: list[tuple[int, str]],
+                 final: dict[str, int], early_order: list[tuple[int, str]]) -> None:
+        self.pending, self.early, self.final_order, self.final = pending, early, final_order, final
+        self.early_order = early_order
+
+    def state(self) -> dict:
+        """Plain-data state for checkpoints.
+
+        The pending impressions and early clicks (up to ``limits.max_pending_impressions``
+        each) go as one msgpack blob: pickled one struct at a time they took ten times as long.
+        So do the final labels (as many as a window holds), which pickled took half as long
+        again as the pending impressions. The long lists are encoded a chunk at a time
+        (``_pack``): a stage beside the thread encoding them waits at most a chunk (about
+        10 ms) for the interpreter lock. (The labels' dict goes in one call: about 70 ms for a
+        million; building it in chunks cost four times that.)
+        The older layout's keys stay, empty, so a previous release resumes from the checkpoint
+        (without those events and labels) rather than failing on it.
+        """
+        return {
+            "pending": [],
+            "early": {},
+            "held": _pack(self.pending, self.early),  # a _Held: an array of its two fields
+            "final": [],
+            "final_labels": {},
+            "finals": _pack(self.final_order, self.final),
+            "early_order": self.early_order,
+        }
+
+
+#: Items per msgpack call when encoding a checkpoint's large lists (``_pack``): about 10 ms of
+#: pending impressions, the longest the encoding holds the interpreter lock at once.
+CHUNK = 20_000
+
+
+def _array_header(n: int) -> bytes:
+    """msgpack's header of an array of ``n`` elements."""
+    if n < 16:
+        return bytes([0x90 | n])
+    return b"\xdc" + n.to_bytes(2, "big") if n < 65536 else b"\xdd" + n.to_bytes(4, "big")
+
+
+def _pack(*parts: list | dict) -> bytes:
+    """``msgpack([*parts])``, the same bytes, each list encoded ``CHUNK`` items per call.
+
+    >>> import msgspec
+    >>> big = [(k, str(k)) for k in range(CHUNK * 2 + 5)]
+    >>> _pack(big, {"a": 1}) == msgspec.msgpack.encode([big, {"a": 1}]), _pack([]) == msgspec.msgpack.encode([[]])
+    (True, True)
+    """
+    buf = bytearray(_array_header(len(parts)))
+    for items in parts:
+        if not isinstance(items, list) or len(items) <= CHUNK:
+            _HELD_ENCODER.encode_into(items, buf, -1)
+            continue
+        buf += _array_header(len(items))
+        for k in range(0, len(items), CHUNK):
+            chunk, start = items[k:k + CHUNK], len(buf)
+            _HELD_ENCODER.encode_into(chunk, buf, -1)
+            del buf[start:start + len(_array_header(len(chunk)))]  # the chunk's own header
+    return bytes(buf)
+
+
 class _Held(msgspec.Struct, array_like=True):
-    """What a checkpoint holds of a joiner as msgpack: its pending impressions, early clicks."""
+    """What a checkpoint holds of a joiner as msgpack: its pending impressions, early clicks
+    (``FrozenJoiner.state`` writes the same array piece by piece)."""
 
     pending: list[_Pending]
     early: dict[str, list[Click]]

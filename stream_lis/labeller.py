@@ -31,12 +31,12 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Sequence, Union
+from typing import Callable, NamedTuple, Sequence, Union
 
 import msgspec
 
 from .events import Click, Impression, Invalid, encode_event
-from .join import ClickJoiner, LabelledExample
+from .join import ClickJoiner, FrozenJoiner, LabelledExample
 from .overload import WARNINGS
 from .watermark import NEG_INF, POS_INF, Watermark
 
@@ -79,7 +79,7 @@ class LabelCounters:
         return out
 
     def state(self) -> dict:
-        return {"invalid": dict(self.invalid), "clicks": dict(self.clicks), "label_delay": self.label_delay,
+        return {"invalid": dict(self.invalid), "clicks": dict(self.clicks), "label_delay": list(self.label_delay),
                 "label_delay_sum": self.label_delay_sum, "records": self.records}
 
     @classmethod
@@ -236,9 +236,14 @@ class Labeller:
     def flush(self) -> list[ArmRecord]:
         return self.advance_to(POS_INF)
 
+    def freeze(self) -> "FrozenLabeller":
+        """The state a checkpoint saves, copied but not encoded: the stage holds still only
+        for this (``ClickJoiner.freeze``); ``FrozenLabeller.state`` encodes it later."""
+        return FrozenLabeller(self.watermark.state(), self.joiner.freeze(), self.counters.state(),
+                              [[e, a, ts] for (e, a), ts in self.arms.items()])
+
     def state(self) -> dict:
-        return {"watermark": self.watermark.state(), "joiner": self.joiner.state(), "counters": self.counters.state(),
-                "arms": [[e, a, ts] for (e, a), ts in self.arms.items()]}
+        return self.freeze().state()
 
     def load(self, state: dict) -> None:
         self.watermark.load(state["watermark"])
@@ -246,3 +251,15 @@ class Labeller:
         self.counters = LabelCounters.from_state(state["counters"])
         self.arms = {(e, a): int(ts) for e, a, ts in state.get("arms", [])}
         self._expired_at = NEG_INF
+
+
+class FrozenLabeller(NamedTuple):
+    """A labeller's state at one instant, not yet encoded (``Labeller.freeze``)."""
+
+    watermark: dict
+    joiner: FrozenJoiner
+    counters: dict
+    arms: list
+
+    def state(self) -> dict:
+        return {"watermark": self.watermark, "joiner": self.joiner.state(), "counters": self.counters, "arms": self.arms}

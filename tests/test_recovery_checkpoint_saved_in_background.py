@@ -1,12 +1,18 @@
-"""The evaluation stage's checkpoints are compressed and sent on a thread of their own: the
-offsets a checkpoint reflects are handed back for committing only once the broker has
-acknowledged it, never for a failed save, and what is sent restores the state as pickled
-when the snapshot was taken (not as it is when the thread gets to it)."""
+"""Checkpoints are compressed and sent on a thread of their own: the offsets a checkpoint
+reflects are handed back for committing only once the broker has acknowledged it, never for a
+failed save, and what is sent restores the state as it was when the snapshot was taken (not as
+it is when the thread gets to it). The join stage also leaves the encoding to that thread: it
+only freezes its labellers (shallow copies), and the stage goes on changing them."""
 
 from __future__ import annotations
 
+import pickle
 import threading
 
+import stream_lis.join as join_mod
+from _helpers import feed, sim_records
+from stream_lis.config import load_config
+from stream_lis.engine import Engine
 from stream_lis.runtime.kafka.checkpoints import BackgroundSaver, CheckpointStore, snapshot, unpack
 
 
@@ -65,3 +71,37 @@ def test_a_failed_save_commits_nothing_and_the_next_one_goes_through():
     saver.wait()
     assert saver.acknowledged() == {"p0": 30} and saver.failed == 1 and len(sizes) == 1
     assert unpack(producer.sent[-1][2]) == {"n": 3}
+
+
+def test_a_frozen_labeller_encodes_the_state_of_its_instant_while_the_stage_goes_on(monkeypatch):
+    records = sim_records(6_000, seed=4, orphan_click_rate=0.05)
+    eng = Engine(load_config(None, {"time.attribution_window": "5m", "time.horizon": "10m", "learner.hash_bits": 12}))
+    feed(eng, records[:3_000], 500)
+    lab = eng.labeller
+    assert len(lab.joiner.pending) > 50 and lab.joiner._early and lab.joiner._final
+    expected = pickle.dumps(lab.state())
+    frozen = lab.freeze()
+    # the stage goes on: clicks attributed to pending impressions, labels final, new impressions
+    attributed = lab.counters.clicks["attributed"]
+    feed(eng, records[3_000:], 500)
+    assert lab.counters.clicks["attributed"] > attributed and pickle.dumps(lab.state()) != expected
+    assert pickle.dumps(frozen.state()) == expected
+    # encoded a few items per call (the stage may take the interpreter lock in between): same bytes
+    monkeypatch.setattr(join_mod, "CHUNK", 7)
+    assert pickle.dumps(frozen.state()) == expected
+
+
+def test_the_saver_encodes_a_deferred_snapshot_on_its_thread():
+    producer = GatedProducer()
+    saver = BackgroundSaver(CheckpointStore("ck", producer, {}, 1 << 20))
+    threads = []
+
+    def encode() -> bytes:
+        threads.append(threading.current_thread().name)
+        return snapshot({"n": 7})
+
+    producer.gate.set()
+    saver.submit([("join:0", encode)], {"p0": 5})
+    saver.wait()
+    assert threads == ["checkpoint-saver"] and saver.acknowledged() == {"p0": 5}
+    assert unpack(producer.sent[-1][2]) == {"n": 7}

@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 import zlib
-from typing import Any, Callable, Collection, Hashable, Sequence
+from typing import Any, Callable, Collection, Hashable, Sequence, Union
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -46,6 +46,14 @@ log = logging.getLogger("stream_lis.checkpoints")
 def snapshot(obj: Any) -> bytes:
     """The uncompressed checkpoint of ``obj``: the part that must happen while it holds still."""
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+#: A checkpoint's uncompressed bytes, or a function that makes them (encoding deferred).
+Snapshot = Union[bytes, Callable[[], bytes]]
+
+
+def materialise(raw: Snapshot) -> bytes:
+    return raw() if callable(raw) else raw
 
 
 def compress(raw: bytes) -> bytes:
@@ -327,18 +335,20 @@ class BackgroundSaver:
         """A checkpoint is still being saved (the stage skips this interval's)."""
         return self._thread is not None and self._thread.is_alive()
 
-    def submit(self, snapshots: Sequence[tuple[str, bytes]], offsets: dict[Hashable, int]) -> None:
-        """Save ``snapshots`` (key, ``snapshot()`` bytes) in order, then acknowledge ``offsets``."""
+    def submit(self, snapshots: Sequence[tuple[str, Snapshot]], offsets: dict[Hashable, int]) -> None:
+        """Save ``snapshots`` in order, then acknowledge ``offsets``. A snapshot is the bytes
+        ``snapshot()`` made, or a function making them here, on the saver's thread, from a
+        copy of the state that no longer changes (the join stage's frozen labellers)."""
         self.wait()
         self._thread = threading.Thread(target=self._save, args=(list(snapshots), dict(offsets)), name=self.name,
                                         daemon=True)
         self._thread.start()
 
-    def _save(self, snapshots: list[tuple[str, bytes]], offsets: dict[Hashable, int]) -> None:
+    def _save(self, snapshots: list[tuple[str, Snapshot]], offsets: dict[Hashable, int]) -> None:
         try:
             size = 0
             for key, raw in snapshots:
-                size = self.store.save_snapshot(key, raw)
+                size = self.store.save_snapshot(key, materialise(raw))
         except Exception:  # noqa: BLE001 - the stage must go on; the next interval retries
             self.failed += 1
             log.exception("checkpoint %s not saved; its offsets stay uncommitted",

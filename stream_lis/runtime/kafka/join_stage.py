@@ -32,14 +32,16 @@ Recovery: every ``kafka.checkpoint_interval`` (and when a partition is revoked) 
 flushes what it produced and snapshots each partition's labeller state with the input offsets
 it reflects. A restarted owner seeks to those offsets; records it produces a second time are
 dropped by the evaluation stage, which keeps each impression's records once. The periodic
-checkpoints are compressed and sent in the background (``BackgroundSaver``): the stage holds
-still only while it pickles. A checkpoint's offsets are committed, and its watermark announced
-to the evaluation stage as the partition's checkpointed one, only once the broker has
-acknowledged it; one that fails is logged and counted, and the next interval tries again.
+checkpoints are encoded, compressed and sent in the background (``BackgroundSaver``): the
+stage holds still only while it copies its labellers' state (``Labeller.freeze``). A
+checkpoint's offsets are committed, and its watermark announced to the evaluation stage as
+the partition's checkpointed one, only once the broker has acknowledged it; one that fails
+is logged and counted, and the next interval tries again.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -54,9 +56,9 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from ...config import Config, parse_duration
 from ...engine import decoder_for
 from ...events import Invalid
-from ...labeller import ArmRecord, Labelled, LabelCounters, Labeller
+from ...labeller import ArmRecord, FrozenLabeller, Labelled, LabelCounters, Labeller
 from ...watermark import NEG_INF, POS_INF, idle_targets
-from .checkpoints import BackgroundSaver, CheckpointStore, snapshot
+from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, materialise, snapshot
 from .produce import dead_letter_sink
 from .settings import consumer_tuning
 from .topics import commit_offsets, consumer_lag
@@ -96,6 +98,11 @@ class _Sources(Sequence[str]):
         if isinstance(k, slice):
             return [self[i] for i in range(*k.indices(len(self)))]
         return f"{self.names[self.ranks[k]]}/{self.p}@{self.offsets[k]}"
+
+
+def _encode(lab: FrozenLabeller, offsets: dict[str, int | None]) -> bytes:
+    """A join partition's checkpoint (on the saver's thread: the stage went on meanwhile)."""
+    return snapshot({"labeller": lab.state(), "offsets": offsets})
 
 
 class _Checkpointed(NamedTuple):
@@ -257,10 +264,11 @@ class JoinStage(ConsumerRebalanceListener):
     def checkpoint_failures(self) -> int:
         return self.saver.failed + self.foreground_failures
 
-    def _snapshot(self, parts: set[int]) -> tuple[list[tuple[str, bytes]], dict[Any, int]]:
-        """The partitions' labellers pickled with the input offsets they reflect; and what to
-        apply once the checkpoint is acknowledged: those offsets (to commit) and each
-        partition's watermark (``_Checkpointed``: to announce as checkpointed).
+    def _snapshot(self, parts: set[int]) -> tuple[list[tuple[str, Snapshot]], dict[Any, int]]:
+        """The partitions' labellers, frozen (copied; encoded later, by whoever saves them),
+        with the input offsets they reflect; and what to apply once the checkpoint is
+        acknowledged: those offsets (to commit) and each partition's watermark
+        (``_Checkpointed``: to announce as checkpointed).
 
         Runs under ``self.lock``, also from the rebalance listener, i.e. on the consumer's IO
         thread: so it asks the consumer nothing (``position`` may wait on that thread, which
@@ -276,7 +284,7 @@ class JoinStage(ConsumerRebalanceListener):
                 held = self.held[p][topic]
                 offs[topic] = held[0][_OFF] if held else self.next_off[p][topic]
             lab = self.labellers[p]
-            snaps.append((f"join:{p}", snapshot({"labeller": lab.state(), "offsets": offs})))
+            snaps.append((f"join:{p}", functools.partial(_encode, lab.freeze(), offs)))
             acked.update({TopicPartition(topic, p): off for topic, off in offs.items() if off is not None})
             acked[_Checkpointed(p)] = lab.watermark.value
         return snaps, acked
@@ -303,7 +311,7 @@ class JoinStage(ConsumerRebalanceListener):
         snaps, acked = self._snapshot(parts)
         try:
             for key, raw in snaps:
-                self.store.save_snapshot(key, raw)
+                self.store.save_snapshot(key, materialise(raw))
         except Exception:  # noqa: BLE001 - the stage must stop cleanly, or hand its partitions over
             self.foreground_failures += 1
             log.exception("checkpoint of join partitions %s not saved: their next owner resumes from the "
@@ -432,8 +440,8 @@ class JoinStage(ConsumerRebalanceListener):
                 if now - last_hb >= self._hb_s:
                     self._heartbeat()
                     last_hb = now
-                # Pickled here, under the lock; compressed and sent by the saver while the
-                # stage goes on. An interval whose previous checkpoint is still on its way is
+                # Frozen here, under the lock; encoded, compressed and sent by the saver while
+                # the stage goes on. An interval whose previous checkpoint is still on its way is
                 # skipped, not queued.
                 if now - last_ck >= self._ckpt_s and self.labellers and not self.saver.busy():
                     self.saver.submit(*self._snapshot(set(self.labellers)))
