@@ -2,11 +2,11 @@
 
 A Kafka worker takes a checkpoint every ``kafka.checkpoint_interval`` under the stage's lock:
 the join stage freezes each partition's labeller (pending impressions, early clicks, final
-labels: shallow copies, encoded afterwards on the saver's thread), the evaluation stage pickles
-each arm (behaviour log, look-ahead buffer, learners). Everything else waits meanwhile, so this
-pause (``pause ms``) is what a checkpoint costs in lag and freshness, and it grows with the
-state: up to ``limits.max_pending_impressions`` and ``limits.max_held_examples``. ``save ms`` is
-the encoding (for the join stage, on the saver's thread).
+labels: shallow copies), the evaluation stage each arm (behaviour log and learners pickled,
+held examples listed); the saver's thread encodes the rest afterwards. Everything else waits
+meanwhile, so this pause (``pause ms``) is what a checkpoint costs in lag and freshness, and it
+grows with the state: up to ``limits.max_pending_impressions`` and ``limits.max_held_examples``.
+``save ms`` is the encoding on the saver's thread.
 
 The simulator's stream (at ``--rate`` impressions per second of event time, so that
 windows hold many events) goes through the embedded engine in this process, without a final
@@ -121,12 +121,14 @@ def main() -> None:
                                  "last_seen": a.last_seen, "shed": dict(a.shed), "fingerprint": arms.fingerprint()},
                                 protocol=pickle.HIGHEST_PROTOCOL)
 
-        save, blob = best_of(args.rounds, lambda: arms.dump_arm(key))
+        # The stage holds still while it freezes the arm; the saver's thread encodes it.
+        pause, encode = best_of(args.rounds, lambda: arms.freeze_arm(key))
+        save, blob = best_of(args.rounds, encode)
         restore, _ = best_of(args.rounds, lambda: arms.load_arm(key, blob))
         assert arms.arms[key].horizon.state() == a.horizon.state(), "restored look-ahead buffer differs"
         old, old_blob = best_of(args.rounds, previous_arm)
         arms.arms[key] = a
-        row(f"eval: arm {key[0]}/{key[1]}", f"{len(a.horizon):,} held", save, save, restore, blob, old, old_blob)
+        row(f"eval: arm {key[0]}/{key[1]}", f"{len(a.horizon):,} held", pause, save, restore, blob, old, old_blob)
     if broker is not None:
         print(f"through the broker (kafka.max_checkpoint_bytes {cfg.kafka.max_checkpoint_bytes / 2**20:.0f} MiB):")
         print(f"{'state':<28}{'compressed MB':>14}{'parts':>6}{'send s':>8}{'load s':>8}")

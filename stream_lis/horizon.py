@@ -24,6 +24,7 @@ from collections import deque
 import msgspec
 
 from .join import LabelledExample
+from .packing import pack
 
 
 class LookAheadBuffer:
@@ -100,11 +101,15 @@ class LookAheadBuffer:
         heads = [c[0][0] for c in (self._run, self._heap) if c]
         return min(heads) - self.hold_ms if heads else None
 
+    def frozen(self) -> list[LabelledExample]:
+        """The held examples, in ``state``'s order: a list of references, cheap to take while
+        the stage holds still (the examples themselves never change); ``pack`` it later."""
+        return [e for _, _, e in self._run] + [e for _, _, e in self._heap]
+
     def state(self) -> bytes:
         """The held examples for a checkpoint, as msgpack: a pickle of up to
-        ``limits.max_held_examples`` structs took eight times as long, and a checkpoint is
-        taken while the stage holds still."""
-        return _ENCODER.encode([e for _, _, e in self._run] + [e for _, _, e in self._heap])
+        ``limits.max_held_examples`` structs took eight times as long."""
+        return pack(self.frozen())
 
     def load(self, state: bytes | list) -> None:
         """Restore from ``state()``, or from the list of examples older checkpoints hold."""
@@ -117,5 +122,4 @@ class LookAheadBuffer:
         self._run, self._heap = deque(entries), []
 
 
-_ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(list[LabelledExample])

@@ -33,6 +33,7 @@ from typing import Iterator, Sequence
 import msgspec
 
 from .events import Click, Impression
+from .packing import pack_array
 
 CLICK_OUTCOMES = ("attributed", "duplicate", "late", "out_of_window", "orphan")
 
@@ -205,54 +206,20 @@ class FrozenJoiner:
         each) go as one msgpack blob: pickled one struct at a time they took ten times as long.
         So do the final labels (as many as a window holds), which pickled took half as long
         again as the pending impressions. The long lists are encoded a chunk at a time
-        (``_pack``): a stage beside the thread encoding them waits at most a chunk (about
-        10 ms) for the interpreter lock. (The labels' dict goes in one call: about 70 ms for a
-        million; building it in chunks cost four times that.)
+        (``packing.pack_array``): a stage beside the thread encoding them waits at most a
+        chunk (about 10 ms) for the interpreter lock.
         The older layout's keys stay, empty, so a previous release resumes from the checkpoint
         (without those events and labels) rather than failing on it.
         """
         return {
             "pending": [],
             "early": {},
-            "held": _pack(self.pending, self.early),  # a _Held: an array of its two fields
+            "held": pack_array(self.pending, self.early),  # a _Held: an array of its two fields
             "final": [],
             "final_labels": {},
-            "finals": _pack(self.final_order, self.final),
+            "finals": pack_array(self.final_order, self.final),
             "early_order": self.early_order,
         }
-
-
-#: Items per msgpack call when encoding a checkpoint's large lists (``_pack``): about 10 ms of
-#: pending impressions, the longest the encoding holds the interpreter lock at once.
-CHUNK = 20_000
-
-
-def _array_header(n: int) -> bytes:
-    """msgpack's header of an array of ``n`` elements."""
-    if n < 16:
-        return bytes([0x90 | n])
-    return b"\xdc" + n.to_bytes(2, "big") if n < 65536 else b"\xdd" + n.to_bytes(4, "big")
-
-
-def _pack(*parts: list | dict) -> bytes:
-    """``msgpack([*parts])``, the same bytes, each list encoded ``CHUNK`` items per call.
-
-    >>> import msgspec
-    >>> big = [(k, str(k)) for k in range(CHUNK * 2 + 5)]
-    >>> _pack(big, {"a": 1}) == msgspec.msgpack.encode([big, {"a": 1}]), _pack([]) == msgspec.msgpack.encode([[]])
-    (True, True)
-    """
-    buf = bytearray(_array_header(len(parts)))
-    for items in parts:
-        if not isinstance(items, list) or len(items) <= CHUNK:
-            _HELD_ENCODER.encode_into(items, buf, -1)
-            continue
-        buf += _array_header(len(items))
-        for k in range(0, len(items), CHUNK):
-            chunk, start = items[k:k + CHUNK], len(buf)
-            _HELD_ENCODER.encode_into(chunk, buf, -1)
-            del buf[start:start + len(_array_header(len(chunk)))]  # the chunk's own header
-    return bytes(buf)
 
 
 class _Held(msgspec.Struct, array_like=True):
@@ -263,7 +230,6 @@ class _Held(msgspec.Struct, array_like=True):
     early: dict[str, list[Click]]
 
 
-_HELD_ENCODER = msgspec.msgpack.Encoder()
 _HELD_DECODER = msgspec.msgpack.Decoder(_Held)
 #: The final labels: (deadline, impression id) in finalisation order, and id -> label.
 _FINALS_DECODER = msgspec.msgpack.Decoder(tuple[list[tuple[int, str]], dict[str, int]])

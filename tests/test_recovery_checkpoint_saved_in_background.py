@@ -1,16 +1,18 @@
 """Checkpoints are compressed and sent on a thread of their own: the offsets a checkpoint
 reflects are handed back for committing only once the broker has acknowledged it, never for a
 failed save, and what is sent restores the state as it was when the snapshot was taken (not as
-it is when the thread gets to it). The join stage also leaves the encoding to that thread: it
-only freezes its labellers (shallow copies), and the stage goes on changing them."""
+it is when the thread gets to it). The stages also leave most of the encoding to that thread:
+the join stage freezes its labellers (shallow copies), the evaluation stage its arms (what
+changes in place pickled at once, the held examples listed), and they go on changing."""
 
 from __future__ import annotations
 
 import pickle
 import threading
 
-import stream_lis.join as join_mod
+import stream_lis.packing as packing
 from _helpers import feed, sim_records
+from stream_lis.arms import ArmSet
 from stream_lis.config import load_config
 from stream_lis.engine import Engine
 from stream_lis.runtime.kafka.checkpoints import BackgroundSaver, CheckpointStore, snapshot, unpack
@@ -73,9 +75,12 @@ def test_a_failed_save_commits_nothing_and_the_next_one_goes_through():
     assert unpack(producer.sent[-1][2]) == {"n": 3}
 
 
+CFG = {"time.attribution_window": "5m", "time.horizon": "10m", "learner.hash_bits": 12, "learner.batch_size": 64}
+
+
 def test_a_frozen_labeller_encodes_the_state_of_its_instant_while_the_stage_goes_on(monkeypatch):
     records = sim_records(6_000, seed=4, orphan_click_rate=0.05)
-    eng = Engine(load_config(None, {"time.attribution_window": "5m", "time.horizon": "10m", "learner.hash_bits": 12}))
+    eng = Engine(load_config(None, CFG))
     feed(eng, records[:3_000], 500)
     lab = eng.labeller
     assert len(lab.joiner.pending) > 50 and lab.joiner._early and lab.joiner._final
@@ -87,7 +92,7 @@ def test_a_frozen_labeller_encodes_the_state_of_its_instant_while_the_stage_goes
     assert lab.counters.clicks["attributed"] > attributed and pickle.dumps(lab.state()) != expected
     assert pickle.dumps(frozen.state()) == expected
     # encoded a few items per call (the stage may take the interpreter lock in between): same bytes
-    monkeypatch.setattr(join_mod, "CHUNK", 7)
+    monkeypatch.setattr(packing, "CHUNK", 7)
     assert pickle.dumps(frozen.state()) == expected
 
 
@@ -105,3 +110,25 @@ def test_the_saver_encodes_a_deferred_snapshot_on_its_thread():
     saver.wait()
     assert threads == ["checkpoint-saver"] and saver.acknowledged() == {"p0": 5}
     assert unpack(producer.sent[-1][2]) == {"n": 7}
+
+
+def test_a_frozen_arm_encodes_the_state_of_its_instant_while_the_stage_goes_on():
+    cfg = load_config(None, CFG)
+    records = sim_records(6_000, seed=4)
+    eng = Engine(cfg)
+    feed(eng, records[:3_000], 500)
+    key = eng.armset.keys()[0]
+    assert len(eng.armset.arms[key].horizon) > 50
+    at_once = eng.armset.dump_arm(key)
+    encode = eng.armset.freeze_arm(key)
+    # the arm goes on: examples released and learnt from, the log grows, new ones held
+    feed(eng, records[3_000:], 500)
+    assert eng.armset.dump_arm(key) != at_once
+
+    def restored(blob: bytes) -> tuple:
+        arms = ArmSet(cfg)
+        assert arms.load_arm(key, blob)
+        a = arms.arms[key]
+        return a.horizon.state(), pickle.dumps(a.log), pickle.dumps(a.evaluator), a.impressions, a.clicks
+
+    assert restored(encode()) == restored(at_once)

@@ -16,22 +16,25 @@ lateness): a source that restarts repeats nothing older than its last checkpoint
 
 from __future__ import annotations
 
+import functools
 import logging
+import pickle
 import threading
 import time
 from collections import deque
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
-from ...arms import ArmSet
+from ...arms import ArmKey, ArmSet
 from ...config import Config, parse_duration
 from ...embedding_table import EmbeddingTable, build_embeddings
 from ...labeller import Labelled, Seen
+from ...packing import Pickled
 from ...probes import ExternalProbe, Probe, build_probes
 from ...watermark import NEG_INF
-from .checkpoints import BackgroundSaver, CheckpointStore, snapshot
+from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, materialise, snapshot
 from ...freshness import ChunkDeadline
 from .settings import consumer_tuning
 from .topics import LABELLED_MAX_BYTES, commit_offsets, consumer_lag
@@ -100,6 +103,11 @@ class PartitionState:
         self.next_offset: int | None = None
         #: Partial chunks waiting for the freshness deadline (wall clock; not checkpointed).
         self.deadline = ChunkDeadline(parse_duration(cfg.runtime.max_batch_delay) / 1000)
+
+
+def _encode(state: dict, arms: dict[ArmKey, Callable[[], bytes]]) -> bytes:
+    """An evaluation partition's checkpoint (on the saver's thread: the stage went on)."""
+    return snapshot({**state, "arms": {key: encode() for key, encode in arms.items()}})
 
 
 class EvalStage(ConsumerRebalanceListener):
@@ -180,21 +188,24 @@ class EvalStage(ConsumerRebalanceListener):
                 self.parts[p] = st
             self.recovered.set()
 
-    def _snapshot(self, parts: set[int]) -> tuple[list[tuple[str, bytes]], dict[TopicPartition, int]]:
-        """The partitions' arms pickled with the ``labelled`` offset they reflect, and those
-        offsets (to commit once the checkpoint is acknowledged).
+    def _snapshot(self, parts: set[int]) -> tuple[list[tuple[str, Snapshot]], dict[TopicPartition, int]]:
+        """The partitions' arms frozen (``ArmSet.freeze_arm``: what changes in place pickled
+        now, the rest encoded later by whoever saves them) with the ``labelled`` offset they
+        reflect, and those offsets (to commit once the checkpoint is acknowledged).
 
         Runs under ``self.lock``, also from the rebalance listener (the consumer's IO thread),
         so it asks the consumer nothing: the offset is our own count of applied messages.
         """
         snaps, offsets = [], {}
+        now = pickle.HIGHEST_PROTOCOL
         for p in sorted(parts):
             st = self.parts[p]
-            state = {"offset": st.next_offset,
-                     "arms": {key: st.arms.dump_arm(key) for key in st.arms.keys()},
-                     "src_wm": st.src_wm, "src_idle": st.src_idle, "src_ckpt": st.src_ckpt, "dedupe": st.dedupe, "duplicates": st.duplicates,
-                     "ended": st.arms.ended, "experiments_ended": st.arms.experiments_ended}
-            snaps.append((f"eval:{p}", snapshot(state)))
+            arms = {key: st.arms.freeze_arm(key) for key in st.arms.keys()}
+            state = {"offset": st.next_offset, "src_wm": dict(st.src_wm), "src_idle": dict(st.src_idle),
+                     "src_ckpt": dict(st.src_ckpt), "dedupe": Pickled(pickle.dumps(st.dedupe, protocol=now)),
+                     "duplicates": st.duplicates, "ended": dict(st.arms.ended),
+                     "experiments_ended": st.arms.experiments_ended}
+            snaps.append((f"eval:{p}", functools.partial(_encode, state, arms)))
             if st.next_offset is not None:
                 offsets[TopicPartition(self.t.labelled, p)] = st.next_offset
         return snaps, offsets
@@ -207,7 +218,7 @@ class EvalStage(ConsumerRebalanceListener):
         size = 0
         try:
             for key, raw in snaps:
-                size = self.store.save_snapshot(key, raw)
+                size = self.store.save_snapshot(key, materialise(raw))
         except Exception:  # noqa: BLE001 - the stage must stop cleanly, or hand its partitions over
             self.foreground_failures += 1
             log.exception("checkpoint of evaluation partitions %s not saved: their next owner resumes from the "
@@ -314,8 +325,8 @@ class EvalStage(ConsumerRebalanceListener):
                     # runtime, so both give the same numbers.
                     if self._release(now - last_released >= self._delay_s):
                         last_released = now
-            # Checkpoints between polls, when the whole poll is applied: pickled here, under the
-            # lock; compressed and sent by the saver while the stage goes on. An interval whose
+            # Checkpoints between polls, when the whole poll is applied: frozen here, under the
+            # lock; encoded, compressed and sent by the saver while the stage goes on. An interval whose
             # previous checkpoint is still being sent is skipped, not queued. Submitted under
             # the lock too, so a revocation (which takes it) always sees the save in flight and
             # waits for it before saving its own, newer state.
