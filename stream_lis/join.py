@@ -84,14 +84,17 @@ class ClickJoiner:
         if not self._early:
             return ()
         early = self._early.pop(imp.impression_id, None)
-        return [self._attribute(imp.impression_id, c) for c in early] if early else ()
+        iid = imp.impression_id
+        # Looked up per click: an attributed click replaces the record the next one sees.
+        return [self._attribute(iid, self.pending[iid], c) for c in early] if early else ()
 
     def add_click(self, click: Click) -> str:
         """Apply a click; returns its outcome (one of ``CLICK_OUTCOMES``), or ``"held"`` when its
         impression has not arrived yet (the outcome is decided when it does, or when the
         watermark passes the click: ``orphan``)."""
-        if click.impression_id in self.pending:
-            return self._attribute(click.impression_id, click)
+        p = self.pending.get(click.impression_id)
+        if p is not None:
+            return self._attribute(click.impression_id, p, click)
         label = self._final.get(click.impression_id)
         if label is not None:
             return "duplicate" if label == 1 else "late"
@@ -99,8 +102,7 @@ class ClickJoiner:
         heapq.heappush(self._early_order, (click.ts, click.impression_id))
         return "held"
 
-    def _attribute(self, iid: str, click: Click) -> str:
-        p = self.pending[iid]
+    def _attribute(self, iid: str, p: _Pending, click: Click) -> str:
         ts = p.impression.ts
         if not ts <= click.ts <= ts + self.window_ms:
             return "out_of_window"

@@ -52,7 +52,7 @@ def snapshot(obj: Any) -> bytes:
 Snapshot = Union[bytes, Callable[[], bytes]]
 
 
-def materialise(raw: Snapshot) -> bytes:
+def _materialise(raw: Snapshot) -> bytes:
     return raw() if callable(raw) else raw
 
 
@@ -158,10 +158,10 @@ class CheckpointStore:
     def save(self, key: str, state: Any) -> int:
         return self.save_snapshot(key, snapshot(state))
 
-    def save_snapshot(self, key: str, raw: bytes) -> int:
-        """Compress and send what ``snapshot`` made; returns its size once acknowledged (in
-        parts when it is larger than a message)."""
-        blob = compress(raw)
+    def save_snapshot(self, key: str, raw: Snapshot) -> int:
+        """Compress and send what ``snapshot`` made (made here when deferred); returns its size
+        once acknowledged (in parts when it is larger than a message)."""
+        blob = compress(_materialise(raw))
         if self.key is not None:
             blob = sign(blob, self.key)
         send, size = self.producer.send, self.part_bytes
@@ -235,10 +235,11 @@ class CheckpointStore:
                                 latest[k] = msg.value
         finally:
             consumer.close()
-        out = {}
+        out: dict[str, Any] = {}
+        named: dict[str, str] = {}  # checkpoint key -> id of the parts its manifest names
         for k, v in latest.items():
             if v.startswith(MANIFEST):
-                v = self._assemble(k, v, parts)
+                v = self._assemble(k, v, parts, named)
                 if v is None:
                     continue
             blob, why = verify(v, self.key)
@@ -256,11 +257,13 @@ class CheckpointStore:
                 log.error("checkpoint %s refused: it cannot be read (%s: %s); that partition starts over",
                           k, type(exc).__name__, exc)
         if keys is not None:
-            self._delete_orphans(latest, parts)
+            self._delete_orphans(named, parts)
         return out
 
-    def _assemble(self, key: str, manifest: bytes, parts: dict[str, tuple[bytes, float]]) -> bytes | None:
-        """The checkpoint a manifest names, joined from its parts (``None``: refused)."""
+    def _assemble(self, key: str, manifest: bytes, parts: dict[str, tuple[bytes, float]],
+                  named: dict[str, str]) -> bytes | None:
+        """The checkpoint a manifest names, joined from its parts (``None``: refused); records
+        in ``named`` the id of the parts it names."""
         try:
             m = json.loads(manifest[len(MANIFEST):])
             names = [part_key(key, m["id"], k) for k in range(int(m["parts"]))]
@@ -269,6 +272,7 @@ class CheckpointStore:
             self.refused += 1
             log.error("checkpoint %s refused: its manifest cannot be read (%s); that partition starts over", key, exc)
             return None
+        named[key] = m["id"]
         missing = [n for n in names if n not in parts]
         blob = b"".join(parts[n][0] for n in names) if not missing else b""
         if missing or len(blob) != size:
@@ -281,15 +285,8 @@ class CheckpointStore:
             self._parts[key] = (m["id"], len(names))  # deleted after the next checkpoint of the key
         return blob
 
-    def _delete_orphans(self, latest: dict[str, bytes], parts: dict[str, tuple[bytes, float]]) -> None:
+    def _delete_orphans(self, named: dict[str, str], parts: dict[str, tuple[bytes, float]]) -> None:
         """Delete parts no manifest names (a save that died before its manifest), once old."""
-        named = {}
-        for k, v in latest.items():
-            if v.startswith(MANIFEST):
-                try:
-                    named[k] = json.loads(v[len(MANIFEST):])["id"]
-                except (ValueError, KeyError, TypeError):
-                    pass
         now = time.time()
         for pk, (_, ts) in parts.items():
             key, ckid, _ = split_part_key(pk)  # type: ignore[misc]
@@ -348,7 +345,7 @@ class BackgroundSaver:
         try:
             size = 0
             for key, raw in snapshots:
-                size = self.store.save_snapshot(key, materialise(raw))
+                size = self.store.save_snapshot(key, raw)
         except Exception:  # noqa: BLE001 - the stage must go on; the next interval retries
             self.failed += 1
             log.exception("checkpoint %s not saved; its offsets stay uncommitted",

@@ -34,7 +34,7 @@ from ...labeller import Labelled, Seen
 from ...packing import Pickled
 from ...probes import ExternalProbe, Probe, build_probes
 from ...watermark import NEG_INF
-from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, materialise, snapshot
+from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from ...freshness import ChunkDeadline
 from .settings import consumer_tuning
 from .topics import LABELLED_MAX_BYTES, commit_offsets, consumer_lag
@@ -218,7 +218,7 @@ class EvalStage(ConsumerRebalanceListener):
         size = 0
         try:
             for key, raw in snaps:
-                size = self.store.save_snapshot(key, materialise(raw))
+                size = self.store.save_snapshot(key, raw)
         except Exception:  # noqa: BLE001 - the stage must stop cleanly, or hand its partitions over
             self.foreground_failures += 1
             log.exception("checkpoint of evaluation partitions %s not saved: their next owner resumes from the "

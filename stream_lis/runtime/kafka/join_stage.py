@@ -58,7 +58,7 @@ from ...engine import decoder_for
 from ...events import Invalid
 from ...labeller import ArmRecord, FrozenLabeller, Labelled, LabelCounters, Labeller
 from ...watermark import NEG_INF, POS_INF, idle_targets
-from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, materialise, snapshot
+from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from .produce import dead_letter_sink
 from .settings import consumer_tuning
 from .topics import commit_offsets, consumer_lag
@@ -311,7 +311,7 @@ class JoinStage(ConsumerRebalanceListener):
         snaps, acked = self._snapshot(parts)
         try:
             for key, raw in snaps:
-                self.store.save_snapshot(key, materialise(raw))
+                self.store.save_snapshot(key, raw)
         except Exception:  # noqa: BLE001 - the stage must stop cleanly, or hand its partitions over
             self.foreground_failures += 1
             log.exception("checkpoint of join partitions %s not saved: their next owner resumes from the "
