@@ -27,6 +27,7 @@ Every click has exactly one outcome, each counted and none able to change a fina
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from collections import deque
 from typing import Iterator, Sequence
 
@@ -34,6 +35,7 @@ import msgspec
 
 from .events import Click, Impression
 from .packing import pack_array
+from .watermark import POS_INF
 
 CLICK_OUTCOMES = ("attributed", "duplicate", "late", "out_of_window", "orphan")
 
@@ -62,7 +64,7 @@ class ClickJoiner:
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
         self.pending: dict[str, _Pending] = {}
-        self._deadlines: list[tuple[int, str]] = []
+        self._deadlines = Deadlines()
         # impression_id -> label of recently finalised impressions, in finalisation order.
         self._final: dict[str, int] = {}
         self._final_order: deque[tuple[int, str]] = deque()
@@ -80,7 +82,7 @@ class ClickJoiner:
     def add_impression(self, imp: Impression) -> Sequence[str]:
         """Start waiting for clicks; returns outcomes of clicks that arrived before it."""
         self.pending[imp.impression_id] = _Pending(imp)
-        heapq.heappush(self._deadlines, (imp.ts + self.window_ms, imp.impression_id))
+        self._deadlines.push(imp.ts + self.window_ms, imp.impression_id)
         if not self._early:
             return ()
         early = self._early.pop(imp.impression_id, None)
@@ -116,11 +118,10 @@ class ClickJoiner:
     def expire(self, watermark: int) -> list[LabelledExample]:
         """Finalise every impression whose window closed (``watermark > ts + W``)."""
         out: list[LabelledExample] = []
-        dl = self._deadlines
-        if dl and dl[0][0] < watermark:
-            pop, pending, final, order = heapq.heappop, self.pending, self._final, self._final_order
-            while dl and dl[0][0] < watermark:
-                deadline, iid = pop(dl)
+        due = self._deadlines.pop_due(watermark)
+        if due:
+            pending, final, order = self.pending, self._final, self._final_order
+            for deadline, iid in due:
                 p = pending.pop(iid, None)
                 if p is None:
                     continue
@@ -175,11 +176,10 @@ class ClickJoiner:
             early = {k: [msgspec.convert(c, Click) if not isinstance(c, Click) else c for c in v]
                      for k, v in state["early"].items()}
         self.pending = {}
-        self._deadlines = []
+        self._deadlines = Deadlines()
         for p in pending:
             self.pending[p.impression.impression_id] = p
-            self._deadlines.append((p.impression.ts + self.window_ms, p.impression.impression_id))
-        heapq.heapify(self._deadlines)
+            self._deadlines.push(p.impression.ts + self.window_ms, p.impression.impression_id)
         finals = state.get("finals")
         if finals is not None:
             order, self._final = _FINALS_DECODER.decode(finals)
@@ -190,6 +190,59 @@ class ClickJoiner:
         self._early = early
         self._early_order = [tuple(x) for x in state["early_order"]]
         heapq.heapify(self._early_order)
+
+
+class Deadlines:
+    """(deadline, impression id) pairs, taken in order once the watermark passes them.
+
+    A heap pays O(log n) tuple comparisons for every pop. Here pairs are appended unsorted
+    and sorted in one C call when the watermark first passes the earliest of them: a pair is
+    pushed at least a window before it is due (its impression is not late), so that happens
+    about once per window of event time, on nearly ordered data, and a pop is then a slice
+    of a sorted list. Pairs come out exactly as a heap gives them: by deadline, then id.
+
+    >>> d = Deadlines()
+    >>> for t, i in [(30, "c"), (10, "b"), (10, "a"), (20, "d")]:
+    ...     d.push(t, i)
+    >>> d.pop_due(20), d.pop_due(20), len(d)
+    ([(10, 'a'), (10, 'b')], [], 2)
+    >>> d.push(5, "e"); d.pop_due(31)
+    [(5, 'e'), (20, 'd'), (30, 'c')]
+    """
+
+    __slots__ = ("_sorted", "_pos", "_new", "_new_min")
+
+    def __init__(self) -> None:
+        self._sorted: list[tuple[int, str]] = []
+        self._pos = 0  # _sorted[:_pos] were taken
+        self._new: list[tuple[int, str]] = []
+        self._new_min = POS_INF
+
+    def __len__(self) -> int:
+        return len(self._sorted) - self._pos + len(self._new)
+
+    def push(self, deadline: int, iid: str) -> None:
+        self._new.append((deadline, iid))
+        if deadline < self._new_min:
+            self._new_min = deadline
+
+    def pop_due(self, watermark: int) -> list[tuple[int, str]]:
+        """Every pair with ``deadline < watermark``, in (deadline, id) order."""
+        if self._new_min < watermark:
+            rest = self._sorted[self._pos:]
+            rest += self._new
+            rest.sort()  # timsort: the sorted rest and the nearly ordered new pairs, merged
+            self._sorted, self._pos, self._new, self._new_min = rest, 0, [], POS_INF
+        s, pos = self._sorted, self._pos
+        if pos < len(s) and s[pos][0] < watermark:
+            end = bisect_left(s, (watermark,), pos)  # (d, id) < (watermark,) iff d < watermark
+            due = s[pos:end]
+            if end > 4096 and 2 * end > len(s):  # drop what was taken (memory), O(1) per pair
+                del s[:end]
+                end = 0
+            self._pos = end
+            return due
+        return []
 
 
 class FrozenJoiner:
