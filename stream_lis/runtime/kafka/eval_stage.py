@@ -36,6 +36,7 @@ from ...probes import ExternalProbe, Probe, build_probes
 from ...watermark import NEG_INF
 from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from ...freshness import ChunkDeadline
+from .rebalance import listener_for
 from .settings import consumer_tuning
 from .topics import LABELLED_MAX_BYTES, commit_offsets, consumer_lag
 from .wire import decode_envelope
@@ -193,8 +194,8 @@ class EvalStage(ConsumerRebalanceListener):
         now, the rest encoded later by whoever saves them) with the ``labelled`` offset they
         reflect, and those offsets (to commit once the checkpoint is acknowledged).
 
-        Runs under ``self.lock``, also from the rebalance listener (the consumer's IO thread),
-        so it asks the consumer nothing: the offset is our own count of applied messages.
+        Runs under ``self.lock``, also from the rebalance listener (which the consumer's IO loop
+        awaits), so it asks the consumer nothing: the offset is our own count of applied messages.
         """
         snaps, offsets = [], {}
         now = pickle.HIGHEST_PROTOCOL
@@ -301,11 +302,12 @@ class EvalStage(ConsumerRebalanceListener):
                 if self.stopping.is_set():
                     self.consumer.close()
                     return
-        self.consumer.subscribe([self.t.labelled], listener=self)
+        self.consumer.subscribe([self.t.labelled], listener=listener_for(self, "eval"))
         self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
         last_ck = last_lag = last_released = time.monotonic()
-        # The rebalance listener runs on the consumer's IO thread and takes self.lock: the
-        # consumer calls that wait on that thread (metadata, commit, lag) are made without it.
+        # The rebalance listener takes self.lock while the consumer's IO loop awaits it
+        # (``rebalance``): the consumer calls that wait on that loop (metadata, commit, lag) are
+        # made without it.
         # Envelopes applied per hold of the lock: a poll can bring a backlog of many
         # thousand records, and a scrape (which takes the lock) should not wait for all of it.
         step = max(1, SLICE_RECORDS // self.cfg.kafka.envelope_records)

@@ -60,6 +60,7 @@ from ...labeller import ArmRecord, FrozenLabeller, Labelled, LabelCounters, Labe
 from ...watermark import NEG_INF, POS_INF, idle_targets
 from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from .produce import dead_letter_sink
+from .rebalance import listener_for
 from .settings import consumer_tuning
 from .topics import commit_offsets, consumer_lag
 from .wire import Envelope, arm_partition, encode_envelope, slim
@@ -270,9 +271,9 @@ class JoinStage(ConsumerRebalanceListener):
         acknowledged: those offsets (to commit) and each partition's watermark
         (``_Checkpointed``: to announce as checkpointed).
 
-        Runs under ``self.lock``, also from the rebalance listener, i.e. on the consumer's IO
-        thread: so it asks the consumer nothing (``position`` may wait on that thread, which
-        would deadlock with a listener waiting for the lock). Offsets are our own count. What
+        Runs under ``self.lock``, also from the rebalance listener, which the consumer's IO
+        loop awaits (``rebalance``): so it asks the consumer nothing (``position`` may wait on
+        that loop, which waits for the listener). Offsets are our own count. What
         was produced before is flushed first: a checkpoint must not claim input whose output
         is not durable.
         """
@@ -424,11 +425,12 @@ class JoinStage(ConsumerRebalanceListener):
                 self._send(p, lab.watermark.value, recs)
 
     def run(self) -> None:
-        self.consumer.subscribe([self.t.impressions, self.t.clicks], listener=self)
+        self.consumer.subscribe([self.t.impressions, self.t.clicks], listener=listener_for(self, "join"))
         self._labelled_parts = len(self.consumer.partitions_for_topic(self.t.labelled) or ()) or self.cfg.kafka.partitions
         last_hb = last_ck = last_lag = time.monotonic()
-        # The rebalance listener runs on the consumer's IO thread and takes self.lock: the
-        # consumer calls that wait on that thread (commit, lag) are made without the lock.
+        # The rebalance listener takes self.lock while the consumer's IO loop awaits it
+        # (``rebalance``): the consumer calls that wait on that loop (commit, lag) are made
+        # without the lock.
         while not self.stopping.is_set():
             batch = self.consumer.poll(timeout_ms=200)
             with self.lock:

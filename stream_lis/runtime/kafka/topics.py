@@ -24,8 +24,8 @@ LABELLED_MAX_BYTES = 32 * 1024 * 1024
 def commit_offsets(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], log: logging.Logger) -> None:
     """Commit a stage's checkpointed offsets: only ``topics describe`` and lag tools read them
     (the checkpoint is the truth), so a failure is logged, not raised. Call it without the
-    stage's lock: it waits on the consumer's IO thread, where the rebalance listener (which
-    takes that lock) runs."""
+    stage's lock: it waits on the consumer's IO loop, which awaits the rebalance listener
+    (which takes that lock) during a rebalance."""
     if not offsets:
         return
     try:

@@ -1,0 +1,103 @@
+"""Rebalance listeners that leave the consumer's heartbeats running while a stage restores or
+saves its partitions.
+
+kafka-python (3.x) calls a listener on the consumer's IO thread, the thread that also sends
+the group heartbeats. A stage's listener loads checkpoints (assignment) or saves them
+(revocation): at the memory bounds that takes seconds per partition, and a worker taking a
+few partitions over passes the session timeout. The broker then drops the member and
+rebalances; the member rejoins, loads its partitions again, as slowly, and the group never
+settles. ``OffLoopListener`` runs the stage's own listener on a thread of its own while the
+IO loop awaits it in short sleeps, sending heartbeats meanwhile.
+
+What the stage sees does not change: the consumer's ``poll`` (on the stage's thread) returns
+only once the listener is done, so no record of a partition is handed out before its state
+is restored, and revocation still saves before the partitions go. The listener takes the
+stage's lock as before; the stage's thread does not hold it while it polls.
+
+>>> class Stage:
+...     def on_partitions_assigned(self, assigned):
+...         print(sorted(assigned), "on", threading.current_thread().name)
+>>> listener = OffLoopListener(Stage(), "join")
+>>> _drive(listener.on_partitions_assigned({2, 1}))  # stands in for the consumer's IO loop
+[1, 2] on join-partitions-assigned
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Coroutine
+
+try:  # kafka-python 3: listeners may be coroutines, awaited on the IO loop
+    from kafka import AsyncConsumerRebalanceListener
+    from kafka.net.selector import KernelEvent
+except ImportError:  # kafka-python 2 calls listeners on the polling thread; heartbeats have a thread
+    AsyncConsumerRebalanceListener = None  # type: ignore[assignment,misc]
+    KernelEvent = None  # type: ignore[assignment,misc]
+
+#: How often the IO loop looks whether the stage's listener is done (seconds).
+POLL_S = 0.05
+
+
+def listener_for(stage: Any, name: str) -> Any:
+    """What to hand ``KafkaConsumer.subscribe`` for a stage: the stage itself where the client
+    calls listeners off its IO loop anyway (kafka-python 2), otherwise an ``OffLoopListener``."""
+    return stage if AsyncConsumerRebalanceListener is None else OffLoopListener(stage, name)
+
+
+class _Sleep:
+    """An awaitable sleep of the IO loop (``KernelEvent``); time.sleep outside it (doctests)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __await__(self):
+        if KernelEvent is None:
+            time.sleep(self.seconds)
+            return None
+        return (yield KernelEvent("_sleep", self.seconds))
+
+
+class OffLoopListener(AsyncConsumerRebalanceListener or object):  # type: ignore[misc]
+    """A stage's (blocking) rebalance listener, run on a thread while the IO loop awaits it."""
+
+    def __init__(self, stage: Any, name: str) -> None:
+        self.stage, self.name = stage, name
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._off_loop(self.stage.on_partitions_revoked, revoked, "revoked")
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._off_loop(self.stage.on_partitions_assigned, assigned, "assigned")
+
+    async def on_partitions_lost(self, lost: Any) -> None:
+        # The stage's own choice (kafka-python's base listener: treat them as revoked).
+        await self._off_loop(self.stage.on_partitions_lost, lost, "lost")
+
+    async def _off_loop(self, method: Callable[[Any], Any], arg: Any, what: str) -> None:
+        done = threading.Event()
+        error: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                method(arg)
+            except BaseException as exc:  # handed to the IO loop, which logs and raises it
+                error.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name=f"{self.name}-partitions-{what}", daemon=True).start()
+        while not done.is_set():
+            await _Sleep(POLL_S)
+        if error:
+            raise error[0]
+
+
+def _drive(coro: Coroutine) -> Any:
+    """Run a listener coroutine to its end outside a consumer (examples and tests)."""
+    try:
+        while True:
+            event = coro.send(None)
+            time.sleep(event.args[0] if KernelEvent is not None and isinstance(event, KernelEvent) else 0)
+    except StopIteration as stop:
+        return stop.value
