@@ -24,6 +24,7 @@ stage's lock as before; the stage's thread does not hold it while it polls.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Callable, Coroutine
@@ -37,6 +38,11 @@ except ImportError:  # kafka-python 2 calls listeners on the polling thread; hea
 
 #: How often the IO loop looks whether the stage's listener is done (seconds).
 POLL_S = 0.05
+#: Listener work longer than this is logged (kafka-python warns from 1 s on, in words meant
+#: for listeners that block its loop: the line says this one did not).
+SLOW_S = 1.0
+
+log = logging.getLogger("stream_lis.rebalance")
 
 
 def listener_for(stage: Any, name: str) -> Any:
@@ -86,9 +92,14 @@ class OffLoopListener(AsyncConsumerRebalanceListener or object):  # type: ignore
             finally:
                 done.set()
 
+        start = time.monotonic()
         threading.Thread(target=work, name=f"{self.name}-partitions-{what}", daemon=True).start()
         while not done.is_set():
             await _Sleep(POLL_S)
+        took = time.monotonic() - start
+        if took > SLOW_S:
+            log.info("%s stage: partitions %s took %.1f s on a thread of their own; the consumer's heartbeats "
+                     "went on meanwhile", self.name, what, took)
         if error:
             raise error[0]
 
