@@ -52,7 +52,8 @@ def listener_for(stage: Any, name: str) -> Any:
 
 
 class _Sleep:
-    """An awaitable sleep of the IO loop (``KernelEvent``); time.sleep outside it (doctests)."""
+    """A sleep of kafka-python's IO loop (its ``KernelEvent``), which runs other tasks meanwhile;
+    without kafka-python 3 (where this listener is not used: ``listener_for``), a plain sleep."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
