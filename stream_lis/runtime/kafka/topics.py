@@ -1,6 +1,7 @@
 """Topic administration (kafka-python): create the topics the runtime needs, describe them.
 
-``create`` is idempotent: existing topics are left as they are and reported.
+``create`` is idempotent: existing topics are reported and left as they are, except for the
+size limits a release writes up to (``LIMITS``), which are raised where they fall short.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
@@ -19,6 +20,12 @@ from ...config import Config
 
 #: Largest message on the internal labelled topic (200 records of at most 64 KiB each fit).
 LABELLED_MAX_BYTES = 32 * 1024 * 1024
+
+#: Topic settings that bound what the runtime writes: on a topic that already exists, a value
+#: below the one ``topic_specs`` gives is raised to it (never lowered). A topic created by an
+#: older release, or before ``kafka.max_checkpoint_bytes`` was raised, would otherwise refuse
+#: every checkpoint (or part) over its old limit, for as long as it lives.
+LIMITS = ("max.message.bytes", "segment.bytes")
 
 
 def commit_offsets(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], log: logging.Logger) -> None:
@@ -83,6 +90,9 @@ def create_topics(cfg: Config, client_kw: dict[str, Any], ready_timeout_s: float
                 out.append((spec.name, "created"))
             except TopicAlreadyExistsError:
                 out.append((spec.name, "exists"))
+        existing_specs = [spec for spec in topic_specs(cfg) if (spec.name, "exists") in out]
+        raised = _raise_limits(admin, existing_specs)
+        out = [(name, f"{what}; {raised[name]}" if name in raised else what) for name, what in out]
         created = [name for name, what in out if what == "created"]
         if created and not _wait_for_leaders(admin, created, ready_timeout_s):
             logging.getLogger("stream_lis.topics").warning(
@@ -90,6 +100,41 @@ def create_topics(cfg: Config, client_kw: dict[str, Any], ready_timeout_s: float
         return out
     finally:
         admin.close()
+
+
+def _raise_limits(admin: KafkaAdminClient, specs: list[NewTopic]) -> dict[str, str]:
+    """Raise the ``LIMITS`` of existing topics that are below their spec; returns what changed
+    per topic (``"max.message.bytes 65536 -> 1048576"``). A broker that does not let us read or
+    change them (no ALTER_CONFIGS permission) gets a warning naming the settings to change."""
+    wanted = {s.name: {k: int(v) for k, v in (s.topic_configs or {}).items() if k in LIMITS} for s in specs}
+    wanted = {name: w for name, w in wanted.items() if w}
+    if not wanted:
+        return {}
+    log = logging.getLogger("stream_lis.topics")
+    try:
+        got = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted],
+                                     config_filter="all")["topic"]
+        changes: dict[str, dict[str, str]] = {}
+        done: dict[str, str] = {}
+        for name, w in wanted.items():
+            now = {k: int(v["value"]) for k, v in got.get(name, {}).items() if k in w}
+            up = {k: v for k, v in w.items() if k in now and now[k] < v}
+            if up:
+                changes[name] = {k: str(v) for k, v in up.items()}
+                done[name] = ", ".join(f"{k} {now[k]} -> {v}" for k, v in up.items())
+        if not changes:
+            return {}
+        result = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=c) for name, c in changes.items()],
+                                     raise_on_unknown=False)["topic"]
+        failed = {name: r for name, r in result.items() if r != "OK"}
+        if failed:
+            raise RuntimeError("; ".join(f"{name}: {r}" for name, r in failed.items()))
+        return done
+    except Exception as exc:  # no permission, an older client API: the topics still work below the limits
+        log.warning("could not check or raise the size limits of topics %s (%s): set %s yourself",
+                    ", ".join(wanted), exc, "; ".join(f"{name}: " + ", ".join(f"{k}>={v}" for k, v in w.items())
+                                                     for name, w in wanted.items()))
+        return {}
 
 
 def _wait_for_leaders(admin: KafkaAdminClient, names: list[str], timeout_s: float) -> bool:
