@@ -166,7 +166,6 @@ class ArmSet:
         self.experiments_ended = 0
         #: What arms that ended had shed (their pipelines are gone; the counter must not drop).
         self.shed_ended: Counter[str] = Counter()
-        self._idle_timeout_ms = cfg.time.experiment_idle_timeout_ms  # parsed once: read per release
 
     @property
     def probes(self) -> Sequence[Probe]:
@@ -209,7 +208,7 @@ class ArmSet:
             a.evaluator.flush()
 
     def _end_idle(self, watermark: int) -> None:
-        timeout = self._idle_timeout_ms
+        timeout = self.cfg.time.experiment_idle_timeout_ms
         if watermark >= (1 << 61):
             return
         last: dict[str, int] = {}

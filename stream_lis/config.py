@@ -15,6 +15,7 @@ inside a running worker.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import pathlib
@@ -34,8 +35,12 @@ class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the key and the reason."""
 
 
+@functools.lru_cache(maxsize=256, typed=True)  # typed: True must not hit a cached 1
 def parse_duration(value: str | int | float) -> int:
-    """Parse ``"30m"``, ``"1h30m"``, ``"500ms"`` or a number of seconds into milliseconds."""
+    """Parse ``"30m"``, ``"1h30m"``, ``"500ms"`` or a number of seconds into milliseconds.
+
+    Memoised: the ``*_ms`` properties of the config parse on every read, and some are read
+    per release or per poll."""
     if isinstance(value, bool):
         raise ConfigError(f"not a duration: {value!r}")
     if isinstance(value, (int, float)):
