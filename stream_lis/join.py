@@ -204,8 +204,8 @@ class Deadlines:
     >>> d = Deadlines()
     >>> for t, i in [(30, "c"), (10, "b"), (10, "a"), (20, "d")]:
     ...     d.push(t, i)
-    >>> d.pop_due(20), d.pop_due(20), len(d)
-    ([(10, 'a'), (10, 'b')], [], 2)
+    >>> d.pop_due(20), d.pop_due(20)
+    ([(10, 'a'), (10, 'b')], [])
     >>> d.push(5, "e"); d.pop_due(31)
     [(5, 'e'), (20, 'd'), (30, 'c')]
     """
@@ -217,9 +217,6 @@ class Deadlines:
         self._pos = 0  # _sorted[:_pos] were taken
         self._new: list[tuple[int, str]] = []
         self._new_min = POS_INF
-
-    def __len__(self) -> int:
-        return len(self._sorted) - self._pos + len(self._new)
 
     def push(self, deadline: int, iid: str) -> None:
         self._new.append((deadline, iid))

@@ -21,7 +21,7 @@ from kafka.net.selector import KernelEvent
 
 from kafka_harness import BOOTSTRAP, cli, namespace, require_broker, wait_for
 from stream_lis.config import load_config
-from stream_lis.runtime.kafka.rebalance import OffLoopListener, listener_for
+from stream_lis.runtime.kafka.rebalance import OffLoopListener, _drive, listener_for
 from stream_lis.runtime.kafka.worker import Worker
 
 #: The stages' consumer session timeout (``join_stage``/``eval_stage``: 10 s), and more.
@@ -50,17 +50,13 @@ def test_the_io_loop_sleeps_while_the_stage_restores():
     assert all(isinstance(e, KernelEvent) and e.method == "_sleep" for e in events)
     assert stage.assigned == []
     stage.release.set()
-    with pytest.raises(StopIteration):
-        while True:
-            coro.send(None)
+    _drive(coro)
     assert stage.assigned == [([1, 3], "join-partitions-assigned")]  # done, on a thread of its own
 
 
 def test_an_error_of_the_stage_reaches_the_io_loop():
-    coro = OffLoopListener(Stage(), "eval").on_partitions_revoked({0})
     with pytest.raises(RuntimeError, match="checkpoint refused"):
-        while True:
-            coro.send(None)
+        _drive(OffLoopListener(Stage(), "eval").on_partitions_revoked({0}))
 
 
 def test_the_consumer_gets_the_listener_that_keeps_its_loop_free():

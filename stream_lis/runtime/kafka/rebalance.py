@@ -32,9 +32,9 @@ from typing import Any, Callable, Coroutine
 try:  # kafka-python 3: listeners may be coroutines, awaited on the IO loop
     from kafka import AsyncConsumerRebalanceListener
     from kafka.net.selector import KernelEvent
-except ImportError:  # kafka-python 2 calls listeners on the polling thread; heartbeats have a thread
+except ImportError:  # kafka-python 2 calls listeners on the polling thread and heartbeats from a
+    # thread of its own: listener_for hands the consumer the stage itself.
     AsyncConsumerRebalanceListener = None  # type: ignore[assignment,misc]
-    KernelEvent = None  # type: ignore[assignment,misc]
 
 #: How often the IO loop looks whether the stage's listener is done (seconds).
 POLL_S = 0.05
@@ -49,20 +49,6 @@ def listener_for(stage: Any, name: str) -> Any:
     """What to hand ``KafkaConsumer.subscribe`` for a stage: the stage itself where the client
     calls listeners off its IO loop anyway (kafka-python 2), otherwise an ``OffLoopListener``."""
     return stage if AsyncConsumerRebalanceListener is None else OffLoopListener(stage, name)
-
-
-class _Sleep:
-    """A sleep of kafka-python's IO loop (its ``KernelEvent``), which runs other tasks meanwhile;
-    without kafka-python 3 (where this listener is not used: ``listener_for``), a plain sleep."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def __await__(self):
-        if KernelEvent is None:
-            time.sleep(self.seconds)
-            return None
-        return (yield KernelEvent("_sleep", self.seconds))
 
 
 class OffLoopListener(AsyncConsumerRebalanceListener or object):  # type: ignore[misc]
@@ -96,7 +82,7 @@ class OffLoopListener(AsyncConsumerRebalanceListener or object):  # type: ignore
         start = time.monotonic()
         threading.Thread(target=work, name=f"{self.name}-partitions-{what}", daemon=True).start()
         while not done.is_set():
-            await _Sleep(POLL_S)
+            await KernelEvent("_sleep", POLL_S)  # the loop's own sleep: it runs other tasks meanwhile
         took = time.monotonic() - start
         if took > SLOW_S:
             log.info("%s stage: partitions %s took %.1f s on a thread of their own; the consumer's heartbeats "
@@ -106,10 +92,10 @@ class OffLoopListener(AsyncConsumerRebalanceListener or object):  # type: ignore
 
 
 def _drive(coro: Coroutine) -> Any:
-    """Run a listener coroutine to its end outside a consumer (examples and tests)."""
+    """Run a listener coroutine to its end outside a consumer, sleeping where the IO loop would
+    (examples and tests)."""
     try:
         while True:
-            event = coro.send(None)
-            time.sleep(event.args[0] if KernelEvent is not None and isinstance(event, KernelEvent) else 0)
+            time.sleep(coro.send(None).args[0])
     except StopIteration as stop:
         return stop.value
