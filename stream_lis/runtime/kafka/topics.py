@@ -18,6 +18,8 @@ from kafka.structs import OffsetAndMetadata
 from ...config import Config
 
 
+log = logging.getLogger("stream_lis.topics")
+
 #: Largest message on the internal labelled topic (200 records of at most 64 KiB each fit).
 LABELLED_MAX_BYTES = 32 * 1024 * 1024
 
@@ -80,22 +82,22 @@ def create_topics(cfg: Config, client_kw: dict[str, Any], ready_timeout_s: float
     admin = KafkaAdminClient(**client_kw)
     try:
         existing = set(admin.list_topics())
-        out = []
+        out, found = [], []
         for spec in topic_specs(cfg):
-            if spec.name in existing:
-                out.append((spec.name, "exists"))
-                continue
-            try:
-                admin.create_topics([spec])
-                out.append((spec.name, "created"))
-            except TopicAlreadyExistsError:
-                out.append((spec.name, "exists"))
-        existing_specs = [spec for spec in topic_specs(cfg) if (spec.name, "exists") in out]
-        raised = _raise_limits(admin, existing_specs)
+            if spec.name not in existing:
+                try:
+                    admin.create_topics([spec])
+                    out.append((spec.name, "created"))
+                    continue
+                except TopicAlreadyExistsError:
+                    pass
+            out.append((spec.name, "exists"))
+            found.append(spec)
+        raised = _raise_limits(admin, found)
         out = [(name, f"{what}; {raised[name]}" if name in raised else what) for name, what in out]
         created = [name for name, what in out if what == "created"]
         if created and not _wait_for_leaders(admin, created, ready_timeout_s):
-            logging.getLogger("stream_lis.topics").warning(
+            log.warning(
                 "topics %s: some partitions still have no leader after %.0f s", ", ".join(created), ready_timeout_s)
         return out
     finally:
@@ -110,7 +112,6 @@ def _raise_limits(admin: KafkaAdminClient, specs: list[NewTopic]) -> dict[str, s
     wanted = {name: w for name, w in wanted.items() if w}
     if not wanted:
         return {}
-    log = logging.getLogger("stream_lis.topics")
     try:
         got = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted],
                                      config_filter="all")["topic"]
