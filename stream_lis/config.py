@@ -254,6 +254,9 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: arm's partition that gets no records from an input partition learns its watermark
     #: only so: part of the freshness budget).
     heartbeat_interval: Duration = "200ms"
+    #: How often a side-table feed (``preferences``, ``embeddings``) looks for partitions
+    #: added to its topic while it runs; a new partition is read from its beginning.
+    side_topic_refresh: Duration = "30s"
     #: Largest checkpoint message; the checkpoint topic is created to fit it (its
     #: ``max.message.bytes``). A larger checkpoint (at the memory bounds a partition's state
     #: compresses to hundreds of megabytes) is written in parts of this size.
@@ -391,11 +394,13 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"limits.{key} must be >= 1")
     k = cfg.kafka
     _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "cross_topic_hold", "heartbeat_interval",
-                                  "fetch_max_wait", "producer_linger"))
+                                  "side_topic_refresh", "fetch_max_wait", "producer_linger"))
     if min(k.max_poll_records, k.envelope_records, k.fetch_min_bytes, k.max_partition_fetch_bytes,
            k.producer_batch_bytes) < 1:
         raise ConfigError("kafka.max_poll_records, envelope_records, fetch_min_bytes, max_partition_fetch_bytes "
                           "and producer_batch_bytes must be >= 1")
+    if parse_duration(k.side_topic_refresh) < 100:
+        raise ConfigError("kafka.side_topic_refresh must be at least 100ms (each look asks the broker for metadata)")
     if k.max_checkpoint_bytes < 64 * 1024:
         raise ConfigError("kafka.max_checkpoint_bytes must be >= 65536 (64 KiB)")
     if k.input_keys not in ("impression_id", "any"):

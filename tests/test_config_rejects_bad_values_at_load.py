@@ -17,6 +17,7 @@ from stream_lis.config import ConfigError, load_config
     ("kafka.max_poll_records", 0, "max_poll_records"),
     ("kafka.fetch_max_wait", "soon", "kafka.fetch_max_wait"),
     ("kafka.producer_linger", -1, "kafka.producer_linger"),
+    ("kafka.side_topic_refresh", "0s", "kafka.side_topic_refresh"),
     ("runtime.max_batch_delay", "never", "runtime.max_batch_delay"),
     ("runtime.gc_threshold", -5, "runtime.gc_threshold"),
     ("limits.max_arms", 0, "limits.max_arms"),

@@ -10,7 +10,9 @@ Two tables live beside the stream:
 Compaction keeps each key's latest record; a record with a null value (a tombstone) deletes
 what its key set. Every evaluation stage needs a whole table, whichever arms it owns, so a
 feed reads every partition, with no consumer group and no committed offsets: from the
-beginning, at every start.
+beginning, at every start. A partition added to the topic while the feed runs is found within
+``kafka.side_topic_refresh`` and read from its beginning too (a group would be told by a
+rebalance; a feed without one asks).
 
 Time semantics: a table is not in event time. The feed reads its topic to the end offsets it
 found at start before the stage evaluates anything (``recovered``; the worker is not ready
@@ -32,7 +34,7 @@ from typing import Any, Callable, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 
-from ...config import Config
+from ...config import Config, parse_duration
 from ...embedding_table import REJECT_DETAILS as EMBEDDING_REJECTS
 from ...events import Invalid
 from ...labeller import InvalidSink
@@ -58,8 +60,11 @@ class TableFeed:
 
     def __init__(self, name: str, topic: str, apply: Apply, size: Callable[[], int], details: dict[str, str],
                  lock: threading.Lock, client_kw: dict[str, Any], dead_letter: InvalidSink,
-                 tuning: dict[str, Any] | None = None) -> None:
+                 tuning: dict[str, Any] | None = None, refresh_s: float = 30.0) -> None:
+        """``refresh_s``: how often to look for partitions added to the topic (the consumer's
+        metadata is refreshed as often, so it sees them)."""
         self.name, self.topic, self.lock = name, topic, lock
+        self.refresh_s = refresh_s
         self._apply, self.size, self.details = apply, size, details
         self.dead_letter = dead_letter
         self.counts: Counter[str] = Counter()
@@ -67,7 +72,7 @@ class TableFeed:
         self.stopping = threading.Event()
         self.lag: dict[tuple[str, int], int] = {}
         self.consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-                                      **(tuning or {}), **client_kw)
+                                      metadata_max_age_ms=max(100, int(refresh_s * 1000)), **(tuning or {}), **client_kw)
 
     def _partitions(self) -> list[TopicPartition]:
         """The topic's partitions; waits (logging) while the topic does not exist."""
@@ -105,8 +110,12 @@ class TableFeed:
         log.info("%s table: reading topic %s (%d partitions, up to %d records)", self.name, self.topic, len(tps),
                  sum(end[tp] - begin[tp] for tp in tps))
         t0, last_lag = time.monotonic(), 0.0
+        last_look = t0
         todo = {tp for tp in tps if end[tp] > begin[tp]}
         while not self.stopping.is_set():
+            if time.monotonic() - last_look >= self.refresh_s:
+                last_look = time.monotonic()
+                tps = self._add_new_partitions(tps)
             if not todo and not self.recovered.is_set():
                 log.info("%s table: %d entries loaded in %.1f s (%s)", self.name, self.size(), time.monotonic() - t0,
                          ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "topic empty")
@@ -125,6 +134,21 @@ class TableFeed:
                 self.lag = consumer_lag(self.consumer)
                 last_lag = now
         self.consumer.close()
+
+    def _add_new_partitions(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        """The assignment extended by partitions added to the topic since (read from their
+        beginning: their records are part of the table like any other's)."""
+        known = {tp.partition for tp in tps}
+        new = sorted(set(self.consumer.partitions_for_topic(self.topic) or ()) - known)
+        if not new:
+            return tps
+        added = [TopicPartition(self.topic, p) for p in new]
+        log.info("%s table: topic %s has new partitions %s; reading them from the beginning", self.name, self.topic,
+                 ", ".join(map(str, new)))
+        tps = [*tps, *added]
+        self.consumer.assign(tps)  # keeps the positions of the partitions already assigned
+        self.consumer.seek_to_beginning(*added)
+        return tps
 
 
 class _Table(Protocol):
@@ -152,14 +176,15 @@ def feeds_for(stage: Any, cfg: Config, client_kw: dict[str, Any],
     """The feeds of an evaluation stage's tables read from topics; the stage waits for them
     before it evaluates."""
     t, tuning = cfg.kafka.topics, consumer_tuning(cfg.kafka)
+    refresh_s = parse_duration(cfg.kafka.side_topic_refresh) / 1000
     feeds = []
     probe = stage.external
     if probe is not None and cfg.probes.external.from_topic:
         feeds.append(TableFeed("preferences", t.preferences, _apply_to(probe), lambda: probe.n_items,
-                               PREFERENCE_REJECTS, stage.lock, client_kw, dead_letter, tuning))
+                               PREFERENCE_REJECTS, stage.lock, client_kw, dead_letter, tuning, refresh_s))
     table = stage.embeddings
     if table is not None and cfg.embeddings.from_topic:
         feeds.append(TableFeed("embeddings", t.embeddings, _apply_to(table), table.__len__, EMBEDDING_REJECTS,
-                               stage.lock, client_kw, dead_letter, tuning))
+                               stage.lock, client_kw, dead_letter, tuning, refresh_s))
     stage.inputs_ready = [f.recovered for f in feeds]
     return feeds
