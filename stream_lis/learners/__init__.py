@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
+
 from ..config import BUILTIN_LEARNERS, ConfigError, LearnerConfig
 from .base import FeatureBatch, Learner
 from .fm import FMClassifier
@@ -31,19 +33,35 @@ def make_learner(cfg: LearnerConfig) -> Learner:
     if builtin is not None:
         try:
             return builtin(bits=cfg.hash_bits, **cfg.params)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise ConfigError(f"learner.params: {exc}") from exc
     module, _, name = cfg.model.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError(f"learner.model: cannot import {cfg.model!r} ({exc})") from exc
-    model = cls(**cfg.params)
+    try:
+        model = cls(**cfg.params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"learner.params of {cfg.model}: {exc}") from exc
     if not hasattr(model, "predict_proba_one") or not hasattr(model, "learn_one"):
         raise ConfigError(f"learner.model: {cfg.model!r} is not a River classifier")
     return RiverLearner(model)
 
 
 def check_learner(cfg: LearnerConfig) -> None:
-    """Fail at start-up, not on the first example, when the learner cannot be built."""
-    make_learner(cfg)
+    """Fail at start-up, not on the first example, when the learner cannot be built or
+    cannot learn: it is built and takes one example and one prediction (a River model's
+    parameters are only checked when they are used).
+
+    >>> check_learner(LearnerConfig(model="river.linear_model.LogisticRegression", params={"l2": "x"}))
+    Traceback (most recent call last):
+    stream_lis.config.ConfigError: learner.params: river.linear_model.LogisticRegression fails on a first example: TypeError: ...
+    """
+    learner = make_learner(cfg)
+    try:
+        batch = FeatureBatch([{"check": 1.0}])
+        learner.learn_batch(batch, np.array([1]))
+        learner.predict_batch(batch)
+    except Exception as exc:  # noqa: BLE001 - whatever a third-party model raises, said at start
+        raise ConfigError(f"learner.params: {cfg.model} fails on a first example: {type(exc).__name__}: {exc}") from exc

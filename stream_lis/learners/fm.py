@@ -35,7 +35,7 @@ import numpy as np
 
 from .base import FeatureBatch
 from .ftrl import FTRLLogisticRegression
-from .hashed import HashedLearner
+from .hashed import HashedLearner, check_hyper
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -89,6 +89,10 @@ class FMClassifier(HashedLearner):
     def __init__(self, bits: int = 20, k: int = 8, alpha: float = 0.05, beta: float = 1.0, l1: float = 1.0,
                  l2: float = 1.0, lr: float = 0.02, l2_v: float = 1e-4, init_std: float = 0.01,
                  seed: int = 0, warmup: float = 0.125) -> None:
+        check_hyper({"bits": bits, "k": k}, {"alpha": alpha, "lr": lr},
+                    {"beta": beta, "l1": l1, "l2": l2, "l2_v": l2_v, "init_std": init_std, "warmup": warmup})
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
         self.bits, self.k, self.warmup, self.seen = bits, k, warmup, 0
         self.alpha, self.beta, self.l1, self.l2 = alpha, beta, l1, l2
         self.lr, self.l2_v, self.init_std, self.seed = lr, l2_v, init_std, seed

@@ -29,7 +29,7 @@ import numpy as np
 from ..features import Hashed
 from . import kernels
 from .base import FeatureBatch
-from .hashed import HashedLearner, sigmoid
+from .hashed import HashedLearner, check_hyper, sigmoid
 
 
 class FTRLLogisticRegression(HashedLearner):
@@ -56,6 +56,7 @@ class FTRLLogisticRegression(HashedLearner):
 
     def __init__(self, bits: int = 20, alpha: float = 0.05, beta: float = 1.0, l1: float = 1.0, l2: float = 1.0,
                  warmup: float = 0.125) -> None:
+        check_hyper({"bits": bits}, {"alpha": alpha}, {"beta": beta, "l1": l1, "l2": l2, "warmup": warmup})
         self.bits, self.warmup, self.seen = bits, warmup, 0
         self.alpha, self.beta, self.l1, self.l2 = alpha, beta, l1, l2
         size = (1 << bits) + 1  # last slot: intercept

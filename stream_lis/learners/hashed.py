@@ -39,6 +39,26 @@ if TYPE_CHECKING:  # pandas is only needed for learn_many / predict_proba_many
 _REUSE_MAX_ROWS = 16_384
 
 
+def check_hyper(counts: dict[str, Any], positive: dict[str, Any], non_negative: dict[str, Any]) -> None:
+    """Refuse hyperparameters the compiled loops cannot take (a string, a bool) or that make
+    the numbers meaningless (a learning rate of 0 divides by zero): a ``ValueError`` naming
+    each, when the learner is built, not a numba type error on its first batch.
+
+    >>> check_hyper({"k": 4}, {"alpha": "x"}, {"l1": -1.0})
+    Traceback (most recent call last):
+    ValueError: alpha must be a number > 0, got 'x'; l1 must be a number >= 0, got -1.0
+    """
+    bad = [f"{k} must be an integer >= 1, got {v!r}" for k, v in counts.items()
+           if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1]
+    for rule, params in ((">", positive), (">=", non_negative)):
+        for k, v in params.items():
+            number = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+            if not number or (v <= 0 if rule == ">" else v < 0):
+                bad.append(f"{k} must be a number {rule} 0, got {v!r}")
+    if bad:
+        raise ValueError("; ".join(bad))
+
+
 def sigmoid(margin: np.ndarray) -> np.ndarray:
     # maximum/minimum: np.clip's Python wrapper costs three times the clipping on a batch.
     return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(margin, -35.0), 35.0)))
