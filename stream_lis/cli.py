@@ -18,6 +18,7 @@ import msgspec
 
 from . import __version__
 from .config import Config, ConfigError, LearnerConfig, load_config, to_dict
+from .paths import unreadable, unwritable
 
 DEFAULT_PORT = 9464
 
@@ -46,6 +47,34 @@ def _port(lowest: int) -> Callable[[str], int]:
         return port
 
     return parse
+
+
+def _count(lowest: int) -> Callable[[str], int]:
+    """An argparse type: a whole number, ``lowest`` or more."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if n < lowest:
+            raise argparse.ArgumentTypeError(f"must be >= {lowest}, got {n}")
+        return n
+
+    return parse
+
+
+def _files_ok(command: str, inputs: Sequence[tuple[str, str | None]] = (),
+              outputs: Sequence[tuple[str, str | None]] = ()) -> bool:
+    """Check the (flag, path) files a command reads and writes before it does any work; say
+    what is wrong with the first bad one in one line. Flag "" for a positional argument."""
+    for (flag, path), check, verb in [*((f, unreadable, "read") for f in inputs),
+                                      *((f, unwritable, "write") for f in outputs)]:
+        why = check(path) if path is not None else None
+        if why is not None:
+            print(f"stream-lis {command}: cannot {verb} {flag + ' ' if flag else ''}{path}: {why}", file=sys.stderr)
+            return False
+    return True
 
 
 def _arms(text: str) -> dict[str, float]:
@@ -78,18 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "AIS(treatment) > AIS(control)). Serves /metrics, prints a live per-arm table, and "
                        "at the end of the input closes every window and prints the final table.")
     r.add_argument("--input", "-i", metavar="FILE", help="JSON Lines events to evaluate ('-' for stdin); default: the simulator")
-    r.add_argument("--config", "-c", metavar="FILE", help="TOML or YAML config (see README: Configuration)")
+    r.add_argument("--config", "-c", metavar="FILE", help="TOML, YAML or JSON config (see README: Configuration)")
     r.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set time.horizon=2h --set evaluation.window_size=50000")
     r.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds of wall time")
-    r.add_argument("--max-events", type=int, metavar="N", help="stop after N input records")
+    r.add_argument("--max-events", type=_count(1), metavar="N", help="stop after N input records")
     r.add_argument("--port", type=_port(-1), default=DEFAULT_PORT, help=f"port for /metrics and /healthz (default {DEFAULT_PORT}; 0 picks a free port; -1 disables)")
     r.add_argument("--host", default="0.0.0.0", help="address to serve metrics on (default 0.0.0.0)")
     r.add_argument("--summary-json", metavar="PATH", help="write the final figures (same numbers as /metrics) as JSON")
     r.add_argument("--dead-letters", metavar="PATH", default="dead-letters.jsonl",
                    help="append rejected records with their reason here (default dead-letters.jsonl)")
     r.add_argument("--report-every", type=float, default=5.0, metavar="SECONDS", help="live table interval (default 5; 0 disables)")
-    r.add_argument("--impressions", type=int, default=300_000, help="simulator: impressions to generate (default 300000)")
+    r.add_argument("--impressions", type=_count(1), default=300_000, help="simulator: impressions to generate (default 300000)")
     r.add_argument("--seed", type=int, default=7, help="simulator: random seed (default 7)")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the final table")
     r.add_argument("--history", metavar="PATH", help="append one JSON line of per-arm figures per live-table interval "
@@ -98,10 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="write a simulated event log with a planted truth",
                        description="Write simulated impression and click events as JSON Lines, reproducibly from a seed.")
     s.add_argument("--output", "-o", default="-", metavar="FILE", help="output file ('-' for stdout, the default)")
-    s.add_argument("--impressions", type=int, default=300_000, help="impressions to generate (default 300000)")
+    s.add_argument("--impressions", type=_count(1), default=300_000, help="impressions to generate (default 300000)")
     s.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    s.add_argument("--users", type=int, default=5_000, help="number of users (default 5000)")
-    s.add_argument("--items", type=int, default=400, help="items alive at any time (default 400)")
+    s.add_argument("--users", type=_count(1), default=5_000, help="number of users (default 5000)")
+    s.add_argument("--items", type=_count(1), default=400, help="items alive at any time (default 400)")
     s.add_argument("--arms", type=_arms, default=None, metavar="NAME=FIDELITY,...",
                    help="arms and the fidelity of their MLLM embedding to item quality (default control=0.3,treatment=0.8)")
     s.add_argument("--experiment", default="lis_demo", help="experiment name (default lis_demo)")
@@ -126,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("topics", help="create or describe the Kafka topics",
                        description="create: make the topics the runtime needs (impressions, clicks, preferences and embeddings (compacted), "
                        "the internal labelled topic, dead-letters, checkpoints (compacted)) with kafka.partitions and "
-                       "kafka.replication_factor; existing topics are left alone. describe: partitions, end offsets and "
+                       "kafka.replication_factor; on existing topics, max.message.bytes and segment.bytes are raised to what "
+                       "the config needs (never lowered), nothing else is changed. describe: partitions, end offsets and "
                        "the workers' consumer lag.")
     t.add_argument("action", choices=["create", "describe"])
     _common(t)
@@ -134,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("produce", help="send the simulator's events to Kafka",
                         description="Send the simulator's events to the impressions and clicks topics, keyed by impression id.")
     _common(pr)
-    pr.add_argument("--impressions", type=int, default=300_000, help="impressions to generate (default 300000)")
+    pr.add_argument("--impressions", type=_count(1), default=300_000, help="impressions to generate (default 300000)")
     pr.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     pr.add_argument("--rate", type=float, default=None, metavar="N", help="records per second (default: as fast as possible)")
 
@@ -183,10 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split time: epoch milliseconds, an RFC 3339 time (2026-01-01T02:00:00Z; no offset = UTC), or a "
                    "fraction in (0, 1) meaning that quantile of the labelled impressions' event times (0.7: train on the "
                    "first 70%%)")
-    o.add_argument("--config", "-c", metavar="FILE", help="TOML or YAML config (see README: Configuration)")
+    o.add_argument("--config", "-c", metavar="FILE", help="TOML, YAML or JSON config (see README: Configuration)")
     o.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set time.horizon=2h")
-    o.add_argument("--passes", type=int, default=5, metavar="N", help="training passes over the pre-split examples (default 5)")
+    o.add_argument("--passes", type=_count(1), default=5, metavar="N", help="training passes over the pre-split examples (default 5)")
     o.add_argument("--seed", type=int, default=7, help="seed of the shuffled training order (default 7)")
     o.add_argument("--json", metavar="PATH", help="write the figures per experiment and arm as JSON")
     o.add_argument("--compare-stream", action="store_true",
@@ -195,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("config", help="print the effective configuration as JSON",
                        description="Print the effective configuration (defaults, file and --set overrides) as JSON.")
-    c.add_argument("--config", "-c", metavar="FILE", help="TOML or YAML config (see README: Configuration)")
+    c.add_argument("--config", "-c", metavar="FILE", help="TOML, YAML or JSON config (see README: Configuration)")
     c.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="override one key, e.g. --set learner.batch_size=1024 (repeatable; values are JSON, else strings)")
 
@@ -206,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", metavar="FILE", help="TOML or YAML config")
+    p.add_argument("--config", "-c", metavar="FILE", help="TOML, YAML or JSON config")
     p.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set kafka.bootstrap_servers=broker:9092")
     p.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (overrides kafka.bootstrap_servers "
@@ -245,6 +275,9 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .simulator import Simulator, SimulatorConfig
 
+    if not _files_ok("simulate", outputs=[("--output", args.output), ("--preferences", args.preferences),
+                                          ("--embeddings", args.embeddings)]):
+        return 2
     kw: dict[str, Any] = dict(impressions=args.impressions, seed=args.seed, users=args.users,
                               live_items=args.items, experiment=args.experiment)
     if args.arms:
@@ -286,8 +319,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     check_learner(cfg.learner)
-    if args.input and args.input != "-" and not os.path.exists(args.input):
-        print(f"stream-lis run: no such input file: {args.input}", file=sys.stderr)
+    if not _files_ok("run", inputs=[("--input", args.input)],
+                     outputs=[("--summary-json", args.summary_json), ("--dead-letters", args.dead_letters),
+                              ("--history", args.history)]):
         return 2
     probes = build_probes(cfg.probes)
     truth = None
@@ -366,8 +400,7 @@ def cmd_offline(args: argparse.Namespace) -> int:
     from .offline import OfflineError, render_offline, run_offline_file, to_json
 
     cfg = _load(args)
-    if args.file != "-" and not os.path.exists(args.file):
-        print(f"stream-lis offline: no such input file: {args.file}", file=sys.stderr)
+    if not _files_ok("offline", inputs=[("", args.file)], outputs=[("--json", args.json)]):
         return 2
     try:
         res = run_offline_file(args.file, cfg, args.split_at, passes=args.passes, seed=args.seed,
@@ -438,8 +471,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
     if args.command == "produce":
         records, total = simulator_records(SimulatorConfig(impressions=args.impressions, seed=args.seed)), int(args.impressions * 1.07)
     else:
-        if args.file != "-" and not os.path.exists(args.file):
-            print(f"stream-lis replay: no such file: {args.file}", file=sys.stderr)
+        if not _files_ok("replay", inputs=[("", args.file)]):
             return 2
         records, total = file_records(args.file, 1 << 30), None
     res = produce(records, cfg, kw, rate=args.rate, total=total)
@@ -480,8 +512,7 @@ def _read_lines(path: str | None, command: str) -> list[bytes] | None:
         return []
     if path == "-":
         return sys.stdin.buffer.read().splitlines()
-    if not os.path.exists(path):
-        print(f"stream-lis {command}: no such file: {path}", file=sys.stderr)
+    if not _files_ok(command, inputs=[("", path)]):
         return None
     with open(path, "rb") as fh:
         return fh.read().splitlines()
@@ -528,6 +559,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        if exc.filename is None:  # not a file's: a socket's, the broker's client's
+            raise
+        print(f"stream-lis: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         from kafka.errors import KafkaError
 

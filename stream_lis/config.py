@@ -423,7 +423,9 @@ def validate(cfg: Config) -> None:
 
 
 def load_config(path: str | pathlib.Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Load a TOML or YAML config (by extension), apply ``{"section.key": value}`` overrides."""
+    """Load a TOML, YAML or JSON config (by extension: ``.yaml``/``.yml``, ``.json``, else
+    TOML), apply ``{"section.key": value}`` overrides. JSON is what ``stream-lis config``
+    prints, so an effective config can be saved and loaded back as it is."""
     raw: dict[str, Any] = {}
     if path is not None:
         p = pathlib.Path(path)
@@ -431,13 +433,20 @@ def load_config(path: str | pathlib.Path | None = None, overrides: dict[str, Any
             text = p.read_bytes()
         except OSError as exc:
             raise ConfigError(f"cannot read config {p}: {exc.strerror}") from exc
+        suffix = p.suffix.lower()
         try:
-            if p.suffix.lower() in (".yaml", ".yml"):
+            if suffix in (".yaml", ".yml"):
                 raw = msgspec.yaml.decode(text) or {}
+            elif suffix == ".json":
+                raw = msgspec.json.decode(text)
             else:
                 raw = msgspec.toml.decode(text)
         except msgspec.DecodeError as exc:
-            raise ConfigError(f"{p}: {exc}") from exc
+            hint = "" if suffix == ".toml" or suffix in (".yaml", ".yml", ".json") else \
+                " (read as TOML: name a YAML file .yaml, a JSON one .json)"
+            raise ConfigError(f"{p}: {exc}{hint}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: a config is a table of sections, got {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")

@@ -123,7 +123,10 @@ def decode_event(
     except UnicodeEncodeError as exc:  # a lone surrogate in text read with surrogateescape
         return Invalid("unparseable", str(exc), raw.encode("utf-8", "surrogateescape"))
     if len(data) > max_bytes:
-        return Invalid("oversized", f"{len(data)} bytes > limit {max_bytes}", data[:max_bytes])
+        # A file reader hands over only the first max_bytes + 1 bytes of a longer line: its
+        # length is not known, only that it is over.
+        size = f"{len(data):,} bytes, " if len(data) > max_bytes + 1 else ""
+        return Invalid("oversized", f"{size}over limits.max_event_bytes ({max_bytes:,} bytes)", data[:max_bytes])
     try:
         ev = _decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -159,7 +162,7 @@ def _check(ev: Impression | Click, data: bytes, max_embedding_dims: int, max_str
         if declared_arms is not None:
             arms = declared_arms.get(ev.experiment)
             if arms is None or ev.arm not in arms:
-                return Invalid("unknown_arm", f"({ev.experiment!r}, {ev.arm!r}) is not declared", data)
+                return Invalid("unknown_arm", f"arm {ev.arm!r} of experiment {ev.experiment!r} is not declared", data)
     elif len(ev.impression_id) > max_string_length:
         return Invalid("oversized", f"impression_id longer than {max_string_length}", data)
     return ev

@@ -35,9 +35,14 @@ def _time(ms: int) -> str:
 def render_arm(a: ArmStats) -> list[str]:
     lines = [
         f"{a.experiment} / {a.arm}: impressions {a.impressions:,}  labelled {a.labelled:,}  "
-        f"CTR {_f(a.ctr and a.ctr * 100, '.2f')}%  production AUC {_f(a.production_auc_window)}  window {a.window_examples:,}",
+        f"CTR {_f(a.ctr and a.ctr * 100, '.2f')}%  production AUC {_f(a.production_auc_window)}  window {a.window_examples:,}"
+        + (f"  truncated {a.truncated:,}" if a.truncated else ""),
         f"  {'learner':<22}{'AUC window':>11}{'AUC all':>9}   gain over clean (95% CI)            AIS/LIS",
     ]
+    if a.truncated and not a.window_examples:
+        # A finite input shorter than the horizon: every example's future was cut off.
+        lines.insert(1, f"  no AUC yet: all {a.truncated:,} labelled examples lie within the horizon of the input's end "
+                        "(their look-ahead was cut off, so they are learnt from but not scored); give a longer input")
     for name, st in a.learners.items():
         if name == "mllm" and not a.has_embeddings:
             continue

@@ -104,7 +104,7 @@ def test_clear_errors_for_bad_config_and_missing_input(tmp_path):
     proc = subprocess.run([*CLI, "run", "--config", str(bad), "--port", "-1"], capture_output=True, timeout=60)
     assert proc.returncode == 2 and b"horizon" in proc.stderr and b"Traceback" not in proc.stderr
     proc = subprocess.run([*CLI, "run", "-i", str(tmp_path / "missing.jsonl"), "--port", "-1"], capture_output=True, timeout=60)
-    assert proc.returncode == 2 and b"no such input file" in proc.stderr
+    assert proc.returncode == 2 and b"cannot read --input" in proc.stderr and b"no such file" in proc.stderr
     proc = subprocess.run([*CLI, "run", "--set", "probes.enabled=[\"magic\"]", "--port", "-1"], capture_output=True, timeout=60)
     assert proc.returncode == 2 and b"magic" in proc.stderr
 

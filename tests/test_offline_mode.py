@@ -246,6 +246,6 @@ def test_cli_errors_exit_2_without_traceback(small_file, tmp_path):
     assert "Traceback" not in err
     proc = subprocess.run([*CLI, "offline", str(tmp_path / "missing.jsonl"), "--split-at", "0.5"], capture_output=True,
                           timeout=60)
-    assert proc.returncode == 2 and b"no such input file" in proc.stderr
+    assert proc.returncode == 2 and b"cannot read" in proc.stderr and b"no such file" in proc.stderr
     proc = subprocess.run([*CLI, "offline", str(small_file), "--split-at", "soon"], capture_output=True, timeout=60)
     assert proc.returncode == 2 and b"--split-at 'soon'" in proc.stderr and b"Traceback" not in proc.stderr

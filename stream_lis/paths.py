@@ -1,0 +1,47 @@
+"""The command line's checks of the files it is given, made before any work.
+
+A run can take minutes; a results file that cannot be written must be said at start, not as a
+traceback after the run, with its figures lost. ``'-'`` (stdin / stdout) always passes.
+
+>>> import tempfile, os
+>>> d = tempfile.mkdtemp()
+>>> unwritable(os.path.join(d, "out.json")) is None, unwritable(d)
+(True, 'is a directory')
+>>> unwritable(os.path.join(d, "missing", "out.json")).startswith("no such directory")
+True
+>>> unreadable(d), unreadable(os.path.join(d, "nope.jsonl"))
+('is a directory', 'no such file')
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["unreadable", "unwritable"]
+
+
+def unreadable(path: str) -> str | None:
+    """Why ``path`` cannot be read as an input file (None: it can)."""
+    if path == "-":
+        return None
+    if not os.path.exists(path):
+        return "no such file"
+    if os.path.isdir(path):
+        return "is a directory"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
+
+
+def unwritable(path: str) -> str | None:
+    """Why a file cannot be written (or appended to) at ``path`` (None: it can)."""
+    if path == "-":
+        return None
+    if os.path.isdir(path):
+        return "is a directory"
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return f"no such directory: {parent}"
+    if not os.access(parent if not os.path.exists(path) else path, os.W_OK):
+        return "permission denied"
+    return None

@@ -1,0 +1,86 @@
+"""A user's mistake on the command line is said in one line, before any work, never as a
+traceback after it: files that cannot be read or written, counts out of range, learner
+parameters of the wrong type, a config in another format."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+CLI = [sys.executable, "-m", "stream_lis"]
+
+
+def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+@pytest.fixture
+def events(tmp_path):
+    path = tmp_path / "ev.jsonl"
+    assert _run("simulate", "--impressions", "300", "-o", str(path)).returncode == 0
+    return path
+
+
+def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for w in words:
+        assert w in proc.stderr, (w, proc.stderr)
+
+
+@pytest.mark.parametrize("args, words", [
+    # a results file in a missing directory: said at start, not after the run (its figures lost)
+    (["run", "--input", "{ev}", "--summary-json", "{tmp}/missing/s.json"], ["cannot write --summary-json", "no such directory"]),
+    (["run", "--input", "{ev}", "--dead-letters", "{tmp}/missing/d.jsonl"], ["cannot write --dead-letters"]),
+    (["run", "--input", "{ev}", "--history", "{tmp}"], ["cannot write --history", "is a directory"]),
+    (["run", "--input", "{tmp}"], ["cannot read --input", "is a directory"]),
+    (["run", "--input", "{tmp}/nope.jsonl"], ["cannot read --input", "no such file"]),
+    (["simulate", "-o", "{tmp}/missing/x.jsonl"], ["cannot write --output"]),
+    (["offline", "{ev}", "--split-at", "0.5", "--json", "{tmp}/missing/o.json"], ["cannot write --json"]),
+    (["offline", "{tmp}", "--split-at", "0.5"], ["cannot read", "is a directory"]),
+    (["report", "{ev}", "-o", "{tmp}/missing/r.html"], ["cannot write --output"]),
+    # counts
+    (["run", "--max-events", "-1"], ["--max-events", "must be >= 1"]),
+    (["run", "--impressions", "0"], ["--impressions", "must be >= 1"]),
+    (["simulate", "--users", "x"], ["--users", "not a whole number"]),
+    # learner parameters: refused when the learner is built, not by numba on the first batch
+    (["run", "--input", "{ev}", "--set", 'learner.params={"alpha": "x"}'], ["learner.params", "alpha must be a number > 0"]),
+    (["run", "--input", "{ev}", "--set", "learner.model=fm", "--set", 'learner.params={"k": 0}'], ["k must be an integer >= 1"]),
+    (["config", "--set", "learner.model=river.linear_model.LogisticRegression", "--set", 'learner.params={"bogus": 1}'],
+     ["learner.params of river.linear_model.LogisticRegression", "bogus"]),
+    # a River model's parameters are only used on its first example: it takes one at start
+    (["config", "--set", "learner.model=river.linear_model.LogisticRegression", "--set", 'learner.params={"l2": "x"}'],
+     ["fails on a first example"]),
+])
+def test_mistake_is_one_line_and_exit_2(args, words, events, tmp_path):
+    argv = [a.replace("{ev}", str(events)).replace("{tmp}", str(tmp_path)) for a in args]
+    if argv[0] == "run":
+        argv += ["--port", "-1", "--quiet"]
+    proc = _run(*argv, cwd=tmp_path)
+    _said(proc, *words)
+    # nothing was run: no dead letters file appeared, no summary
+    assert not (tmp_path / "dead-letters.jsonl").exists()
+
+
+def test_the_printed_config_loads_back_as_a_json_config_file(tmp_path):
+    printed = _run("config", "--set", "time.horizon=2h", "--set", "learner.model=fm")
+    assert printed.returncode == 0, printed.stderr
+    path = tmp_path / "effective.json"
+    path.write_text(printed.stdout)
+    again = _run("config", "--config", str(path))
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == json.loads(printed.stdout)
+    # another extension is read as TOML, and the error says so
+    other = tmp_path / "effective.conf"
+    other.write_text(printed.stdout)
+    _said(_run("config", "--config", str(other)), "read as TOML", ".json")
+
+
+def test_a_short_run_says_why_it_has_no_auc(events, tmp_path):
+    # 300 impressions: far less than the 1 h horizon, so every example's look-ahead is cut off
+    proc = _run("run", "--input", str(events), "--port", "-1", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "no AUC yet: all" in proc.stdout and "truncated" in proc.stdout
