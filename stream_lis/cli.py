@@ -312,7 +312,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .engine import Engine
     from .probes import ExternalProbe, build_probes
     from .runtime.embedded import EmbeddedRuntime
-    from .runtime.sources import file_records, simulator_records
+    from .runtime.sources import LineNumbers, file_records, simulator_records
     from .simulator import SimulatorConfig
     from .summary import summarize
     from .table import render
@@ -338,11 +338,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _port_taken("run", args, exc, "0 = any free port, -1 = none")
     if args.input:
-        records, total, source = file_records(args.input, cfg.limits.max_event_bytes), None, args.input
+        blanks: list[int] = []
+        records, total, source = file_records(args.input, cfg.limits.max_event_bytes, blanks), None, args.input
+        where = LineNumbers("stdin" if args.input == "-" else args.input, blanks)
         what = "stdin" if args.input == "-" else args.input
     else:
         sim = SimulatorConfig(impressions=args.impressions, seed=args.seed)
         records, source = simulator_records(sim, truth.set_vector if truth else None), "simulator"
+        where = None
         total = int(sim.impressions * 1.07)  # impressions plus ~7% clicks and noise
         what = f"the built-in simulator ({sim.impressions:,} impressions, seed {sim.seed})"
     err = sys.stderr
@@ -368,7 +371,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     live = open(os.devnull, "w") if args.quiet and every is not None else err  # --quiet --history: no table
     try:
         res = rt.run(records, max_records=args.max_events, duration_s=args.duration, report_every_s=every,
-                     out=live, total_hint=total, source=source, live=args.input == "-",
+                     out=live, total_hint=total, source=source, live=args.input == "-", where=where,
                      on_report=history.write if history is not None else None)
         if history is not None:
             history.write(res.snapshot, final=True, stopped_by=res.stopped_by)

@@ -153,27 +153,36 @@ class Engine:
                            self.armset.shed_ended)
 
     # -- input -------------------------------------------------------------------------
-    def process_records(self, records: Iterable[bytes | str], source: str = "input") -> None:
-        """Decode, validate and process raw records (one JSON object each)."""
+    def process_records(self, records: Iterable[bytes | str], source: str = "input",
+                        where: Callable[[int], str] | None = None) -> None:
+        """Decode, validate and process raw records (one JSON object each).
+
+        ``where(k)``: the source a dead letter names for the ``k``-th of these records (a
+        file's ``name:line``); by default ``source``.
+        """
         records = records if isinstance(records, list) else list(records)
         events: list[Impression | Click] = []
         raws: list[bytes | str] = []
+        rejected: list[int] = []
         for raw, ev in zip(records, self._decode(records)):
             if type(ev) is Invalid:
-                self.labeller.reject(ev, source)
+                k = len(events) + len(rejected)
+                self.labeller.reject(ev, where(k) if where is not None else source)
+                rejected.append(k)
             else:
                 events.append(ev)
                 raws.append(raw)
-        self.process(events, source, raws)
+        self.process(events, source, raws, _EventSources(where, rejected, len(events)) if where is not None else None)
 
     def process(self, events: Sequence[Impression | Click], source: str = "input",
-                raws: Sequence[bytes | str] | None = None) -> None:
+                raws: Sequence[bytes | str] | None = None, sources: Sequence[str] | None = None) -> None:
         """Process validated events in arrival order, then evaluate what became ready.
 
         ``raws``, parallel to ``events``, are the original records: an event rejected here
-        (late, duplicate, shed) is dead-lettered with its original bytes.
+        (late, duplicate, shed) is dead-lettered with its original bytes, and with
+        ``sources[k]`` (parallel too) as its source when given.
         """
-        self.armset.apply(self.labeller.process(events, source, raws))
+        self.armset.apply(self.labeller.process(events, source, raws, sources))
         self._release()
 
     def _release(self, end_ms: int | None = None) -> None:
@@ -222,3 +231,21 @@ class Engine:
             learner_names=learner_names(names),
             last_evaluation_unix=self.last_evaluation_unix,
         )
+
+
+class _EventSources(Sequence[str]):
+    """The dead-letter sources of a batch's valid events, computed only for one rejected
+    later (late, duplicate): event ``e`` is record ``e`` plus the invalid records before it."""
+
+    def __init__(self, where: Callable[[int], str], rejected: list[int], n: int) -> None:
+        self.where, self.rejected, self.n = where, rejected, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, e: int) -> str:  # type: ignore[override]
+        k = e
+        for r in self.rejected:  # ascending record numbers
+            if r <= k:
+                k += 1
+        return self.where(k)

@@ -66,6 +66,15 @@ def test_file_with_malformed_lines_is_fully_processed_and_every_bad_line_dead_le
     labelled = sum(a["labelled"]["total"] for a in doc["arms"])
     impressions = sum(a["impressions"] for a in doc["arms"])
     assert labelled == impressions > 0
+    # each dead letter names its line, which holds its record: rejected when read (malformed)
+    # or later (late, duplicate), before and after the blank line
+    lines = path.read_bytes().split(b"\n")
+    for d in letters:
+        name, _, line = d["source"].rpartition(":")
+        assert name == str(path), d["source"]
+        held = lines[int(line) - 1].decode()
+        assert held == d["raw"] or (d["reason"] == "oversized" and held.startswith(d["raw"])), (d["source"], d["reason"])
+    assert {d["reason"] for d in letters} > {r for _, r in BAD_LINES}  # late or duplicate ones too
 
 
 def test_summary_json_matches_final_table(event_file, tmp_path):

@@ -69,6 +69,7 @@ class EmbeddedRuntime:
         source: str = "input",
         on_report: Callable[[Snapshot], None] | None = None,
         live: bool = False,
+        where: Callable[[int], str] | None = None,
     ) -> RunResult:
         """Process records until they end, ``max_records`` or ``duration_s``; then flush.
 
@@ -76,6 +77,8 @@ class EmbeddedRuntime:
         thread and processed as they come rather than in full batches, and an arm's partial
         chunk is evaluated once it waited ``runtime.max_batch_delay`` (``freshness``). A
         replay (``live=False``) cuts chunks by count alone: its figures do not depend on timing.
+        ``where(k)``: the source a dead letter names for the input's ``k``-th record (0-based;
+        ``sources.LineNumbers`` for a file), else ``source``.
         """
         start = last_report = time.monotonic()
         it = iter(records)
@@ -88,7 +91,7 @@ class EmbeddedRuntime:
             batch = take()
             if batch:
                 with self.lock:
-                    self.engine.process_records(batch, source)
+                    self.engine.process_records(batch, source, (lambda k, base=n: where(base + k)) if where else None)
                 n += len(batch)
             now = time.monotonic()
             if deadline is not None:

@@ -7,11 +7,21 @@ memory whole; its first ``max_bytes + 1`` bytes are yielded (so validation rejec
 >>> import io
 >>> list(iter_lines(io.BytesIO(b'{"a":1}\\n\\n' + b'x' * 20 + b'\\n{"b":2}\\n'), max_bytes=10))
 [b'{"a":1}', b'xxxxxxxxxxx', b'{"b":2}']
+
+A dead letter from a file names the record's line (``events.jsonl:1234``): the reader notes
+where it skipped blank lines, so record numbers map back to line numbers.
+
+>>> blanks = []
+>>> recs = list(iter_lines(io.BytesIO(b'a\\n\\n\\nb\\nc\\n'), 10, blanks))
+>>> where = LineNumbers("f.jsonl", blanks)
+>>> [(r, where(k)) for k, r in enumerate(recs)]
+[(b'a', 'f.jsonl:1'), (b'b', 'f.jsonl:4'), (b'c', 'f.jsonl:5')]
 """
 
 from __future__ import annotations
 
 import sys
+from bisect import bisect_right
 from typing import BinaryIO, Callable, Iterator
 
 import msgspec
@@ -19,9 +29,11 @@ import msgspec
 from ..simulator import Simulator, SimulatorConfig
 
 
-def iter_lines(fh: BinaryIO, max_bytes: int) -> Iterator[bytes]:
-    """Non-blank lines without their newline; oversized lines cut to ``max_bytes + 1``."""
+def iter_lines(fh: BinaryIO, max_bytes: int, blanks: list[int] | None = None) -> Iterator[bytes]:
+    """Non-blank lines without their newline; oversized lines cut to ``max_bytes + 1``.
+    ``blanks``: gets, for each blank line skipped, the number of records yielded before it."""
     limit = max_bytes + 2  # +1 to detect "too long", +1 for the newline
+    n = 0
     while True:
         line = fh.readline(limit)
         if not line:
@@ -31,19 +43,34 @@ def iter_lines(fh: BinaryIO, max_bytes: int) -> Iterator[bytes]:
             while rest and not rest.endswith(b"\n"):
                 rest = fh.readline(1 << 20)
             yield line[: max_bytes + 1]
+            n += 1
             continue
         line = line.strip()
         if line:
             yield line
+            n += 1
+        elif blanks is not None:
+            blanks.append(n)
 
 
-def file_records(path: str, max_bytes: int) -> Iterator[bytes]:
-    """Records of a JSON Lines file, or of stdin for ``-``."""
+def file_records(path: str, max_bytes: int, blanks: list[int] | None = None) -> Iterator[bytes]:
+    """Records of a JSON Lines file, or of stdin for ``-`` (``blanks``: see ``iter_lines``)."""
     if path == "-":
-        yield from iter_lines(sys.stdin.buffer, max_bytes)
+        yield from iter_lines(sys.stdin.buffer, max_bytes, blanks)
         return
     with open(path, "rb") as fh:
-        yield from iter_lines(fh, max_bytes)
+        yield from iter_lines(fh, max_bytes, blanks)
+
+
+class LineNumbers:
+    """Record number (0-based, in reading order) -> ``name:line``, from the blank lines
+    ``iter_lines`` noted (read while the file is: a record's line is known once it is read)."""
+
+    def __init__(self, name: str, blanks: list[int]) -> None:
+        self.name, self.blanks = name, blanks
+
+    def __call__(self, k: int) -> str:
+        return f"{self.name}:{k + 1 + bisect_right(self.blanks, k)}"
 
 
 def simulator_records(cfg: SimulatorConfig, on_item: Callable[[str, list[float]], None] | None = None) -> Iterator[bytes]:
