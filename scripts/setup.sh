@@ -15,6 +15,8 @@ fi
 if [[ ! -f "$STAMP" || pyproject.toml -nt "$STAMP" ]]; then
   echo "setup: installing stream_lis and its dependencies into $VENV (pip; takes about a minute the first time)"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e '.[test]'
+  # setuptools' notice that an editable install of a flat layout prefers same-named folders of
+  # the working directory: expected here (the checkout is the package), noise to a new user.
+  PYTHONWARNINGS="ignore:Editable installation" "$VENV/bin/python" -m pip install --quiet -e '.[test]'
   touch "$STAMP"
 fi
