@@ -403,6 +403,7 @@ def cmd_offline(args: argparse.Namespace) -> int:
     from .offline import OfflineError, render_offline, run_offline_file, to_json
 
     cfg = _load(args)
+    check_learner(cfg.learner)
     if not _files_ok("offline", inputs=[("", args.file)], outputs=[("--json", args.json)]):
         return 2
     try:

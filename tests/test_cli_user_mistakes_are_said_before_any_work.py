@@ -49,6 +49,7 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     # learner parameters: refused when the learner is built, not by numba on the first batch
     (["run", "--input", "{ev}", "--set", 'learner.params={"alpha": "x"}'], ["learner.params", "alpha must be a number > 0"]),
     (["run", "--input", "{ev}", "--set", "learner.model=fm", "--set", 'learner.params={"k": 0}'], ["k must be an integer >= 1"]),
+    (["offline", "{ev}", "--split-at", "0.5", "--set", 'learner.params={"l1": -1}'], ["l1 must be a number >= 0"]),
     (["config", "--set", "learner.model=river.linear_model.LogisticRegression", "--set", 'learner.params={"bogus": 1}'],
      ["learner.params of river.linear_model.LogisticRegression", "bogus"]),
     # a River model's parameters are only used on its first example: it takes one at start
