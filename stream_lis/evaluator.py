@@ -15,6 +15,7 @@ whatever the input's batching.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -22,11 +23,13 @@ from typing import Sequence
 import numpy as np
 
 from .config import Config
-from .features import Row, clean_features, embedding_features, hash_clean, hash_embeddings
+from .features import Row, clean_features, embedding_features, embedding_lengths, hash_clean, hash_embeddings
 from .join import LabelledExample
 from .learners import FeatureBatch, Learner, make_learner
 from .probes.base import Leaked
 from .stats.auc import BinnedAUC, auc, delong_many
+
+_log = logging.getLogger("stream_lis.evaluator")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,11 @@ class ArmStats:
     production_auc_cumulative: float | None
     has_embeddings: bool
     truncated: int = 0
+    #: The arm's embedding length (the usual one of its first batch with vectors; 0: none
+    #: yet), and its evaluated examples whose vector had another length, or none.
+    embedding_dims: int = 0
+    embedding_wrong_length: int = 0
+    embedding_missing: int = 0
     impressions: int = 0
     clicks: int = 0
     extra: dict[str, float] = field(default_factory=dict)
@@ -118,6 +126,11 @@ def _with_leaked(clean: FeatureBatch, block: Leaked) -> FeatureBatch:
 
 class ArmEvaluator:
     """The learners of one (experiment, arm) and the statistics of their paired scores."""
+
+    #: See ``ArmStats``; class defaults also serve evaluators restored from older checkpoints.
+    embedding_dims = 0
+    embedding_wrong_length = 0
+    embedding_missing = 0
 
     def __init__(self, experiment: str, arm: str, cfg: Config, probe_names: Sequence[str]) -> None:
         self.experiment, self.arm = experiment, arm
@@ -206,9 +219,11 @@ class ArmEvaluator:
         # are built only if a per-event (River) learner asks for them.
         clean = FeatureBatch(n=n, hash_fn=lambda bits: hash_clean(imps, crosses, bits),
                              rows_fn=lambda: [clean_features(imp, crosses) for imp in imps])
-        if not self.has_embeddings and any(imp.embedding for imp in imps):
+        lengths = embedding_lengths(imps)
+        if self.has_embeddings or lengths[1].any():
             self.has_embeddings = True
-        mllm = clean.plus(lambda bits: hash_embeddings(imps, bits),
+            self._count_embedding_mismatches(lengths[1])
+        mllm = clean.plus(lambda bits: hash_embeddings(imps, bits, lengths),
                           lambda: [{**c, **embedding_features(imp)} if imp.embedding else c
                                    for c, imp in zip(clean.rows, imps)])
         batches = {"clean": clean, "mllm": mllm}
@@ -237,6 +252,29 @@ class ArmEvaluator:
         BinnedAUC.update_columns(self.cumulative[:-1], y, scores[:, :-1])
         if has.any():
             self.cumulative[-1].update_many(y[has], prod[has])
+
+    def _count_embedding_mismatches(self, lens: np.ndarray) -> None:
+        """Count examples whose vector has another length than the arm's, or none.
+
+        Either is accepted (the mllm learner reads the coordinates there are: a longer vector
+        also fills columns the others leave empty), but a producer sending truncated or
+        mixed-model vectors, or a side table missing items, would otherwise only show as a
+        weaker AIS. Said once per arm in the log; counted in the metrics.
+        """
+        present = lens > 0
+        if not self.embedding_dims:
+            # The arm's length: the usual one of its first vectors.
+            self.embedding_dims = int(np.bincount(lens[present]).argmax())
+        wrong = int((present & (lens != self.embedding_dims)).sum())
+        missing = len(lens) - int(present.sum())
+        for what, n, before in (("a vector of another length than", wrong, self.embedding_wrong_length),
+                                ("no vector, unlike", missing, self.embedding_missing)):
+            if n and not before:
+                _log.warning("%s/%s: %d examples with %s the arm's %d-coordinate embeddings (counted in "
+                             "stream_lis_embedding_mismatches_total; said once)",
+                             self.experiment, self.arm, n, what, self.embedding_dims)
+        self.embedding_wrong_length += wrong
+        self.embedding_missing += missing
 
     def stats(self) -> ArmStats:
         """The arm's figures from the current window (cached until the next chunk)."""
@@ -279,6 +317,9 @@ class ArmEvaluator:
             production_auc_cumulative=None if math.isnan(prod_c) else prod_c,
             has_embeddings=self.has_embeddings,
             truncated=self.truncated,
+            embedding_dims=self.embedding_dims,
+            embedding_wrong_length=self.embedding_wrong_length,
+            embedding_missing=self.embedding_missing,
         )
         self._cached = (self._version, out)
         return out

@@ -78,6 +78,7 @@ def arm_metrics(s: Snapshot) -> Iterator[Metric]:
     clicks = CounterMetricFamily(P + "clicks", "Clicks attributed to an impression within the attribution window.", labels=ARM)
     labelled = CounterMetricFamily(P + "labelled_examples", "Impressions with a final label, evaluated by the arm's learners.", labels=[*ARM, "label"])
     truncated = CounterMetricFamily(P + "truncated_examples", "Examples evaluated at the end of a finite input before their horizon closed (learnt from, left out of AUCs).", labels=ARM)
+    emb = CounterMetricFamily(P + "embedding_mismatches", "Evaluated examples of an arm with embeddings whose vector had another length than the arm's (kind=length) or was missing (kind=missing).", labels=[*ARM, "kind"])
     ctr = GaugeMetricFamily(P + "ctr", "Click-through rate of labelled impressions (ratio).", labels=ARM)
     win = GaugeMetricFamily(P + "window_examples", "Labelled examples in the sliding window.", labels=ARM)
     for a in s.arms:
@@ -111,10 +112,13 @@ def arm_metrics(s: Snapshot) -> Iterator[Metric]:
         labelled.add_metric([*arm, "positive"], a.labelled_positive)
         labelled.add_metric([*arm, "negative"], a.labelled_negative)
         truncated.add_metric(arm, a.truncated)
+        if a.has_embeddings:
+            emb.add_metric([*arm, "length"], a.embedding_wrong_length)
+            emb.add_metric([*arm, "missing"], a.embedding_missing)
         if a.ctr is not None:
             ctr.add_metric(arm, a.ctr)
         win.add_metric(arm, a.window_examples)
-    yield from (auc, auc_err, prod, *lis.values(), *ais.values(), eff, imps, clicks, labelled, truncated, ctr, win)
+    yield from (auc, auc_err, prod, *lis.values(), *ais.values(), eff, imps, clicks, labelled, truncated, emb, ctr, win)
 
 
 def _counter_sets(s: Snapshot, stage: str) -> tuple[list[str], list[tuple[list[str], Counters]]]:

@@ -218,11 +218,17 @@ def _field_hash(cache: dict, name: str) -> int:
     return crc32(name.encode())
 
 
-def hash_embeddings(imps: Sequence[Impression], bits: int) -> Hashed:
-    """``hash_rows([embedding_features(imp) for imp in imps], bits)``: the embedding's
-    coordinates are fixed columns, so this is a few array operations per micro-batch."""
+def embedding_lengths(imps: Sequence[Impression]) -> tuple[list, np.ndarray]:
+    """Each impression's vector (``()`` when it has none) and its length."""
     embs = [imp.embedding or () for imp in imps]
-    lens = np.fromiter(map(len, embs), dtype=np.int64, count=len(embs))
+    return embs, np.fromiter(map(len, embs), dtype=np.int64, count=len(embs))
+
+
+def hash_embeddings(imps: Sequence[Impression], bits: int, lengths: tuple[list, np.ndarray] | None = None) -> Hashed:
+    """``hash_rows([embedding_features(imp) for imp in imps], bits)``: the embedding's
+    coordinates are fixed columns, so this is a few array operations per micro-batch.
+    ``lengths``: ``embedding_lengths(imps)``, when the caller has it already."""
+    embs, lens = lengths if lengths is not None else embedding_lengths(imps)
     indptr = np.zeros(len(imps) + 1, dtype=np.int64)
     np.cumsum(lens, out=indptr[1:])
     total = int(indptr[-1])
