@@ -39,3 +39,19 @@ def test_checkpoint_of_the_pair_layout_resumes_with_the_same_answers():
     assert d.first(CLICKED, "a", 10) and d.first(LABELLED, "b", 20)
     d.prune(115)  # limit 15: "a" (ts 10) goes, "b" stays
     assert d.first(SEEN, "a", 10) and not d.first(SEEN, "b", 20)
+
+
+def test_a_checkpoint_holds_the_table_as_frozen_while_the_stage_goes_on():
+    # The checkpoint copies the table while the stage holds still and pickles the copy later,
+    # on the saver's thread: what the stage applies meanwhile must not leak into it.
+    d = Dedupe(margin_ms=100)
+    d.first(SEEN, "a", 10)
+    d.first(SEEN, "b", 20)
+    frozen = d.frozen()
+    d.first(LABELLED, "a", 10)
+    d.first(SEEN, "c", 30)
+    d.prune(125)  # the live table forgets "a"
+    restored = pickle.loads(pickle.dumps({"dedupe": frozen}))["dedupe"]
+    assert (restored.seen, list(restored.order), restored.keep_ms) == ({"a": SEEN, "b": SEEN}, [(10, "a"), (20, "b")], 100)
+    assert restored.first(LABELLED, "a", 10) and not restored.first(SEEN, "a", 10)
+    assert restored.first(SEEN, "c", 30)
