@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from stream_lis.events import REASONS, Click, Impression, Invalid, decode_event
+from stream_lis.events import REASONS, Click, Impression, Invalid, decode_event, decode_events
 
 # Reasons decode_event itself produces; the others are assigned later by the engine.
 DECODER_REASONS = {"unparseable", "missing_field", "wrong_type", "non_finite", "oversized",
@@ -296,3 +296,25 @@ def test_deeply_nested_json_is_rejected_not_raised(raw):
 def test_str_input_with_lone_surrogate_is_rejected_not_raised():
     out = decode_event('{"type":"click","impression_id":"\udcff","ts":1}')
     assert isinstance(out, Invalid) and out.reason == "unparseable"
+
+
+def _outcome(ev) -> tuple:
+    return (ev.reason, ev.raw) if isinstance(ev, Invalid) else ("ok", ev)
+
+
+def test_a_batch_decodes_as_its_records_one_by_one():
+    # The batch path decodes records joined as JSON Lines in one call; JSON Lines skips blank
+    # lines and reads values side by side, so a record holding two objects next to a blank one
+    # must not pass as two records (nor any other batch come out different).
+    a, b, c = click_json(impression_id="a"), click_json(impression_id="b"), click_json(impression_id="c")
+    specials = [a + b, a + b" " + b, a + b"\t" + b, b"", b" ", b"\r", b"\t \r", a, c,
+                impression_json(), b"{not json", b"[]", b"null"]
+    rng = random.Random(11)
+    corpus = specials + [r if isinstance(r, bytes) else r.encode("utf-8", "surrogatepass")
+                         for r in _garbage_corpus() if b"\n" not in (r if isinstance(r, bytes) else b"")]
+    batches = [[a + b, b""], [a + b, b" "], [a + b" " + b, b"\r", c], [b"", a], [a, c]]
+    batches += [[rng.choice(corpus) for _ in range(rng.randint(2, 12))] for _ in range(400)]
+    for batch in batches:
+        got = [_outcome(e) for e in decode_events(batch)]
+        assert got == [_outcome(decode_event(r)) for r in batch], batch
+    assert [e.reason for e in decode_events([a + b, b""])] == ["unparseable", "unparseable"]
