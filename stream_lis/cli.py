@@ -447,14 +447,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_topics(args: argparse.Namespace) -> int:
     from .runtime.kafka.settings import client_kwargs
-    from .runtime.kafka.topics import create_topics, describe_topics
+    from .runtime.kafka.topics import copartition_problem, create_topics, describe_topics
 
     cfg = _load(args)
     kw = client_kwargs(cfg.kafka)
     if args.action == "create":
         for name, what in create_topics(cfg, kw):
             print(f"{name}: {what}")
+        problem = copartition_problem(cfg, kw)
+        if problem is not None:
+            print(f"stream-lis topics: {problem}", file=sys.stderr)
+            return 1
         return 0
+    problem = copartition_problem(cfg, kw)
+    if problem is not None:
+        print(f"stream-lis topics: {problem}", file=sys.stderr)
     for row in describe_topics(cfg, kw):
         if not row["exists"]:
             print(f"{row['topic']}: missing (run `stream-lis topics create`)")

@@ -104,6 +104,31 @@ def create_topics(cfg: Config, client_kw: dict[str, Any], ready_timeout_s: float
         admin.close()
 
 
+def copartition_problem(cfg: Config, client_kw: dict[str, Any]) -> str | None:
+    """What is wrong with the input topics' partitioning, or None.
+
+    The join reads partition p of both input topics together: a click is joined only if it
+    lands on its impression's partition number, which needs the two topics to have as many
+    partitions (and producers to key them alike). With different counts about half the clicks
+    or more would never find their impression, silently: the CTR and every AUC biased. A
+    topic that does not exist yet is no problem here (the stages wait for it).
+    """
+    t = cfg.kafka.topics
+    admin = KafkaAdminClient(**client_kw)
+    try:
+        # "name" in kafka-python 3's answer, "topic" in 2's
+        counts = {d.get("name", d.get("topic")): len(d["partitions"]) for d in admin.describe_topics([t.impressions, t.clicks])
+                  if d.get("error_code", 0) == 0 and d.get("partitions")}
+    finally:
+        admin.close()
+    n_imp, n_clk = counts.get(t.impressions), counts.get(t.clicks)
+    if n_imp is None or n_clk is None or n_imp == n_clk:
+        return None
+    return (f"topic {t.impressions} has {n_imp} partitions and topic {t.clicks} {n_clk}: the input topics must have "
+            f"the same number (a click is joined only on its impression's partition); add partitions to the "
+            f"smaller one (kafka-topics --alter --partitions {max(n_imp, n_clk)}) before starting workers")
+
+
 def _raise_limits(admin: KafkaAdminClient, specs: list[NewTopic]) -> dict[str, str]:
     """Raise the ``LIMITS`` of existing topics that are below their spec; returns what changed
     per topic (``"max.message.bytes 65536 -> 1048576"``). A broker that does not let us read or

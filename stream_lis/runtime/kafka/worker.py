@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ...config import Config
+from ...config import Config, ConfigError
 from ...engine import Counters, Snapshot
 from ...evaluator import learner_names
 from ...exporter import MetricsServer, SnapshotCollector
@@ -37,7 +37,7 @@ from .join_stage import JoinStage
 from .tables import APPLIED, feeds_for
 from .produce import dead_letter_sink, make_producer
 from .settings import client_kwargs, crc_accelerated, describe, producer_tuning
-from .topics import LABELLED_MAX_BYTES, create_topics
+from .topics import LABELLED_MAX_BYTES, copartition_problem, create_topics
 
 log = logging.getLogger("stream_lis.worker")
 
@@ -59,6 +59,10 @@ class Worker:
         if create:
             for name, what in create_topics(cfg, self.client_kw):
                 log.info("topic %s: %s", name, what)
+        if "join" in self.stages:
+            problem = copartition_problem(cfg, self.client_kw)
+            if problem is not None:
+                raise ConfigError(problem)
         tune_gc(cfg.runtime.gc_threshold)
         if not crc_accelerated():
             log.warning("the crc32c package is not installed: kafka-python computes record-batch CRC32Cs in pure "
