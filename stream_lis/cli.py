@@ -249,6 +249,13 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(args.config, dict(args.overrides))
 
 
+def _shown(host: str) -> str:
+    """The address to print for a server bound to ``host`` (every interface: this machine's)."""
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 def _port_taken(command: str, args: argparse.Namespace, exc: OSError, choices: str) -> int:
     """Say that the metrics port cannot be bound, in one line; the exit status."""
     why = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -351,7 +358,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     err = sys.stderr
     print(f"stream-lis {__version__}: evaluating {what}", file=err)
     if rt.server is not None:
-        print(f"metrics: http://127.0.0.1:{rt.server.port}/metrics   health: /healthz", file=err)
+        print(f"metrics: http://{_shown(args.host)}:{rt.server.port}/metrics   health: /healthz", file=err)
     print(f"dead letters: {args.dead_letters}", file=err)
     if truth is not None:
         print("probe 'external' = the simulator's planted item quality (a perfect preference dataset)", file=err)
@@ -441,7 +448,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     stages = ("join", "eval") if args.stage == "all" else (args.stage,)
     worker = Worker(cfg, port=args.port, host=args.host, stages=stages)
     if worker.server is not None:
-        print(f"metrics: http://127.0.0.1:{worker.server.port}/metrics  ready: /readyz", file=sys.stderr, flush=True)
+        print(f"metrics: http://{_shown(args.host)}:{worker.server.port}/metrics  ready: /readyz", file=sys.stderr, flush=True)
     return worker.run_forever()
 
 
@@ -474,18 +481,21 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def cmd_produce(args: argparse.Namespace) -> int:
     from .runtime.kafka.produce import produce
     from .runtime.kafka.settings import client_kwargs
-    from .runtime.sources import file_records, simulator_records
+    from .runtime.sources import LineNumbers, file_records, simulator_records
     from .simulator import SimulatorConfig
 
     cfg = _load(args)
     kw = client_kwargs(cfg.kafka)
+    where = None
     if args.command == "produce":
         records, total = simulator_records(SimulatorConfig(impressions=args.impressions, seed=args.seed)), int(args.impressions * 1.07)
     else:
         if not _files_ok("replay", inputs=[("", args.file)]):
             return 2
-        records, total = file_records(args.file, 1 << 30), None
-    res = produce(records, cfg, kw, rate=args.rate, total=total)
+        blanks: list[int] = []
+        records, total = file_records(args.file, 1 << 30, blanks), None
+        where = LineNumbers("stdin" if args.file == "-" else args.file, blanks)
+    res = produce(records, cfg, kw, rate=args.rate, total=total, where=where)
     return 0 if res.failed == 0 and res.acked == res.sent else 1
 
 

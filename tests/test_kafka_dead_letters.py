@@ -35,6 +35,7 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(tmp_path):
     # was, and sends the rest.
     too_big = b'{"type": "click", "impression_id": "huge", "ts": 5, "pad": "' + b"x" * 2_000_000 + b'"}'
     lines.insert(1000, too_big)
+    lines.insert(10, b"")  # blank lines are not records: the message names the file's line
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     n_imps = sum(1 for g in good if b'"type": "impression"' in g)
@@ -46,8 +47,8 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(tmp_path):
         rep = cli("replay", str(path), ov=ov)
         assert rep.returncode == 1, rep.stderr.decode()
         err = rep.stderr.decode()
-        assert "record 1,001 (" in err and "not sent" in err and "1 failed" in err, err
-        assert f"{len(lines) - 1:,} acknowledged" in err, err
+        assert f"{path}:{lines.index(too_big) + 1} (" in err and "not sent" in err and "1 failed" in err, err
+        assert f"{len(lines) - 2:,} acknowledged" in err, err
 
         wait_for(settled(worker, n_imps), 120, "every valid impression to be counted", worker.alive)
         m = worker.metrics()

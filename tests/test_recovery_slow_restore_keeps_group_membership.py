@@ -96,3 +96,18 @@ def test_a_restore_longer_than_the_session_timeout_keeps_the_partitions():
     finally:
         worker.stop()
         worker.wait()
+
+
+def test_kafka_pythons_blocking_listener_warning_is_dropped_for_ours_only(caplog):
+    # kafka-python warns that a listener over 1 s "blocks the consumer event loop (including
+    # heartbeats)": not true of the off-loop listener, whose own line says heartbeats went on.
+    import logging
+
+    listener_for(object(), "join")  # installs the filter
+    kafka_log = logging.getLogger("kafka.coordinator.consumer")
+    msg = ("Rebalance listener %s.%s for group %s took %.3fs. Sync listeners block the consumer event loop "
+           "(including heartbeats) -- consider AsyncConsumerRebalanceListener or wrap blocking work in a worker thread.")
+    with caplog.at_level(logging.WARNING, logger="kafka.coordinator.consumer"):
+        kafka_log.warning(msg, "OffLoopListener", "on_partitions_assigned", "g", 13.0)
+        kafka_log.warning(msg, "SomeoneElsesListener", "on_partitions_assigned", "g", 13.0)
+    assert [r.args[0] for r in caplog.records] == ["SomeoneElsesListener"]

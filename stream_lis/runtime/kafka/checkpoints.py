@@ -312,9 +312,9 @@ class BackgroundSaver:
     ...     def save_snapshot(self, key, raw): return len(raw)
     >>> sizes = []
     >>> saver = BackgroundSaver(Store(), on_saved=sizes.append)
-    >>> saver.submit([("eval:0", b"state")], {"tp0": 42}); saver.wait()
-    >>> saver.acknowledged(), saver.acknowledged(), sizes
-    ({'tp0': 42}, {}, [5])
+    >>> saver.submit([("eval:0", b"state"), ("eval:1", b"larger state"), ("eval:2", b"")], {"tp0": 42}); saver.wait()
+    >>> saver.acknowledged(), saver.acknowledged(), sizes  # on_saved: the largest snapshot's size
+    ({'tp0': 42}, {}, [12])
     """
 
     def __init__(self, store: Any, name: str = "checkpoint-saver",
@@ -343,9 +343,9 @@ class BackgroundSaver:
 
     def _save(self, snapshots: list[tuple[str, Snapshot]], offsets: dict[Hashable, int]) -> None:
         try:
-            size = 0
+            size = 0  # the largest: what kafka.max_checkpoint_bytes is sized against
             for key, raw in snapshots:
-                size = self.store.save_snapshot(key, raw)
+                size = max(size, self.store.save_snapshot(key, raw))
         except Exception:  # noqa: BLE001 - the stage must go on; the next interval retries
             self.failed += 1
             log.exception("checkpoint %s not saved; its offsets stay uncommitted",

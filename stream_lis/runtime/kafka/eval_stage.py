@@ -225,7 +225,7 @@ class EvalStage(ConsumerRebalanceListener):
         size = 0
         try:
             for key, raw in snaps:
-                size = self.store.save_snapshot(key, raw)
+                size = max(size, self.store.save_snapshot(key, raw))
         except Exception:  # noqa: BLE001 - the stage must stop cleanly, or hand its partitions over
             self.foreground_failures += 1
             log.exception("checkpoint of evaluation partitions %s not saved: their next owner resumes from the "

@@ -195,7 +195,8 @@ class JoinStage(ConsumerRebalanceListener):
                         if off is not None:
                             self.consumer.seek(TopicPartition(topic, p), off)
                         self.next_off[p][topic] = off
-                    log.info("join partition %d resumed from checkpoint at %s", p, ck["offsets"])
+                    log.info("join partition %d resumed from checkpoint at %s", p, ", ".join(
+                        f"{topic}@{'its start' if off is None else off}" for topic, off in ck["offsets"].items()))
                 self.labellers[p] = lab
                 self.ckpt_wm[p] = lab.watermark.value
                 self.last_input[p] = 0.0 if ck is None else time.monotonic()

@@ -125,11 +125,13 @@ def make_producer(client_kw: dict[str, Any], **extra: Any) -> KafkaProducer:
 
 def produce(records: Iterable[Any], cfg: Config, client_kw: dict[str, Any], *, rate: float | None = None,
             progress: TextIO | None = sys.stderr, total: int | None = None,
-            to: Callable[[Any], tuple[str, bytes | None, bytes | None]] | None = None) -> ProduceResult:
+            to: Callable[[Any], tuple[str, bytes | None, bytes | None]] | None = None,
+            where: Callable[[int], str] | None = None) -> ProduceResult:
     """Send every record; ``rate`` in records/s (``None``: as fast as possible).
 
     ``to(record)`` gives a record's (topic, key, value); by default records are events,
-    routed by ``route``.
+    routed by ``route``. ``where(k)`` names the ``k``-th record (0-based) in a message about
+    it (a file's ``name:line``); by default its number.
     """
     res = ProduceResult()
     producer = make_producer(client_kw)
@@ -157,7 +159,8 @@ def produce(records: Iterable[Any], cfg: Config, client_kw: dict[str, Any], *, r
                 res.failed += 1
                 if progress is not None:
                     size = len(value) if value is not None else 0
-                    print(f"\rrecord {res.sent:,} ({size:,} bytes, for {topic}) not sent: {type(exc).__name__}: {exc}",
+                    what = where(res.sent - 1) if where is not None else f"record {res.sent:,}"
+                    print(f"\r{what} ({size:,} bytes, for {topic}) not sent: {type(exc).__name__}: {exc}",
                           file=progress, flush=True)
             if rate:
                 ahead = res.sent / rate - (time.monotonic() - start)

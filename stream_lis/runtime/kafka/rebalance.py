@@ -39,7 +39,7 @@ except ImportError:  # kafka-python 2 calls listeners on the polling thread and 
 #: How often the IO loop looks whether the stage's listener is done (seconds).
 POLL_S = 0.05
 #: Listener work longer than this is logged (kafka-python warns from 1 s on, in words meant
-#: for listeners that block its loop: the line says this one did not).
+#: for listeners that block its loop; that warning is dropped for ours, see ``_NotBlocking``).
 SLOW_S = 1.0
 
 log = logging.getLogger("stream_lis.rebalance")
@@ -48,7 +48,26 @@ log = logging.getLogger("stream_lis.rebalance")
 def listener_for(stage: Any, name: str) -> Any:
     """What to hand ``KafkaConsumer.subscribe`` for a stage: the stage itself where the client
     calls listeners off its IO loop anyway (kafka-python 2), otherwise an ``OffLoopListener``."""
-    return stage if AsyncConsumerRebalanceListener is None else OffLoopListener(stage, name)
+    if AsyncConsumerRebalanceListener is None:
+        return stage
+    _quiet_blocking_warning()
+    return OffLoopListener(stage, name)
+
+
+class _NotBlocking(logging.Filter):
+    """Drops kafka-python's "Sync listeners block the consumer event loop (including
+    heartbeats)" warning about an ``OffLoopListener``: it timed the awaiting, during which the
+    loop went on; this module's own line says how long the stage took."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (str(record.msg).startswith("Rebalance listener") and record.args
+                    and record.args[0] == "OffLoopListener")
+
+
+def _quiet_blocking_warning() -> None:
+    logger = logging.getLogger("kafka.coordinator.consumer")
+    if not any(isinstance(f, _NotBlocking) for f in logger.filters):
+        logger.addFilter(_NotBlocking())
 
 
 class OffLoopListener(AsyncConsumerRebalanceListener or object):  # type: ignore[misc]

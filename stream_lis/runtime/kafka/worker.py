@@ -91,6 +91,8 @@ class Worker:
         self._running = [*self.feeds, *(st for st in (self.join, self.eval) if st is not None)]
         self.started = time.time()
         self._duplicates: dict[int, int] = {}
+        #: (arm, partitions) already logged as held twice (``_one_copy_per_arm``)
+        self._moved_arms: set[tuple[tuple[str, str], tuple[int, ...]]] = set()
         self._threads: list[threading.Thread] = []
         self.failed: BaseException | None = None
         self.registry = CollectorRegistry(auto_describe=False)
@@ -125,7 +127,7 @@ class Worker:
     def _eval_view(self, ev: EvalStage) -> tuple:
         with ev.lock:
             parts = ev.parts.values()
-            arms = [a for st in parts for a in st.arms.stats()]
+            arms = self._one_copy_per_arm(ev)
             pipes = [a for st in parts for a in st.arms.arms.values()]
             held = sum(st.arms.held for st in parts)
             ended = sum(st.arms.experiments_ended for st in parts)
@@ -135,6 +137,30 @@ class Worker:
             by_part = {p: Counters.of(LabelCounters(), st.arms.arms.values(), st.arms.experiments_ended, st.arms.shed_ended)
                        for p, st in ev.parts.items()}
             return arms, pipes, held, ended, shed_ended, probes, ev.last_evaluation_unix, by_part
+
+    def _one_copy_per_arm(self, ev: EvalStage) -> list:
+        """Each arm's figures, once. An arm lives on the ``labelled`` partition its key maps to;
+        declaring experiments, or adding an arm or experiment, can map it to another one, where
+        it starts over while the old copy waits for ``time.experiment_idle_timeout``. Both
+        exported would be two series with the same labels: the most recently active copy is
+        shown, and the move is logged once."""
+        copies: dict[tuple[str, str], list[tuple[int, int, Any]]] = {}
+        for p, st in ev.parts.items():
+            for key, a in st.arms.arms.items():
+                copies.setdefault(key, []).append((a.last_seen, p, a))
+        out = []
+        for key, found in copies.items():
+            found.sort(key=lambda c: c[:2])
+            if len(found) > 1:
+                parts = tuple(p for _, p, _ in found)
+                if (key, parts) not in self._moved_arms:
+                    self._moved_arms.add((key, parts))
+                    log.warning("arm %s/%s is held by labelled partitions %s: its partition changed (the declared "
+                                "experiments changed), so it started over on partition %d; /metrics shows that copy, "
+                                "and the others end after time.experiment_idle_timeout", key[0], key[1],
+                                ", ".join(map(str, parts)), found[-1][1])
+            out.append(found[-1][2].stats())
+        return out
 
     def _extra(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily("stream_lis_consumer_lag", "Messages between the consumer's position and the end of each assigned partition.",
@@ -182,8 +208,9 @@ class Worker:
                                       labels=["partition"])
             for p, n in sorted(self._duplicates.items()):  # read under the lock by snapshot(), just before
                 dup.add_metric([str(p)], n)
-            size = GaugeMetricFamily("stream_lis_checkpoint_bytes", "Size of the last evaluation-stage checkpoint "
-                                     "(compressed; over kafka.max_checkpoint_bytes it is written in parts).")
+            size = GaugeMetricFamily("stream_lis_checkpoint_bytes", "Size of the largest partition checkpoint of the "
+                                     "evaluation stage's last save (compressed; over kafka.max_checkpoint_bytes it is "
+                                     "written in parts).")
             size.add_metric([], self.eval.checkpoint_bytes)
             yield from (dup, size)
         if self.feeds:
@@ -217,6 +244,8 @@ class Worker:
             self._threads.append(t)
 
     def stop(self) -> None:
+        if not any(st.stopping.is_set() for st in self._running):
+            log.info("stopping: each stage saves a final checkpoint, then leaves its consumer group")
         for st in self._running:
             st.stopping.set()
 
@@ -236,4 +265,5 @@ class Worker:
             signal.signal(sig, lambda *_: self.stop())
         self.start()
         self.wait()
+        log.info("stopped%s", " after a stage failed (see above)" if self.failed else "")
         return 1 if self.failed else 0
