@@ -19,12 +19,15 @@ def _run(script: str, *args: str) -> str:
 
 def test_checkpoint_benchmark_restores_what_it_saved_and_compares_layouts():
     out = _run("bench_checkpoint.py", "--impressions", "4000", "--rate", "1.5", "--rounds", "1")
-    rows = [line for line in out.splitlines() if line.startswith(("join:", "eval:"))]
+    rows = [line for line in out.splitlines() if line.startswith(("join:", "eval: arm"))]
     assert len(rows) == 3, out  # the labeller and the simulator's two arms
     for row in rows:
         size = int(re.search(r"([\d,]+) (pending|held)", row).group(1).replace(",", ""))
         assert size > 0, row  # mid-stream: there is state to save
         assert re.search(r"\d+\.\dx$", row), row
+    # the evaluation stage's dedupe table, copied while the stage holds still
+    dedupe = re.search(r"^eval: dedupe table \(([\d,]+) impressions\): pause [\d.]+ ms \(copied\).*\((\d+)x\)$", out, re.M)
+    assert dedupe and int(dedupe.group(1).replace(",", "")) > 0, out
     assert "reproduce: python benchmarks/bench_checkpoint.py --impressions 4000" in out
 
 

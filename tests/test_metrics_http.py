@@ -14,7 +14,7 @@ from stream_lis.runtime.sources import simulator_records
 from stream_lis.simulator import SimulatorConfig
 
 ALLOWED_LABELS = {"experiment", "arm", "learner", "probe", "window", "reason", "outcome", "label", "le",
-                  "version", "python", "bound"}
+                  "version", "python", "bound", "kind"}
 
 
 @pytest.fixture(scope="module")
