@@ -18,7 +18,7 @@ import msgspec
 
 from . import __version__
 from .config import Config, ConfigError, LearnerConfig, load_config, to_dict
-from .paths import unreadable, unwritable
+from .paths import first_problem
 
 DEFAULT_PORT = 9464
 
@@ -34,29 +34,16 @@ def _kv(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def _port(lowest: int) -> Callable[[str], int]:
-    """An argparse type: a TCP port, or ``lowest`` (-1: none, 0: any free one) and up."""
-
-    def parse(text: str) -> int:
-        try:
-            port = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-        if not lowest <= port <= 65535:
-            raise argparse.ArgumentTypeError(f"port must be in [{lowest}, 65535], got {port}")
-        return port
-
-    return parse
-
-
-def _count(lowest: int) -> Callable[[str], int]:
-    """An argparse type: a whole number, ``lowest`` or more."""
+def _whole(lowest: int, highest: int | None = None, noun: str = "whole number") -> Callable[[str], int]:
+    """An argparse type: an integer from ``lowest`` (to ``highest``)."""
 
     def parse(text: str) -> int:
         try:
             n = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+            raise argparse.ArgumentTypeError(f"not a {noun}: {text!r}") from None
+        if highest is not None and not lowest <= n <= highest:
+            raise argparse.ArgumentTypeError(f"{noun.split()[0]} must be in [{lowest}, {highest}], got {n}")
         if n < lowest:
             raise argparse.ArgumentTypeError(f"must be >= {lowest}, got {n}")
         return n
@@ -64,17 +51,23 @@ def _count(lowest: int) -> Callable[[str], int]:
     return parse
 
 
+def _port(lowest: int) -> Callable[[str], int]:
+    """A TCP port, or ``lowest`` (-1: none, 0: any free one) and up."""
+    return _whole(lowest, 65535, "port number")
+
+
+def _count(lowest: int) -> Callable[[str], int]:
+    """A whole number, ``lowest`` or more."""
+    return _whole(lowest)
+
+
 def _files_ok(command: str, inputs: Sequence[tuple[str, str | None]] = (),
               outputs: Sequence[tuple[str, str | None]] = ()) -> bool:
-    """Check the (flag, path) files a command reads and writes before it does any work; say
-    what is wrong with the first bad one in one line. Flag "" for a positional argument."""
-    for (flag, path), check, verb in [*((f, unreadable, "read") for f in inputs),
-                                      *((f, unwritable, "write") for f in outputs)]:
-        why = check(path) if path is not None else None
-        if why is not None:
-            print(f"stream-lis {command}: cannot {verb} {flag + ' ' if flag else ''}{path}: {why}", file=sys.stderr)
-            return False
-    return True
+    """``paths.first_problem``, said in one line; False when there is one."""
+    problem = first_problem(inputs, outputs)
+    if problem is not None:
+        print(f"stream-lis {command}: {problem}", file=sys.stderr)
+    return problem is None
 
 
 def _arms(text: str) -> dict[str, float]:
@@ -319,7 +312,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .engine import Engine
     from .probes import ExternalProbe, build_probes
     from .runtime.embedded import EmbeddedRuntime
-    from .runtime.sources import LineNumbers, file_records, simulator_records
+    from .runtime.sources import numbered_file_records, simulator_records
     from .simulator import SimulatorConfig
     from .summary import summarize
     from .table import render
@@ -345,9 +338,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _port_taken("run", args, exc, "0 = any free port, -1 = none")
     if args.input:
-        blanks: list[int] = []
-        records, total, source = file_records(args.input, cfg.limits.max_event_bytes, blanks), None, args.input
-        where = LineNumbers("stdin" if args.input == "-" else args.input, blanks)
+        (records, where), total, source = numbered_file_records(args.input, cfg.limits.max_event_bytes), None, args.input
         what = "stdin" if args.input == "-" else args.input
     else:
         sim = SimulatorConfig(impressions=args.impressions, seed=args.seed)
@@ -481,7 +472,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def cmd_produce(args: argparse.Namespace) -> int:
     from .runtime.kafka.produce import produce
     from .runtime.kafka.settings import client_kwargs
-    from .runtime.sources import LineNumbers, file_records, simulator_records
+    from .runtime.sources import numbered_file_records, simulator_records
     from .simulator import SimulatorConfig
 
     cfg = _load(args)
@@ -492,9 +483,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
     else:
         if not _files_ok("replay", inputs=[("", args.file)]):
             return 2
-        blanks: list[int] = []
-        records, total = file_records(args.file, 1 << 30, blanks), None
-        where = LineNumbers("stdin" if args.file == "-" else args.file, blanks)
+        (records, where), total = numbered_file_records(args.file, 1 << 30), None
     res = produce(records, cfg, kw, rate=args.rate, total=total, where=where)
     return 0 if res.failed == 0 and res.acked == res.sent else 1
 

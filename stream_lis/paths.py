@@ -11,13 +11,16 @@ traceback after the run, with its figures lost. ``'-'`` (stdin / stdout) always 
 True
 >>> unreadable(d), unreadable(os.path.join(d, "nope.jsonl"))
 ('is a directory', 'no such file')
+>>> first_problem([("--input", "-")], [("-o", d)])
+'cannot write -o ...: is a directory'
 """
 
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
-__all__ = ["unreadable", "unwritable"]
+__all__ = ["first_problem", "unreadable", "unwritable"]
 
 
 def unreadable(path: str) -> str | None:
@@ -44,4 +47,16 @@ def unwritable(path: str) -> str | None:
         return f"no such directory: {parent}"
     if not os.access(parent if not os.path.exists(path) else path, os.W_OK):
         return "permission denied"
+    return None
+
+
+def first_problem(inputs: Sequence[tuple[str, str | None]] = (),
+                  outputs: Sequence[tuple[str, str | None]] = ()) -> str | None:
+    """What is wrong with the first of a command's (flag, path) inputs and outputs that cannot
+    be read or written (flag ``""`` for a positional argument; path None: not given), or None."""
+    for (flag, path), check, verb in [*((f, unreadable, "read") for f in inputs),
+                                      *((f, unwritable, "write") for f in outputs)]:
+        why = check(path) if path is not None else None
+        if why is not None:
+            return f"cannot {verb} {flag + ' ' if flag else ''}{path}: {why}"
     return None

@@ -68,15 +68,13 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.samples <= MAX_SAMPLES or args.every < 0 or args.timeout <= 0:
         print(f"stream-lis report: --samples must be 1..{MAX_SAMPLES:,}, --every >= 0, --timeout > 0", file=err)
         return 2
-    from ..paths import unreadable, unwritable
+    from ..paths import first_problem
 
-    for flag, path, why in [*(("", p, unreadable(p)) for p in args.inputs),
-                            *((f, p, unwritable(p)) for f, p in (("--output", args.output),
-                                                                 ("--save-scrape", args.save_scrape)) if p)]:
-        if why is not None:
-            verb = "read" if not flag else "write"
-            print(f"stream-lis report: cannot {verb} {flag + ' ' if flag else ''}{path}: {why}", file=err)
-            return 2
+    problem = first_problem([("", p) for p in args.inputs],
+                            [("--output", args.output), ("--save-scrape", args.save_scrape)])
+    if problem is not None:
+        print(f"stream-lis report: {problem}", file=err)
+        return 2
     try:
         sources = [load_file(p) for p in args.inputs]
         if args.scrape:

@@ -62,6 +62,12 @@ def file_records(path: str, max_bytes: int, blanks: list[int] | None = None) -> 
         yield from iter_lines(fh, max_bytes, blanks)
 
 
+def numbered_file_records(path: str, max_bytes: int) -> tuple[Iterator[bytes], "LineNumbers"]:
+    """``file_records`` and the ``LineNumbers`` naming its records (``stdin:LINE`` for ``-``)."""
+    blanks: list[int] = []
+    return file_records(path, max_bytes, blanks), LineNumbers("stdin" if path == "-" else path, blanks)
+
+
 class LineNumbers:
     """Record number (0-based, in reading order) -> ``name:line``, from the blank lines
     ``iter_lines`` noted (read while the file is: a record's line is known once it is read)."""

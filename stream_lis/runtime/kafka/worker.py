@@ -143,7 +143,7 @@ class Worker:
         declaring experiments, or adding an arm or experiment, can map it to another one, where
         it starts over while the old copy waits for ``time.experiment_idle_timeout``. Both
         exported would be two series with the same labels: the most recently active copy is
-        shown, and the move is logged once."""
+        shown, and the move is logged once (when /metrics is scraped: this is the scrape's view)."""
         copies: dict[tuple[str, str], list[tuple[int, int, Any]]] = {}
         for p, st in ev.parts.items():
             for key, a in st.arms.arms.items():
