@@ -255,7 +255,8 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: only so: part of the freshness budget).
     heartbeat_interval: Duration = "200ms"
     #: How often a side-table feed (``preferences``, ``embeddings``) looks for partitions
-    #: added to its topic while it runs; a new partition is read from its beginning.
+    #: added to its topic while it runs (a new partition is read from its beginning), and the
+    #: join stage for partitions added to one input topic (``stream_lis_input_copartitioned``).
     side_topic_refresh: Duration = "30s"
     #: Largest checkpoint message; the checkpoint topic is created to fit it (its
     #: ``max.message.bytes``). A larger checkpoint (at the memory bounds a partition's state

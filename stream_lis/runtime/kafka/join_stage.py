@@ -62,7 +62,7 @@ from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from .produce import dead_letter_sink
 from .rebalance import listener_for
 from .settings import consumer_tuning
-from .topics import commit_offsets, consumer_lag
+from .topics import commit_offsets, consumer_lag, copartition_message
 from .wire import Envelope, arm_partition, encode_envelope, slim
 
 log = logging.getLogger("stream_lis.join")
@@ -156,9 +156,17 @@ class JoinStage(ConsumerRebalanceListener):
         self._envelope_records = k.envelope_records
         self._names = (self.t.impressions, self.t.clicks)
         self._rank = {self.t.impressions: 0, self.t.clicks: 1}
+        #: Whether the input topics have as many partitions, as this worker last saw them
+        #: (``stream_lis_input_copartitioned``); the start refuses unequal counts, this watches
+        #: for partitions added to one topic while workers run.
+        self.copartitioned = True
+        self._copartition_said: str | None = None
+        # The group sees partitions added to the input topics when its metadata is refreshed:
+        # as often as the side topics' (kafka-python's default is 5 minutes).
         self.consumer = KafkaConsumer(
             group_id=f"{k.group_id}-join", enable_auto_commit=False, auto_offset_reset="earliest",
             partition_assignment_strategy=[RangePartitionAssignor],
+            metadata_max_age_ms=max(100, parse_duration(k.side_topic_refresh)),
             session_timeout_ms=10_000, heartbeat_interval_ms=1_000, **consumer_tuning(k), **client_kw)
 
     # -- rebalance ---------------------------------------------------------------------
@@ -204,6 +212,19 @@ class JoinStage(ConsumerRebalanceListener):
                 self.read_ts[p] = {self.t.impressions: NEG_INF, self.t.clicks: NEG_INF}
                 self.read_at[p] = {self.t.impressions: 0.0, self.t.clicks: 0.0}
             self.recovered.set()
+
+    def _check_copartitioned(self) -> None:
+        """Say (once per pair of counts, as an error) when the input topics' partition counts
+        differ, as the consumer's metadata has them: a partition added to one of them while
+        the workers run. Clicks then miss their impressions from that moment on, and nothing
+        else would show it but a falling CTR. Partitions cannot be removed, so the problem
+        lasts until the other topic gets as many."""
+        counts = [len(self.consumer.partitions_for_topic(name) or ()) for name in self._names]
+        problem = copartition_message(*self._names, *counts, when="now; clicks are missing their impressions meanwhile")
+        self.copartitioned = problem is None
+        if problem is not None and problem != self._copartition_said:
+            log.error("%s", problem)
+        self._copartition_said = problem
 
     # -- processing --------------------------------------------------------------------
     def _send(self, src: int, wm: int, recs: list[ArmRecord]) -> None:
@@ -443,6 +464,8 @@ class JoinStage(ConsumerRebalanceListener):
                 if now - last_hb >= self._hb_s:
                     self._heartbeat()
                     last_hb = now
+                    if self.labellers:  # the topics exist: their metadata is cached, no request
+                        self._check_copartitioned()
                 # Frozen here, under the lock; encoded, compressed and sent by the saver while
                 # the stage goes on. An interval whose previous checkpoint is still on its way is
                 # skipped, not queued.

@@ -121,12 +121,23 @@ def copartition_problem(cfg: Config, client_kw: dict[str, Any]) -> str | None:
                   if d.get("error_code", 0) == 0 and d.get("partitions")}
     finally:
         admin.close()
-    n_imp, n_clk = counts.get(t.impressions), counts.get(t.clicks)
-    if n_imp is None or n_clk is None or n_imp == n_clk:
+    return copartition_message(t.impressions, t.clicks, counts.get(t.impressions), counts.get(t.clicks))
+
+
+def copartition_message(impressions: str, clicks: str, n_imp: int | None, n_clk: int | None,
+                        when: str = "before starting workers") -> str | None:
+    """What ``copartition_problem`` says of these partition counts (``None``: unknown, or equal).
+
+    >>> copartition_message("imp", "clk", 4, 4) is None
+    True
+    >>> copartition_message("imp", "clk", 4, 2, "now")[:50]
+    'topic imp has 4 partitions and topic clk 2: the in'
+    """
+    if not n_imp or not n_clk or n_imp == n_clk:
         return None
-    return (f"topic {t.impressions} has {n_imp} partitions and topic {t.clicks} {n_clk}: the input topics must have "
+    return (f"topic {impressions} has {n_imp} partitions and topic {clicks} {n_clk}: the input topics must have "
             f"the same number (a click is joined only on its impression's partition); add partitions to the "
-            f"smaller one (kafka-topics --alter --partitions {max(n_imp, n_clk)}) before starting workers")
+            f"smaller one (kafka-topics --alter --partitions {max(n_imp, n_clk)}) {when}")
 
 
 def _raise_limits(admin: KafkaAdminClient, specs: list[NewTopic]) -> dict[str, str]:
