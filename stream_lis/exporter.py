@@ -31,6 +31,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from . import __version__
 from .engine import LABEL_DELAY_BUCKETS, Counters, Snapshot
+from .events import REASONS
+from .join import CLICK_OUTCOMES
 
 P = "stream_lis_"
 ARM = ["experiment", "arm"]
@@ -136,10 +138,12 @@ def pipeline_metrics(s: Snapshot) -> Iterator[Metric]:
     records = CounterMetricFamily(P + "records", "Input records accepted (valid, on time, not a duplicate); a rejected one counts in invalid_events.", labels=extra)
     delay = HistogramMetricFamily(P + "label_delay_seconds", "Event time from impression to final label (click time for positives, attribution window for negatives).", labels=extra)
     for lv, c in sets:
-        for reason, n in sorted(c.invalid.items()):
-            inv.add_metric([*lv, reason], n)
-        for outcome, n in sorted(c.clicks.items()):
-            joins.add_metric([*lv, outcome], n)
+        # Every reason and outcome from 0: a series born at its first count already holds it,
+        # so increase() / rate() would miss the first burst of a new reason.
+        for reason in sorted(set(REASONS) | set(c.invalid)):
+            inv.add_metric([*lv, reason], c.invalid.get(reason, 0))
+        for outcome in sorted(set(CLICK_OUTCOMES) | set(c.clicks)):
+            joins.add_metric([*lv, outcome], c.clicks.get(outcome, 0))
         records.add_metric(lv, c.records)
         buckets, acc = [], 0
         for bound, n in zip(LABEL_DELAY_BUCKETS, c.label_delay):

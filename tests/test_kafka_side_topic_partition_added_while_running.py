@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 def _embeddings(m: dict) -> tuple[float, dict[str, float]]:
     entries = next(s.value for s in m["stream_lis_table_entries"] if s.labels["table"] == "embeddings")
     outcomes = {s.labels["outcome"]: s.value for s in m.get("stream_lis_table_records_total", [])
-                if s.labels["table"] == "embeddings"}
+                if s.labels["table"] == "embeddings" and (s.value or s.labels["outcome"] in ("deleted", "absent"))}
     return entries, outcomes
 
 

@@ -11,6 +11,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from stream_lis.config import load_config
+from stream_lis.embedding_table import REJECT_DETAILS as EMBEDDING_REJECTS
+from stream_lis.probes.external import REJECT_DETAILS as PREFERENCE_REJECTS
 from stream_lis.engine import Engine
 from stream_lis.simulator import Simulator, SimulatorConfig
 
@@ -22,9 +24,15 @@ IMPRESSIONS = 12_000
 LIS_TOL = 0.01  # as in test_kafka_produce_matches_embedded: same examples, a few borderline-late ones aside
 
 
-def _outcomes(m: dict, table: str = "preferences") -> dict[str, float]:
+def _exported(m: dict, table: str = "preferences") -> dict[str, float]:
     return {s.labels["outcome"]: s.value for s in m.get("stream_lis_table_records_total", [])
             if s.labels["table"] == table}
+
+
+def _outcomes(m: dict, table: str = "preferences") -> dict[str, float]:
+    """The table's outcomes, the rejection reasons that never happened left out."""
+    applied = ("upserted", "deleted", "absent")
+    return {k: v for k, v in _exported(m, table).items() if v or k in applied}
 
 
 def _entries(m: dict, table: str) -> float:
@@ -75,6 +83,10 @@ def test_side_topics_give_the_file_and_inline_figures_then_take_updates(tmp_path
         # Ready means the topic was read to its end: every record is applied before any evaluation.
         m = worker.metrics()
         assert _outcomes(m) == {"upserted": len(dataset) + 1, "deleted": 1, "absent": 0, "wrong_type": 1}
+        # Every rejection reason is exported, from 0: a series born at its first count already
+        # holds it, and increase() (alert SideTableRecordsRejected) would miss that first burst.
+        assert set(_exported(m)) == {"upserted", "deleted", "absent", *PREFERENCE_REJECTS}
+        assert set(_exported(m, "embeddings")) == {"upserted", "deleted", "absent", *EMBEDDING_REJECTS}
         assert _entries(m, "preferences") == len(dataset) - 1
         assert _outcomes(m, "embeddings") == {"upserted": n_vectors, "deleted": 0, "absent": 0}
         assert _entries(m, "embeddings") == n_vectors

@@ -13,7 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream_lis.config import Config
 from stream_lis.engine import Counters, Engine, Snapshot
+from stream_lis.events import REASONS
 from stream_lis.exporter import SnapshotCollector
+from stream_lis.join import CLICK_OUTCOMES
 
 
 def _scrape(snap: Snapshot) -> dict[str, list]:
@@ -64,4 +66,9 @@ def test_the_embedded_runtime_exports_unlabelled_totals():
     m = _scrape(eng.snapshot())
     [rec] = m["stream_lis_records_total"]
     assert rec.labels == {} and rec.value == 1
-    assert {s.labels["reason"]: s.value for s in m["stream_lis_invalid_events_total"]} == {"unparseable": 1}
+    invalid = {s.labels["reason"]: s.value for s in m["stream_lis_invalid_events_total"]}
+    # every reason and click outcome exported, from 0: a series born at its first count already
+    # holds it, and increase() / rate() would miss the first burst of a new reason
+    assert invalid == {reason: 1 if reason == "unparseable" else 0 for reason in REASONS}
+    joins = {s.labels["outcome"]: s.value for s in m["stream_lis_click_joins_total"]}
+    assert joins == {outcome: 1 if outcome == "orphan" else 0 for outcome in CLICK_OUTCOMES}

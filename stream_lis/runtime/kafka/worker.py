@@ -228,7 +228,9 @@ class Worker:
                                         labels=["table"])
             for feed in self.feeds:
                 counts = dict(feed.counts)
-                for outcome in sorted(set(APPLIED) | set(counts)):
+                # Every outcome from 0, rejection reasons too: a series born at its first
+                # count already holds it, and increase() / rate() miss that first burst.
+                for outcome in sorted(set(APPLIED) | set(feed.details) | set(counts)):
                     recs.add_metric([feed.name, outcome], counts.get(outcome, 0))
                 entries.add_metric([feed.name], feed.size())
             yield from (recs, entries)
