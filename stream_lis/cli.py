@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import socket
 import sys
 import time
@@ -61,6 +63,21 @@ def _count(lowest: int) -> Callable[[str], int]:
     return _whole(lowest)
 
 
+def _seconds(zero_ok: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds, above 0 (or from 0 with ``zero_ok``)."""
+
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not math.isfinite(x) or x < 0 or (x == 0 and not zero_ok):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>=' if zero_ok else '>'} 0, got {text}")
+        return x
+
+    return parse
+
+
 def _files_ok(command: str, inputs: Sequence[tuple[str, str | None]] = (),
               outputs: Sequence[tuple[str, str | None]] = ()) -> bool:
     """``paths.first_problem``, said in one line; False when there is one."""
@@ -99,20 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
                        "built-in simulator's stream (a planted truth: future_item LIS > 0, noise LIS ~ 0, "
                        "AIS(treatment) > AIS(control)). Serves /metrics, prints a live per-arm table, and "
                        "at the end of the input closes every window and prints the final table.")
-    r.add_argument("--input", "-i", metavar="FILE", help="JSON Lines events to evaluate ('-' for stdin); default: the simulator")
+    r.add_argument("--input", "-i", metavar="FILE", help="JSON Lines events to evaluate ('-' for stdin; Ctrl-C or SIGTERM "
+                   "ends the run with every result written); default: the simulator")
     r.add_argument("--config", "-c", metavar="FILE", help="TOML, YAML or JSON config (see README: Configuration)")
     r.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set time.horizon=2h --set evaluation.window_size=50000")
-    r.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds of wall time")
+    r.add_argument("--duration", type=_seconds(False), metavar="SECONDS", help="stop after this many seconds of wall time")
     r.add_argument("--max-events", type=_count(1), metavar="N", help="stop after N input records")
     r.add_argument("--port", type=_port(-1), default=DEFAULT_PORT, help=f"port for /metrics and /healthz (default {DEFAULT_PORT}; 0 picks a free port; -1 disables)")
     r.add_argument("--host", default="0.0.0.0", help="address to serve metrics on (default 0.0.0.0)")
     r.add_argument("--summary-json", metavar="PATH", help="write the final figures (same numbers as /metrics) as JSON")
     r.add_argument("--dead-letters", metavar="PATH", default="dead-letters.jsonl",
                    help="append rejected records with their reason here (default dead-letters.jsonl)")
-    r.add_argument("--report-every", type=float, default=5.0, metavar="SECONDS", help="live table interval (default 5; 0 disables)")
+    r.add_argument("--report-every", type=_seconds(True), default=5.0, metavar="SECONDS", help="live table interval (default 5; 0 disables)")
     r.add_argument("--impressions", type=_count(1), default=300_000, help="simulator: impressions to generate (default 300000)")
-    r.add_argument("--seed", type=int, default=7, help="simulator: random seed (default 7)")
+    r.add_argument("--seed", type=_count(0), default=7, help="simulator: random seed (default 7)")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the final table")
     r.add_argument("--history", metavar="PATH", help="append one JSON line of per-arm figures per live-table interval "
                    "and one at the end (input of `stream-lis report`)")
@@ -121,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write simulated impression and click events as JSON Lines, reproducibly from a seed.")
     s.add_argument("--output", "-o", default="-", metavar="FILE", help="output file ('-' for stdout, the default)")
     s.add_argument("--impressions", type=_count(1), default=300_000, help="impressions to generate (default 300000)")
-    s.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    s.add_argument("--seed", type=_count(0), default=7, help="random seed (default 7)")
     s.add_argument("--users", type=_count(1), default=5_000, help="number of users (default 5000)")
     s.add_argument("--items", type=_count(1), default=400, help="items alive at any time (default 400)")
     s.add_argument("--arms", type=_arms, default=None, metavar="NAME=FIDELITY,...",
@@ -158,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Send the simulator's events to the impressions and clicks topics, keyed by impression id.")
     _common(pr)
     pr.add_argument("--impressions", type=_count(1), default=300_000, help="impressions to generate (default 300000)")
-    pr.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    pr.add_argument("--seed", type=_count(0), default=7, help="random seed (default 7)")
     pr.add_argument("--rate", type=float, default=None, metavar="N", help="records per second (default: as fast as possible)")
 
     rp = sub.add_parser("replay", help="send a JSON Lines file of events to Kafka",
@@ -210,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set time.horizon=2h")
     o.add_argument("--passes", type=_count(1), default=5, metavar="N", help="training passes over the pre-split examples (default 5)")
-    o.add_argument("--seed", type=int, default=7, help="seed of the shuffled training order (default 7)")
+    o.add_argument("--seed", type=_count(0), default=7, help="seed of the shuffled training order (default 7)")
     o.add_argument("--json", metavar="PATH", help="write the figures per experiment and arm as JSON")
     o.add_argument("--compare-stream", action="store_true",
                    help="also run the streaming learners in the same pass and report their figures on the same test "
@@ -368,9 +386,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     every = None if args.report_every <= 0 or (args.quiet and history is None) else args.report_every
     live = open(os.devnull, "w") if args.quiet and every is not None else err  # --quiet --history: no table
     try:
-        res = rt.run(records, max_records=args.max_events, duration_s=args.duration, report_every_s=every,
-                     out=live, total_hint=total, source=source, live=args.input == "-", where=where,
-                     on_report=history.write if history is not None else None)
+        with _StopOnSignal() as stop:
+            res = rt.run(records, max_records=args.max_events, duration_s=args.duration, report_every_s=every,
+                         out=live, total_hint=total, source=source, live=args.input == "-", where=where,
+                         on_report=history.write if history is not None else None, stop=stop)
         if history is not None:
             history.write(res.snapshot, final=True, stopped_by=res.stopped_by)
     except KeyboardInterrupt:
@@ -382,19 +401,74 @@ def cmd_run(args: argparse.Namespace) -> int:
             history.close()
         if live is not err:
             live.close()
-    print(f"final ({res.stopped_by}: {res.records:,} records in {res.seconds:.1f} s, {res.rate:,.0f} records/s)")
-    print(render(res.snapshot, res.records, res.rate))
-    if dead.written:
-        print(f"\n{dead.written:,} rejected records written to {args.dead_letters}")
+    # The result files first: whether anyone reads the table (stdout closed by `| head`) must
+    # not decide whether they are written.
     if args.summary_json:
         run = {"records": res.records, "seconds": round(res.seconds, 3), "records_per_second": round(res.rate, 1),
                "stopped_by": res.stopped_by, "source": source, "finished_unix": time.time()}
         doc = summarize(res.snapshot, list(engine.ended.values()), run, to_dict(cfg))
         with open(args.summary_json, "wb") as fh:
             fh.write(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
-        print(f"summary: {args.summary_json}")
     rt.close()
-    return 0
+    print(f"final ({res.stopped_by}: {res.records:,} records in {res.seconds:.1f} s, {res.rate:,.0f} records/s)")
+    print(render(res.snapshot, res.records, res.rate))
+    if dead.written:
+        print(f"\n{dead.written:,} rejected records written to {args.dead_letters}")
+    if args.summary_json:
+        print(f"summary: {args.summary_json}")
+    accepted = res.snapshot.counters.records
+    code = 0
+    if res.records and not accepted:
+        print(f"stream-lis run: every one of the {res.records:,} input records was rejected (reasons in the table and "
+              f"in {args.dead_letters}): a wrong file, or the `experiments` config not naming the input's arms?",
+              file=err)
+        code = 1
+    if args.input == "-" and res.stopped_by in _StopOnSignal.NAMES:
+        # Stopped with stdin still open: the reader thread is blocked in a read, holding the
+        # stream's lock, and the interpreter's shutdown would abort on it. Everything is
+        # written and closed by now.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except OSError:  # a closed pipe: nothing more to say there
+                pass
+        os._exit(code)
+    return code
+
+
+class _StopOnSignal:
+    """SIGINT (Ctrl-C) and SIGTERM during a run end it like ``--duration``: after the batch in
+    hand, with every window flushed and every result file written (a run on live stdin ends
+    this way). A second Ctrl-C interrupts at once, writing nothing more. Called, it gives the
+    signal's name once one came (what ``EmbeddedRuntime.run`` asks between batches)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    NAMES = tuple(sig.name for sig in SIGNALS)
+
+    def __init__(self) -> None:
+        self.why: str | None = None
+        self._before: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopOnSignal":
+        import threading
+
+        if threading.current_thread() is threading.main_thread():  # signal handlers: main thread only
+            self._before = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._before.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.why is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.why = signal.Signals(signum).name
+        print(f"\n{self.why}: stopping after this batch, then writing the results (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
+    def __call__(self) -> str | None:
+        return self.why
 
 
 def cmd_offline(args: argparse.Namespace) -> int:
@@ -410,11 +484,12 @@ def cmd_offline(args: argparse.Namespace) -> int:
     except OfflineError as exc:
         print(f"stream-lis offline: {exc}", file=sys.stderr)
         return 2
-    print(render_offline(res))
-    if args.json:
+    if args.json:  # before the table: a closed stdout must not cost the file
         doc = to_json(res, source=args.file)
         with open(args.json, "wb") as fh:
             fh.write(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
+    print(render_offline(res))
+    if args.json:
         print(f"\njson: {args.json}")
     return 0
 

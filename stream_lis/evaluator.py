@@ -287,6 +287,10 @@ class ArmEvaluator:
         pairs = delong_many(labels, scores[:, :k], reference=0, level=level) if len(labels) else []
         learners = {}
         for j, name in enumerate(self.learner_names):
+            if name == "mllm" and not self.has_embeddings:
+                # No representation reached the arm: its mllm learner saw the clean features
+                # alone. Reported, its AUC (the clean one's) would read "the MLLM adds nothing".
+                continue
             aw = pairs[j].auc_b if pairs else nan
             cum = self.cumulative[j]
             learners[name] = LearnerStats(aw, cum.auc(), cum.error_bound())

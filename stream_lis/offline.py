@@ -342,7 +342,9 @@ def _figures(exp: str, arm: str, cfg: Config, names: list[str], probe_names: lis
     """AUCs, LIS, AIS and efficiency of paired scores, shaped as the stream's ``ArmStats``."""
     nan = math.nan
     pairs = delong_many(y, scores, reference=0, level=cfg.evaluation.confidence_level)
-    learners = {n: LearnerStats(p.auc_b, (train_auc or {}).get(n, nan), 0.0) for n, p in zip(names, pairs)}
+    # As in the stream: no mllm learner without a representation (it scored the clean features).
+    learners = {n: LearnerStats(p.auc_b, (train_auc or {}).get(n, nan), 0.0) for n, p in zip(names, pairs)
+                if has_emb or n != "mllm"}
     diff = {n: Interval(p.diff, p.ci_low, p.ci_high, p.se) for n, p in zip(names, pairs)}
     lis = {p: diff.get(f"leaky:{p}", Interval(nan, nan, nan, nan)) for p in probe_names}
     ais = diff.get("mllm") if has_emb else None

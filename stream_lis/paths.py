@@ -13,6 +13,11 @@ True
 ('is a directory', 'no such file')
 >>> first_problem([("--input", "-")], [("-o", d)])
 'cannot write -o ...: is a directory'
+>>> a = os.path.join(d, "a.jsonl"); open(a, "w").close()
+>>> first_problem([("--input", a)], [("--summary-json", os.path.join(d, ".", "a.jsonl"))])
+'cannot write --summary-json .../a.jsonl: it is --input (the run would overwrite it)'
+>>> first_problem([], [("--history", "h.jsonl"), ("--summary-json", "h.jsonl")])
+'cannot write --summary-json h.jsonl: it is --history (the run would overwrite it)'
 """
 
 from __future__ import annotations
@@ -59,4 +64,14 @@ def first_problem(inputs: Sequence[tuple[str, str | None]] = (),
         why = check(path) if path is not None else None
         if why is not None:
             return f"cannot {verb} {flag + ' ' if flag else ''}{path}: {why}"
+    # An output that is also an input, or another output, would overwrite it: the input lost, or
+    # one result file in place of two, with nothing said.
+    seen: dict[str, str] = {}
+    for role, (flag, path) in [*(("in", f) for f in inputs), *(("out", f) for f in outputs)]:
+        if path is None or path == "-":
+            continue
+        key = os.path.realpath(path)
+        if role == "out" and key in seen:
+            return f"cannot write {flag + ' ' if flag else ''}{path}: it is {seen[key]} (the run would overwrite it)"
+        seen.setdefault(key, flag or "an input")
     return None

@@ -42,8 +42,26 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     (["offline", "{ev}", "--split-at", "0.5", "--json", "{tmp}/missing/o.json"], ["cannot write --json"]),
     (["offline", "{tmp}", "--split-at", "0.5"], ["cannot read", "is a directory"]),
     (["report", "{ev}", "-o", "{tmp}/missing/r.html"], ["cannot write --output"]),
-    # counts
+    # an output that is also an input, or another output: it would be overwritten, silently
+    (["run", "--input", "{ev}", "--summary-json", "{ev}"], ["cannot write --summary-json", "it is --input"]),
+    (["run", "--input", "{ev}", "--dead-letters", "{ev}"], ["cannot write --dead-letters", "it is --input"]),
+    (["run", "--input", "{ev}", "--history", "{tmp}/h.json", "--summary-json", "{tmp}/./h.json"],
+     ["cannot write --history", "it is --summary-json"]),
+    (["simulate", "-o", "{tmp}/x.jsonl", "--preferences", "{tmp}/x.jsonl"], ["cannot write --preferences", "it is --output"]),
+    (["offline", "{ev}", "--split-at", "0.5", "--json", "{ev}"], ["cannot write --json", "it is an input"]),
+    (["report", "{ev}", "-o", "{ev}"], ["cannot write --output", "it is an input"]),
+    # counts and durations
     (["run", "--max-events", "-1"], ["--max-events", "must be >= 1"]),
+    (["run", "--seed", "-1"], ["--seed", "must be >= 0"]),
+    (["simulate", "--seed", "-1"], ["--seed", "must be >= 0"]),
+    (["offline", "{ev}", "--split-at", "0.5", "--seed", "-1"], ["--seed", "must be >= 0"]),
+    (["run", "--duration", "-1"], ["--duration", "must be a finite number > 0"]),
+    (["run", "--duration", "nan"], ["--duration", "must be a finite number > 0"]),
+    (["run", "--report-every", "inf"], ["--report-every", "must be a finite number >= 0"]),
+    (["report", "--scrape", "127.0.0.1:1", "--every", "nan"], ["--every a finite number"]),
+    (["report", "--scrape", "127.0.0.1:1", "--timeout", "inf"], ["--timeout a finite number"]),
+    (["report", "--scrape", "http://[::1", "--samples", "1"], ["--scrape: not a URL"]),
+    (["report", "{tmp}/latin1.json"], ["not UTF-8 text"]),
     (["run", "--impressions", "0"], ["--impressions", "must be >= 1"]),
     (["simulate", "--users", "x"], ["--users", "not a whole number"]),
     # learner parameters: refused when the learner is built, not by numba on the first batch
@@ -57,6 +75,7 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
      ["fails on a first example"]),
 ])
 def test_mistake_is_one_line_and_exit_2(args, words, events, tmp_path):
+    (tmp_path / "latin1.json").write_bytes(b"\xff\xfe{}")
     argv = [a.replace("{ev}", str(events)).replace("{tmp}", str(tmp_path)) for a in args]
     if argv[0] == "run":
         argv += ["--port", "-1", "--quiet"]
@@ -85,3 +104,16 @@ def test_a_short_run_says_why_it_has_no_auc(events, tmp_path):
     proc = _run("run", "--input", str(events), "--port", "-1", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "no AUC yet: all" in proc.stdout and "truncated" in proc.stdout
+
+
+def test_a_figure_that_cannot_be_saved_is_said_before_the_report_is_written(events, tmp_path):
+    hist = tmp_path / "h.jsonl"
+    ran = _run("run", "--input", str(events), "--port", "-1", "-q", "--history", str(hist), "--report-every", "0.01",
+               cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    out = tmp_path / "r.html"
+    for figure, words in ((f"comparison={tmp_path}/x.png", ["no figure 'comparison' in this report"]),
+                          (f"lis_ais={tmp_path}/missing/x.png", ["cannot write --save-figure", "no such directory"])):
+        _said(_run("report", str(hist), "-o", str(out), "--save-figure", figure), *words)
+        assert not out.exists()  # no half of the outputs left behind
+    assert not (tmp_path / "missing").exists()

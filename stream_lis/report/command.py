@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
 import sys
 import time
 from typing import Any
@@ -65,8 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.inputs and not args.scrape:
         print("stream-lis report: give at least one INPUT file or --scrape URL", file=err)
         return 2
-    if not 1 <= args.samples <= MAX_SAMPLES or args.every < 0 or args.timeout <= 0:
-        print(f"stream-lis report: --samples must be 1..{MAX_SAMPLES:,}, --every >= 0, --timeout > 0", file=err)
+    # NaN passes a comparison's negation: finite values are asked for outright.
+    if not (1 <= args.samples <= MAX_SAMPLES and math.isfinite(args.every) and args.every >= 0
+            and math.isfinite(args.timeout) and args.timeout > 0):
+        print(f"stream-lis report: --samples must be 1..{MAX_SAMPLES:,}, --every a finite number >= 0, --timeout a "
+              f"finite number > 0", file=err)
         return 2
     from ..paths import first_problem
 
@@ -92,13 +95,21 @@ def run(args: argparse.Namespace) -> int:
     except ReportError as exc:
         print(f"stream-lis report: {exc}", file=err)
         return 2
-    with open(args.output, "w", encoding="utf-8") as fh:
-        fh.write(rep.html)
+    # Every figure asked for is checked before anything is written: a report without it, or a
+    # path it cannot go to, fails without leaving half the outputs behind.
+    from ..paths import unwritable
+
     for name, path in args.save_figure:
         if name not in rep.pngs:
             print(f"stream-lis report: no figure {name!r} in this report (it has: {', '.join(rep.pngs)})", file=err)
             return 2
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        why = unwritable(path)
+        if why is not None:
+            print(f"stream-lis report: cannot write --save-figure {name}={path}: {why}", file=err)
+            return 2
+    with open(args.output, "w", encoding="utf-8") as fh:
+        fh.write(rep.html)
+    for name, path in args.save_figure:
         with open(path, "wb") as fh:
             fh.write(rep.pngs[name])
         print(f"figure {name}: {path}", file=err)

@@ -393,6 +393,9 @@ def load_file(path: str) -> Source:
             text = fh.read()
     except OSError as exc:
         raise ReportError(f"{path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"{path}: not UTF-8 text (byte {exc.start}): expected a --summary-json, --history or "
+                          "offline --json file") from None
     if not text.strip():
         raise ReportError(f"{path}: empty file")
     try:
@@ -510,7 +513,11 @@ def scrape_metrics(url: str, every_s: float, samples: int, timeout_s: float = 10
                    log: TextIO | None = sys.stderr, sleep: Callable[[float], None] = time.sleep,
                    fetch: Callable[[str, float], str] | None = None) -> Source:
     """Fetch ``url`` (``/metrics`` appended when the path is empty) ``samples`` times, ``every_s`` apart."""
-    parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
+    try:
+        parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
+        parts.port  # noqa: B018 - parsed lazily: a bad port or IPv6 literal raises here
+    except ValueError as exc:
+        raise ReportError(f"--scrape: not a URL, {url!r}: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ReportError(f"--scrape: expected an http(s) URL, got {url!r}")
     if parts.path in ("", "/"):

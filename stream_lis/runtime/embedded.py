@@ -70,6 +70,7 @@ class EmbeddedRuntime:
         on_report: Callable[[Snapshot], None] | None = None,
         live: bool = False,
         where: Callable[[int], str] | None = None,
+        stop: Callable[[], str | None] | None = None,
     ) -> RunResult:
         """Process records until they end, ``max_records`` or ``duration_s``; then flush.
 
@@ -79,6 +80,8 @@ class EmbeddedRuntime:
         replay (``live=False``) cuts chunks by count alone: its figures do not depend on timing.
         ``where(k)``: the source a dead letter names for the input's ``k``-th record (0-based;
         ``sources.LineNumbers`` for a file), else ``source``.
+        ``stop()``: asked between batches; a reason (a signal's name) ends the run there, as
+        ``duration_s`` does: the batch in hand is finished and every window flushed.
         """
         start = last_report = time.monotonic()
         it = iter(records)
@@ -103,6 +106,10 @@ class EmbeddedRuntime:
                 break
             if duration_s is not None and now - start >= duration_s:
                 stopped_by = "--duration"
+                break
+            why = stop() if stop is not None else None
+            if why is not None:
+                stopped_by = why
                 break
             if report_every_s is not None and now - last_report >= report_every_s:
                 last_report = now
