@@ -46,6 +46,9 @@ class Counters:
     attributed: Counter[ArmKey] = field(default_factory=Counter)
     label_delay: list[int] = field(default_factory=lambda: [0] * len(LABEL_DELAY_BUCKETS))
     label_delay_sum: float = 0.0
+    #: Positives only (``LabelCounters.click_delay``).
+    click_delay: list[int] = field(default_factory=lambda: [0] * len(LABEL_DELAY_BUCKETS))
+    click_delay_sum: float = 0.0
     records: int = 0
     experiments_ended: int = 0
     #: Items dropped by a memory bound (``limits.*``), by bound.
@@ -67,6 +70,7 @@ class Counters:
             impressions=Counter({a.key: a.impressions for a in pipes}),
             attributed=Counter({a.key: a.clicks for a in pipes}),
             label_delay=list(lab.label_delay), label_delay_sum=lab.label_delay_sum,
+            click_delay=list(lab.click_delay), click_delay_sum=lab.click_delay_sum,
             records=lab.records, experiments_ended=experiments_ended, shed=total_shed,
         )
 

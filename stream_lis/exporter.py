@@ -137,6 +137,7 @@ def pipeline_metrics(s: Snapshot) -> Iterator[Metric]:
     joins = CounterMetricFamily(P + "click_joins", "Clicks by join outcome: attributed, duplicate, late (label already final), out_of_window, orphan (impression never seen).", labels=[*extra, "outcome"])
     records = CounterMetricFamily(P + "records", "Input records accepted (valid, on time, not a duplicate); a rejected one counts in invalid_events.", labels=extra)
     delay = HistogramMetricFamily(P + "label_delay_seconds", "Event time from impression to final label (click time for positives, attribution window for negatives).", labels=extra)
+    click_delay = HistogramMetricFamily(P + "click_delay_seconds", "Event time from impression to its attributed click (positive labels only: a negative's delay is the attribution window itself).", labels=extra)
     for lv, c in sets:
         # Every reason and outcome from 0: a series born at its first count already holds it,
         # so increase() / rate() would miss the first burst of a new reason.
@@ -145,11 +146,13 @@ def pipeline_metrics(s: Snapshot) -> Iterator[Metric]:
         for outcome in sorted(set(CLICK_OUTCOMES) | set(c.clicks)):
             joins.add_metric([*lv, outcome], c.clicks.get(outcome, 0))
         records.add_metric(lv, c.records)
-        buckets, acc = [], 0
-        for bound, n in zip(LABEL_DELAY_BUCKETS, c.label_delay):
-            acc += n
-            buckets.append(("+Inf" if math.isinf(bound) else str(float(bound)), acc))
-        delay.add_metric(lv, buckets, c.label_delay_sum)
+        for family, counts, total in ((delay, c.label_delay, c.label_delay_sum),
+                                      (click_delay, c.click_delay, c.click_delay_sum)):
+            buckets, acc = [], 0
+            for bound, n in zip(LABEL_DELAY_BUCKETS, counts):
+                acc += n
+                buckets.append(("+Inf" if math.isinf(bound) else str(float(bound)), acc))
+            family.add_metric(lv, buckets, total)
     extra, sets = _counter_sets(s, "eval")
     shed = CounterMetricFamily(P + "shed", "Examples or behaviour-log events dropped because a memory bound (limits.*) was reached.", labels=[*extra, "bound"])
     ended = CounterMetricFamily(P + "experiments_ended", "Experiments ended by inactivity; their series were removed.", labels=extra)
@@ -174,7 +177,7 @@ def pipeline_metrics(s: Snapshot) -> Iterator[Metric]:
     pend.add_metric([], s.pending_impressions)
     held = GaugeMetricFamily(P + "held_examples", "Labelled examples waiting for their look-ahead horizon or chunk.")
     held.add_metric([], s.held_examples)
-    yield from (inv, joins, shed, records, ended, delay, *g, pend, held)
+    yield from (inv, joins, shed, records, ended, delay, click_delay, *g, pend, held)
 
 
 class MetricsServer:

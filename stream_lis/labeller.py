@@ -71,21 +71,31 @@ class LabelCounters:
     label_delay: list[int] = field(default_factory=lambda: [0] * len(LABEL_DELAY_BUCKETS))
     label_delay_sum: float = 0.0
     records: int = 0
+    #: The same, positives only: impression to attributed click. Every negative's delay is the
+    #: attribution window itself, so quantiles of all labels interpolate between the buckets
+    #: around it and follow the CTR, not the clicks.
+    click_delay: list[int] = field(default_factory=lambda: [0] * len(LABEL_DELAY_BUCKETS))
+    click_delay_sum: float = 0.0
 
     def merge(self, other: "LabelCounters") -> "LabelCounters":
         out = LabelCounters(self.invalid + other.invalid, self.clicks + other.clicks,
                             [a + b for a, b in zip(self.label_delay, other.label_delay)],
-                            self.label_delay_sum + other.label_delay_sum, self.records + other.records)
+                            self.label_delay_sum + other.label_delay_sum, self.records + other.records,
+                            [a + b for a, b in zip(self.click_delay, other.click_delay)],
+                            self.click_delay_sum + other.click_delay_sum)
         return out
 
     def state(self) -> dict:
         return {"invalid": dict(self.invalid), "clicks": dict(self.clicks), "label_delay": list(self.label_delay),
-                "label_delay_sum": self.label_delay_sum, "records": self.records}
+                "label_delay_sum": self.label_delay_sum, "records": self.records,
+                "click_delay": list(self.click_delay), "click_delay_sum": self.click_delay_sum}
 
     @classmethod
     def from_state(cls, s: dict) -> "LabelCounters":
+        # Checkpoints from before the click delay: it counts from 0.
+        click = s.get("click_delay") or [0] * len(LABEL_DELAY_BUCKETS)
         return cls(Counter(s["invalid"]), Counter(s["clicks"]), list(s["label_delay"]), float(s["label_delay_sum"]),
-                   int(s["records"]))
+                   int(s["records"]), list(click), float(s.get("click_delay_sum", 0.0)))
 
 
 class Labeller:
@@ -215,13 +225,18 @@ class Labeller:
         c = self.counters
         done = self.joiner.expire(wm)
         if done:
-            hist, bounds, total = c.label_delay, LABEL_DELAY_BUCKETS, 0.0
+            hist, clicked, bounds, total, total_clicked = c.label_delay, c.click_delay, LABEL_DELAY_BUCKETS, 0.0, 0.0
             for ex in done:
                 d = (ex.label_ts - ex.impression.ts) / 1000.0
                 total += d
-                hist[bisect_left(bounds, d)] += 1  # first bucket with d <= bound
+                b = bisect_left(bounds, d)  # first bucket with d <= bound
+                hist[b] += 1
+                if ex.label:
+                    clicked[b] += 1
+                    total_clicked += d
                 out.append(Labelled(ex))
             c.label_delay_sum += total
+            c.click_delay_sum += total_clicked
         if self.joiner.has_orphans_before(wm):
             for _ in self.joiner.expire_orphans(wm):
                 c.clicks["orphan"] += 1

@@ -270,6 +270,24 @@ def test_every_accepted_impression_is_labelled_exactly_once_and_every_click_has_
         assert eng.counters.clicks[outcome] > 0, outcome
     snap = eng.snapshot()
     assert snap.pending_impressions == 0 and snap.held_examples == 0
+    # every label in the label-delay histogram, the positives alone in the click-delay one,
+    # all of them within the window (1 s: the first bucket)
+    c = snap.counters
+    assert sum(c.label_delay) == accepted and sum(c.click_delay) == st.labelled_positive == c.click_delay[0]
+    assert 0 < c.click_delay_sum < c.label_delay_sum
+
+
+def test_click_delay_survives_a_checkpoint_and_starts_at_zero_from_an_older_one():
+    from stream_lis.labeller import LabelCounters
+
+    c = LabelCounters()
+    c.click_delay[3] = 5
+    c.click_delay_sum = 80.0
+    back = LabelCounters.from_state(c.state())
+    assert back.click_delay == c.click_delay and back.click_delay_sum == 80.0
+    older = {k: v for k, v in c.state().items() if not k.startswith("click_delay")}
+    assert LabelCounters.from_state(older).click_delay == [0] * len(c.click_delay)
+    assert LabelCounters.from_state(older).merge(back).click_delay == c.click_delay
 
 
 def test_an_absurd_timestamp_cannot_leave_an_accepted_impression_unlabelled():

@@ -63,6 +63,7 @@ def test_every_documented_series_is_present_with_the_right_labels(served):
         "stream_lis_click_joins": {"outcome"},
         "stream_lis_shed": {"bound"},
         "stream_lis_label_delay_seconds": set(),
+        "stream_lis_click_delay_seconds": set(),
         "stream_lis_pending_impressions": set(),
         "stream_lis_watermark_timestamp_seconds": set(),
         "stream_lis_watermark_lag_seconds": set(),

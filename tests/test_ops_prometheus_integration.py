@@ -147,13 +147,12 @@ def test_pipeline_rates_and_quantiles(settled: OpsStack) -> None:
 
     def quantiles() -> dict[str, float]:
         q = {s["metric"]["quantile"]: _value(s)
-             for s in settled.query("job_quantile:stream_lis_label_delay_seconds:histogram_quantile_rate5m")}
+             for s in settled.query("job_quantile:stream_lis_click_delay_seconds:histogram_quantile_rate5m")}
         return q if len(q) == 3 and not any(math.isnan(v) for v in q.values()) else {}
 
-    settled._wait(lambda: bool(quantiles()), "label delay quantiles")
+    settled._wait(lambda: bool(quantiles()), "click delay quantiles")
     q = quantiles()
-    # labels are final within the attribution window (5m here): positives at their click,
-    # negatives when the window closes; the 600 s bucket holds 300 s
+    # clicks come within the attribution window (5m here): the 600 s bucket holds 300 s
     assert 0 < q["0.5"] <= q["0.9"] <= q["0.99"] <= 600, q
 
 
