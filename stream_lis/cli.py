@@ -464,8 +464,11 @@ class _StopOnSignal:
         if self.why is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.why = signal.Signals(signum).name
-        print(f"\n{self.why}: stopping after this batch, then writing the results (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)
+        try:
+            print(f"\n{self.why}: stopping after this batch, then writing the results (Ctrl-C again to abort)",
+                  file=sys.stderr, flush=True)
+        except RuntimeError:  # the signal came in the middle of a write to stderr (reentrant call)
+            pass
 
     def __call__(self) -> str | None:
         return self.why
