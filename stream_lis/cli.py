@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -423,16 +424,6 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"in {args.dead_letters}): a wrong file, or the `experiments` config not naming the input's arms?",
               file=err)
         code = 1
-    if args.input == "-" and res.stopped_by in _StopOnSignal.NAMES:
-        # Stopped with stdin still open: the reader thread is blocked in a read, holding the
-        # stream's lock, and the interpreter's shutdown would abort on it. Everything is
-        # written and closed by now.
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except OSError:  # a closed pipe: nothing more to say there
-                pass
-        os._exit(code)
     return code
 
 
@@ -443,15 +434,12 @@ class _StopOnSignal:
     signal's name once one came (what ``EmbeddedRuntime.run`` asks between batches)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
-    NAMES = tuple(sig.name for sig in SIGNALS)
 
     def __init__(self) -> None:
         self.why: str | None = None
         self._before: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopOnSignal":
-        import threading
-
         if threading.current_thread() is threading.main_thread():  # signal handlers: main thread only
             self._before = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self

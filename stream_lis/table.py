@@ -43,9 +43,7 @@ def render_arm(a: ArmStats) -> list[str]:
         # A finite input shorter than the horizon: every example's future was cut off.
         lines.insert(1, f"  no AUC yet: all {a.truncated:,} labelled examples lie within the horizon of the input's end "
                         "(their look-ahead was cut off, so they are learnt from but not scored); give a longer input")
-    for name, st in a.learners.items():
-        if name == "mllm" and not a.has_embeddings:
-            continue
+    for name, st in a.learners.items():  # no mllm for an arm without embeddings (ArmEvaluator.stats)
         gain, eff = "", ""
         if name.startswith("leaky:"):
             probe = name.split(":", 1)[1]

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"stream-lis report: --samples must be 1..{MAX_SAMPLES:,}, --every a finite number >= 0, --timeout a "
               f"finite number > 0", file=err)
         return 2
-    from ..paths import first_problem
+    from ..paths import first_problem, unwritable
 
     problem = first_problem([("", p) for p in args.inputs],
                             [("--output", args.output), ("--save-scrape", args.save_scrape)])
@@ -97,8 +97,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # Every figure asked for is checked before anything is written: a report without it, or a
     # path it cannot go to, fails without leaving half the outputs behind.
-    from ..paths import unwritable
-
     for name, path in args.save_figure:
         if name not in rep.pngs:
             print(f"stream-lis report: no figure {name!r} in this report (it has: {', '.join(rep.pngs)})", file=err)

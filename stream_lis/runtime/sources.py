@@ -56,7 +56,11 @@ def iter_lines(fh: BinaryIO, max_bytes: int, blanks: list[int] | None = None) ->
 def file_records(path: str, max_bytes: int, blanks: list[int] | None = None) -> Iterator[bytes]:
     """Records of a JSON Lines file, or of stdin for ``-`` (``blanks``: see ``iter_lines``)."""
     if path == "-":
-        yield from iter_lines(sys.stdin.buffer, max_bytes, blanks)
+        # A reader of its own on fd 0, not sys.stdin.buffer: a live run stopped by a signal
+        # leaves its reader thread blocked in a read, holding the buffer's lock, and the
+        # interpreter's shutdown flushes sys.stdin's buffer (it would abort on that lock).
+        with open(sys.stdin.fileno(), "rb", closefd=False) as fh:
+            yield from iter_lines(fh, max_bytes, blanks)
         return
     with open(path, "rb") as fh:
         yield from iter_lines(fh, max_bytes, blanks)

@@ -156,11 +156,10 @@ class JoinStage(ConsumerRebalanceListener):
         self._envelope_records = k.envelope_records
         self._names = (self.t.impressions, self.t.clicks)
         self._rank = {self.t.impressions: 0, self.t.clicks: 1}
-        #: Whether the input topics have as many partitions, as this worker last saw them
-        #: (``stream_lis_input_copartitioned``); the start refuses unequal counts, this watches
-        #: for partitions added to one topic while workers run.
-        self.copartitioned = True
-        self._copartition_said: str | None = None
+        #: What is wrong with the input topics' partition counts as this worker last saw them
+        #: (None: nothing); the start refuses unequal counts, this watches for partitions added
+        #: to one topic while workers run.
+        self.copartition_problem: str | None = None
         # The group sees partitions added to the input topics when its metadata is refreshed:
         # as often as the side topics' (kafka-python's default is 5 minutes).
         self.consumer = KafkaConsumer(
@@ -221,10 +220,9 @@ class JoinStage(ConsumerRebalanceListener):
         lasts until the other topic gets as many."""
         counts = [len(self.consumer.partitions_for_topic(name) or ()) for name in self._names]
         problem = copartition_message(*self._names, *counts, when="now; clicks are missing their impressions meanwhile")
-        self.copartitioned = problem is None
-        if problem is not None and problem != self._copartition_said:
+        if problem is not None and problem != self.copartition_problem:
             log.error("%s", problem)
-        self._copartition_said = problem
+        self.copartition_problem = problem
 
     # -- processing --------------------------------------------------------------------
     def _send(self, src: int, wm: int, recs: list[ArmRecord]) -> None:

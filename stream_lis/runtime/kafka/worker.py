@@ -199,7 +199,7 @@ class Worker:
             copart = GaugeMetricFamily("stream_lis_input_copartitioned", "1 while the input topics have as many "
                                        "partitions as each other, as this worker's join stage last saw them; 0 once a "
                                        "partition was added to one of them: clicks then miss their impressions.")
-            copart.add_metric([], 1.0 if self.join.copartitioned else 0.0)
+            copart.add_metric([], 1.0 if self.join.copartition_problem is None else 0.0)
             yield copart
         ready = GaugeMetricFamily("stream_lis_ready", "1 once every stage this worker runs has its partitions and recovered state.")
         ready.add_metric([], 1.0 if self.ready() else 0.0)
