@@ -30,6 +30,7 @@ REASONS = (
     "missing_field",
     "wrong_type",
     "non_finite",
+    "out_of_range",
     "oversized",
     "unknown_type",
     "unknown_arm",
@@ -101,11 +102,11 @@ def validation_reason(message: str) -> str:
 
 
 def _finite(ev: Impression) -> str | None:
-    # Only the score needs a look: JSON has no NaN/Infinity tokens, and msgspec rejects a
-    # number that overflows a float ("Number out of range", classified ``non_finite``), so
-    # decoded ``dense`` and ``embedding`` values are finite without a per-value check.
+    # Only the score needs a look, for its range: JSON has no NaN/Infinity tokens, and msgspec
+    # rejects a number that overflows a float ("Number out of range", classified
+    # ``non_finite``), so decoded values are finite without a per-value check.
     if ev.score is not None and not 0.0 <= ev.score <= 1.0:
-        return "score must be a finite probability in [0, 1]"
+        return f"score {ev.score!r} is not a probability in [0, 1]"
     return None
 
 
@@ -150,7 +151,7 @@ def _check(ev: Impression | Click, data: bytes, max_embedding_dims: int, max_str
     if type(ev) is Impression:
         bad = _finite(ev)
         if bad:
-            return Invalid("non_finite", bad, data)
+            return Invalid("out_of_range", bad, data)
         # A record shorter than a limit cannot hold a string or embedding over it: the usual
         # case skips the per-field checks.
         if len(data) > 2 * max_embedding_dims and ev.embedding is not None and len(ev.embedding) > max_embedding_dims:

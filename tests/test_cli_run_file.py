@@ -19,6 +19,8 @@ BAD_LINES = [
     (b'{"type": "click", "impression_id": 7, "ts": 5}', "wrong_type"),
     (b'{"type": "impression", "impression_id": "x", "ts": 1, "user_id": "u", "item_id": "i", '
      b'"experiment": "lis_demo", "arm": "control", "score": 1e999}', "non_finite"),
+    (b'{"type": "impression", "impression_id": "y", "ts": 1, "user_id": "u", "item_id": "i", '
+     b'"experiment": "lis_demo", "arm": "control", "score": 1.5}', "out_of_range"),
     (b'{"type": "view", "impression_id": "x", "ts": 1}', "unknown_type"),
     (b'{"type": "click", "impression_id": "' + b"x" * 100_000 + b'", "ts": 1}', "oversized"),
     (b'[1, 2, 3]', "wrong_type"),

@@ -16,7 +16,7 @@ import pytest
 from stream_lis.events import REASONS, Click, Impression, Invalid, decode_event, decode_events
 
 # Reasons decode_event itself produces; the others are assigned later by the engine.
-DECODER_REASONS = {"unparseable", "missing_field", "wrong_type", "non_finite", "oversized",
+DECODER_REASONS = {"unparseable", "missing_field", "wrong_type", "non_finite", "out_of_range", "oversized",
                    "unknown_type", "unknown_arm"}
 ENGINE_REASONS = {"late_event", "future_event", "duplicate_impression", "shed_overload"}
 
@@ -104,16 +104,20 @@ def test_wrong_type(raw):
     assert reason(raw) == "wrong_type"
 
 
+@pytest.mark.parametrize("raw", [impression_json(score=1.5), impression_json(score=-0.01)])
+def test_a_finite_score_outside_zero_one_is_out_of_range(raw):
+    inv = decode_event(raw)
+    assert inv.reason == "out_of_range" and "not a probability" in inv.detail
+
+
 @pytest.mark.parametrize("raw", [
-    impression_json(score=1.5),
-    impression_json(score=-0.01),
     impression_json(ts=1_000).replace(b'"ts": 1000', b'"ts": 1e999'),
     impression_json(score=0.5).replace(b'"score": 0.5', b'"score": 1e999'),
     impression_json(score=0.5).replace(b'"score": 0.5', b'"score": -1e999'),
     impression_json(dense={"x": 0.5}).replace(b"0.5", b"1e999"),
     impression_json(embedding=[0.5, 0.25]).replace(b"0.25", b"-1e999"),
 ])
-def test_non_finite_and_out_of_range_numbers(raw):
+def test_numbers_overflowing_a_float_are_non_finite(raw):
     assert reason(raw) == "non_finite"
 
 
@@ -165,7 +169,7 @@ def test_unknown_arm_only_when_arms_are_declared():
 def test_every_decoder_reason_is_reachable():
     """Guards the list above: a reason the decoder can no longer produce is dead code."""
     samples = [b"{", click_json(ts=_DROP), click_json(ts="x"), impression_json(score=2.0),
-               impression_json(embedding=[0.0] * 3), click_json(type="view"),
+               impression_json(score=0.5).replace(b'"score": 0.5', b'"score": 1e999'), impression_json(embedding=[0.0] * 3), click_json(type="view"),
                impression_json(arm="zzz")]
     got = {reason(s, max_embedding_dims=2, declared_arms={"exp": {"control"}}) for s in samples}
     assert got == DECODER_REASONS
