@@ -586,12 +586,16 @@ def _read_lines(path: str | None, command: str) -> list[bytes] | None:
     """The lines of a file ('-': stdin; None: no file); None (reported) when it is missing."""
     if path is None:
         return []
+    from .jsonl_table import BOM
+
     if path == "-":
-        return sys.stdin.buffer.read().splitlines()
-    if not _files_ok(command, inputs=[("", path)]):
-        return None
-    with open(path, "rb") as fh:
-        return fh.read().splitlines()
+        data = sys.stdin.buffer.read()
+    else:
+        if not _files_ok(command, inputs=[("", path)]):
+            return None
+        with open(path, "rb") as fh:
+            data = fh.read()
+    return data.removeprefix(BOM).splitlines()
 
 
 def _n(k: int, noun: str) -> str:

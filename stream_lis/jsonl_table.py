@@ -8,12 +8,28 @@ its number and reason, never left out without a word.
 
 from __future__ import annotations
 
+import io
 import logging
-from typing import Callable, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from .config import ConfigError
 
 Update = Callable[[bytes], "str | None"]
+
+#: A UTF-8 byte order mark: editors on Windows start files with one, and left in, it makes a
+#: file's first record unparseable. Every JSON Lines reader steps over it (``skip_bom``).
+BOM = b"\xef\xbb\xbf"
+
+
+def skip_bom(fh: BinaryIO) -> None:
+    """Step over a byte order mark at the start of ``fh`` (a buffered reader: it peeks).
+
+    >>> fh = io.BufferedReader(io.BytesIO(BOM + b'{"a": 1}'))
+    >>> skip_bom(fh); fh.read()
+    b'{"a": 1}'
+    """
+    if fh.peek(len(BOM))[:len(BOM)] == BOM:  # type: ignore[attr-defined]
+        fh.read(len(BOM))
 
 
 def apply_lines(lines: Iterable[bytes], update: Update) -> list[tuple[int, str]]:
@@ -35,6 +51,7 @@ def load_file(path: str, key: str, update: Update, log: logging.Logger, loaded: 
     except OSError as exc:
         raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
     with fh:
+        skip_bom(fh)
         rejected = apply_lines(fh, update)
     if rejected:
         shown = ", ".join(f"line {n}: {r}" for n, r in rejected[:10])

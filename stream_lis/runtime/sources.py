@@ -26,6 +26,7 @@ from typing import BinaryIO, Callable, Iterator
 
 import msgspec
 
+from ..jsonl_table import skip_bom
 from ..simulator import Simulator, SimulatorConfig
 
 
@@ -60,9 +61,11 @@ def file_records(path: str, max_bytes: int, blanks: list[int] | None = None) -> 
         # leaves its reader thread blocked in a read, holding the buffer's lock, and the
         # interpreter's shutdown flushes sys.stdin's buffer (it would abort on that lock).
         with open(sys.stdin.fileno(), "rb", closefd=False) as fh:
+            skip_bom(fh)
             yield from iter_lines(fh, max_bytes, blanks)
         return
     with open(path, "rb") as fh:
+        skip_bom(fh)
         yield from iter_lines(fh, max_bytes, blanks)
 
 
