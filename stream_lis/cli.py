@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -89,15 +90,21 @@ def _files_ok(command: str, inputs: Sequence[tuple[str, str | None]] = (),
 
 
 def _arms(text: str) -> dict[str, float]:
-    out = {}
+    out: dict[str, float] = {}
     for part in text.split(","):
         name, _, fid = part.partition("=")
+        name = name.strip()
         try:
-            out[name.strip()] = float(fid)
+            value = float(fid)
         except ValueError:
             raise argparse.ArgumentTypeError(f"--arms: expected NAME=FIDELITY[,...], got {text!r}") from None
-        if not 0 <= out[name.strip()] <= 1:
-            raise argparse.ArgumentTypeError("--arms: fidelity must be in [0, 1]")
+        if not name:
+            raise argparse.ArgumentTypeError(f"--arms: an arm needs a name, got {text!r}")
+        if name in out:
+            raise argparse.ArgumentTypeError(f"--arms: arm {name!r} named twice")
+        if not 0 <= value <= 1:
+            raise argparse.ArgumentTypeError(f"--arms: fidelity must be in [0, 1], got {fid.strip()} for {name!r}")
+        out[name] = value
     return out
 
 
@@ -130,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dead-letters", metavar="PATH", default="dead-letters.jsonl",
                    help="append rejected records with their reason here (default dead-letters.jsonl)")
     r.add_argument("--report-every", type=_seconds(True), default=5.0, metavar="SECONDS", help="live table interval (default 5; 0 disables)")
-    r.add_argument("--impressions", type=_count(1), default=300_000, help="simulator: impressions to generate (default 300000)")
-    r.add_argument("--seed", type=_count(0), default=7, help="simulator: random seed (default 7)")
+    r.add_argument("--impressions", type=_count(1), default=None,
+                   help="simulator: impressions to generate (default 300000; not with --input)")
+    r.add_argument("--seed", type=_count(0), default=None, help="simulator: random seed (default 7; not with --input)")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the final table")
     r.add_argument("--history", metavar="PATH", help="append one JSON line of per-arm figures per live-table interval "
                    "and one at the end (input of `stream-lis report`)")
@@ -269,10 +277,18 @@ def _shown(host: str) -> str:
 
 
 def _port_taken(command: str, args: argparse.Namespace, exc: OSError, choices: str) -> int:
-    """Say that the metrics port cannot be bound, in one line; the exit status."""
-    why = os.strerror(exc.errno) if exc.errno else str(exc)
-    print(f"stream-lis {command}: cannot serve metrics on {args.host}:{args.port}: {why}; "
-          f"choose another with --port ({choices})", file=sys.stderr)
+    """Say why the metrics server cannot listen, in one line, naming the option to change
+    (the port when it is taken or privileged, else the address); the exit status."""
+    if isinstance(exc, socket.gaierror):
+        why, fix = f"no such address ({exc.strerror})", "--host (an IP address or a name this machine resolves)"
+    else:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            fix = f"another with --port ({choices})"
+        else:
+            fix = "--host (an address of this machine; 0.0.0.0 = every interface)"
+    print(f"stream-lis {command}: cannot serve metrics on {args.host}:{args.port}: {why}; choose {fix}",
+          file=sys.stderr)
     return 2
 
 
@@ -338,6 +354,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     check_learner(cfg.learner)
+    if args.input:
+        sim_only = [f"--{k}" for k in ("impressions", "seed") if getattr(args, k) is not None]
+        if sim_only:
+            print(f"stream-lis run: {' and '.join(sim_only)} {'set' if len(sim_only) > 1 else 'sets'} the built-in "
+                  f"simulator's stream, which --input replaces; drop {'them' if len(sim_only) > 1 else 'it'}", file=sys.stderr)
+            return 2
     if not _files_ok("run", inputs=[("--input", args.input)],
                      outputs=[("--summary-json", args.summary_json), ("--dead-letters", args.dead_letters),
                               ("--history", args.history)]):
@@ -360,7 +382,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         (records, where), total, source = numbered_file_records(args.input, cfg.limits.max_event_bytes), None, args.input
         what = "stdin" if args.input == "-" else args.input
     else:
-        sim = SimulatorConfig(impressions=args.impressions, seed=args.seed)
+        sim = SimulatorConfig(impressions=300_000 if args.impressions is None else args.impressions,
+                              seed=7 if args.seed is None else args.seed)
         records, source = simulator_records(sim, truth.set_vector if truth else None), "simulator"
         where = None
         total = int(sim.impressions * 1.07)  # impressions plus ~7% clicks and noise

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 #: Probes that ship with stream_lis (``stream_lis.probes``).
@@ -37,7 +38,7 @@ class ConfigError(ValueError):
 
 @functools.lru_cache(maxsize=256, typed=True)  # typed: True must not hit a cached 1
 def parse_duration(value: str | int | float) -> int:
-    """Parse ``"30m"``, ``"1h30m"``, ``"500ms"`` or a number of seconds into milliseconds.
+    """Parse ``"30m"``, ``"1h30m"``, ``"500ms"`` or a number of seconds (``90``, ``"90"``) into milliseconds.
 
     Memoised: the ``*_ms`` properties of the config parse on every read, and some are read
     per release or per poll."""
@@ -48,6 +49,8 @@ def parse_duration(value: str | int | float) -> int:
             raise ConfigError(f"duration must be a finite number of seconds >= 0, got {value!r}")
         return int(round(value * 1000))
     text = value.strip().lower().replace(" ", "")
+    if _SECONDS.fullmatch(text):  # "90": seconds, as the number 90 would be
+        return int(round(float(text) * 1000))
     pos, total = 0, 0.0
     for match in _DURATION_PART.finditer(text):
         if match.start() != pos:
@@ -366,6 +369,18 @@ def validate(cfg: Config) -> None:
     if "external" not in cfg.probes.enabled and (ext.path or ext.from_topic):
         raise ConfigError("probes.external." + ("path" if ext.path else "from_topic") + " is set but 'external' is "
                           "not in probes.enabled: add it there, or the dataset is never read")
+    pc = cfg.probes
+    if pc.noise_dims < 1 or pc.co_click_top_k < 1:
+        raise ConfigError("probes.noise_dims and probes.co_click_top_k must be >= 1 (to leave a probe out, drop it "
+                          "from probes.enabled)")
+    if not (math.isfinite(pc.noise_scale) and pc.noise_scale > 0):
+        raise ConfigError(f"probes.noise_scale must be a finite number > 0, got {pc.noise_scale!r}")
+    if not (math.isfinite(pc.future_item_prior_strength) and pc.future_item_prior_strength >= 0):
+        raise ConfigError(f"probes.future_item_prior_strength must be a finite number >= 0, "
+                          f"got {pc.future_item_prior_strength!r}")
+    if not 16 <= cfg.evaluation.cumulative_bins <= 1 << 24:
+        # One bin puts every score in it: every cumulative AUC would be 0.5.
+        raise ConfigError(f"evaluation.cumulative_bins must be in [16, {1 << 24}], got {cfg.evaluation.cumulative_bins}")
     if not 0.5 < cfg.evaluation.confidence_level < 1:
         raise ConfigError("evaluation.confidence_level must be in (0.5, 1)")
     if cfg.evaluation.window_size < 100:

@@ -59,20 +59,28 @@ def encode_dead_letter(inv: Invalid, source: str) -> bytes:
 class DeadLetterWriter:
     """Appends dead letters as JSON Lines to a binary stream; counts what it wrote."""
 
-    def __init__(self, fh: BinaryIO) -> None:
+    def __init__(self, fh: BinaryIO | None, path: str | None = None) -> None:
         self.fh = fh
+        self.path = path
         self.written = 0
 
     @classmethod
     def open(cls, path: str) -> "DeadLetterWriter":
-        return cls(open(path, "ab"))
+        """A writer appending to ``path``, which is opened at the first letter: a run that
+        rejects nothing, or fails to start, leaves no file behind (the caller checks that it
+        can be written before any work)."""
+        return cls(None, path)
 
     def write(self, inv: Invalid, source: str) -> None:
+        if self.fh is None:
+            self.fh = open(self.path, "ab")  # type: ignore[arg-type]
         self.fh.write(encode_dead_letter(inv, source) + b"\n")
         self.written += 1
 
     def flush(self) -> None:
-        self.fh.flush()
+        if self.fh is not None:
+            self.fh.flush()
 
     def close(self) -> None:
-        self.fh.close()
+        if self.fh is not None:
+            self.fh.close()

@@ -63,6 +63,18 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     (["report", "--scrape", "http://[::1", "--samples", "1"], ["--scrape: not a URL"]),
     (["report", "{tmp}/latin1.json"], ["not UTF-8 text"]),
     (["run", "--impressions", "0"], ["--impressions", "must be >= 1"]),
+    # simulator options beside --input would be ignored without a word
+    (["run", "--input", "{ev}", "--impressions", "1000"], ["--impressions sets the built-in simulator", "--input"]),
+    (["run", "--input", "{ev}", "--seed", "3", "--impressions", "9"], ["--impressions and --seed set"]),
+    # arms that `run` would reject or merge
+    (["simulate", "--arms", "control=0.3,=0.8"], ["--arms: an arm needs a name"]),
+    (["simulate", "--arms", "a=0.3,a=0.8"], ["--arms: arm 'a' named twice"]),
+    (["simulate", "--arms", "a=1.5"], ["fidelity must be in [0, 1], got 1.5 for 'a'"]),
+    # a saved scrape with nothing scraped
+    (["report", "{ev}", "--save-scrape", "{tmp}/s.jsonl"], ["--save-scrape writes what --scrape collects"]),
+    # the address, not the port, is what to change
+    (["run", "--input", "{ev}", "--host", "nosuchhost.invalid", "--port", "0"], ["no such address", "choose --host"]),
+    (["run", "--input", "{ev}", "--host", "192.0.2.1", "--port", "0"], ["Cannot assign requested address", "choose --host"]),
     (["simulate", "--users", "x"], ["--users", "not a whole number"]),
     # learner parameters: refused when the learner is built, not by numba on the first batch
     (["run", "--input", "{ev}", "--set", 'learner.params={"alpha": "x"}'], ["learner.params", "alpha must be a number > 0"]),
@@ -78,7 +90,7 @@ def test_mistake_is_one_line_and_exit_2(args, words, events, tmp_path):
     (tmp_path / "latin1.json").write_bytes(b"\xff\xfe{}")
     argv = [a.replace("{ev}", str(events)).replace("{tmp}", str(tmp_path)) for a in args]
     if argv[0] == "run":
-        argv += ["--port", "-1", "--quiet"]
+        argv += ([] if "--port" in argv else ["--port", "-1"]) + ["--quiet"]
     proc = _run(*argv, cwd=tmp_path)
     _said(proc, *words)
     # nothing was run: no dead letters file appeared, no summary

@@ -29,6 +29,13 @@ from stream_lis.config import ConfigError, load_config
     ("kafka.sasl_mechanism", "scram", "kafka.sasl_mechanism"),
     ("learner.model", "nonexistent.Model", "learner.model"),
     ("learner.model", "river.linear_model.NoSuchModel", "learner.model"),
+    # one bin holds every score: every cumulative AUC would be 0.5
+    ("evaluation.cumulative_bins", 1, "evaluation.cumulative_bins"),
+    # a probe with nothing to say is left out of probes.enabled, not configured empty
+    ("probes.noise_dims", 0, "probes.noise_dims"),
+    ("probes.co_click_top_k", 0, "probes.co_click_top_k"),
+    ("probes.noise_scale", -1.0, "probes.noise_scale"),
+    ("probes.future_item_prior_strength", -5.0, "probes.future_item_prior_strength"),
 ])
 def test_a_bad_value_is_rejected_with_its_key(key, value, names):
     with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
@@ -40,3 +47,11 @@ def test_the_defaults_and_the_shipped_examples_load():
     root = Path(__file__).resolve().parents[1]
     load_config(root / "examples" / "config.toml")
     load_config(root / "k8s" / "base" / "stream-lis.toml")
+
+
+def test_a_quoted_number_of_seconds_is_a_duration_like_the_number():
+    """``--set time.horizon='"90"'`` or ``horizon = "90"`` in TOML: the same 90 s as ``90``."""
+    assert load_config(None, {"time.horizon": "90"}).time.horizon_ms == 90_000
+    assert load_config(None, {"time.horizon": "1.5"}).time.horizon_ms == 1_500
+    with pytest.raises(ConfigError, match="time.horizon"):
+        load_config(None, {"time.horizon": "-90"})

@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.inputs and not args.scrape:
         print("stream-lis report: give at least one INPUT file or --scrape URL", file=err)
         return 2
+    if args.save_scrape and not args.scrape:
+        print("stream-lis report: --save-scrape writes what --scrape collects; give --scrape URL too", file=err)
+        return 2
     # NaN passes a comparison's negation: finite values are asked for outright.
     if not (1 <= args.samples <= MAX_SAMPLES and math.isfinite(args.every) and args.every >= 0
             and math.isfinite(args.timeout) and args.timeout > 0):
