@@ -32,6 +32,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from stream_lis.config import load_config
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BASE = ROOT / "k8s" / "base"
 OVERLAY = ROOT / "k8s" / "overlays" / "example"
@@ -351,8 +353,6 @@ def test_grafana_dashboard_configmap_for_the_sidecar(rendered: tuple[str, list[d
 
 
 def test_config_configmap_is_a_valid_stream_lis_config(rendered: tuple[str, list[dict]], tmp_path: pathlib.Path) -> None:
-    from stream_lis.config import load_config
-
     _, docs = rendered
     cm = _configmap(docs, "stream-lis-config")
     text = cm["data"]["config.toml"]
@@ -389,6 +389,10 @@ def _check_worker(name: str, docs: list[dict], dep: dict) -> None:
         assert c[probe]["httpGet"]["port"] in ("metrics", 9464)
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= c["resources"][kind].keys()
+    # The memory a worker holding limits.max_arms arms uses (about 400 MiB with no arm, 115 MiB
+    # an arm; deployment.yaml) is requested, not only allowed: the scheduler places by requests.
+    max_arms = load_config(ROOT / "k8s" / "base" / "stream-lis.toml").limits.max_arms
+    assert _mib(c["resources"]["requests"]["memory"]) >= 400 + 115 * max_arms
     psc, sc = pod["securityContext"], c["securityContext"]
     assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 10001
     assert psc["seccompProfile"]["type"] == "RuntimeDefault"
@@ -478,3 +482,9 @@ def test_stages_overlay_runs_each_stage_as_a_deployment_of_the_base_worker() -> 
         assert _normalise([same]) == _normalise([base])
     # neither Deployment selects the other's pods
     assert selectors[0]["stream-lis/stage"] != selectors[1]["stream-lis/stage"]
+
+
+def _mib(quantity: str) -> float:
+    """A Kubernetes memory quantity (``2Gi``, ``512Mi``) in MiB."""
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024 ** 2}
+    return float(quantity[:-2]) * units[quantity[-2:]]
