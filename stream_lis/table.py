@@ -53,6 +53,10 @@ def render_arm(a: ArmStats) -> list[str]:
         elif name == "mllm":
             gain = _iv(a.ais, "AIS")
         lines.append(f"  {name:<22}{_f(st.auc_window):>11}{_f(st.auc_cumulative):>9}   {gain:<36}{eff:>7}")
+    if a.embedding_wrong_length or a.embedding_missing:
+        # Still evaluated: without this line they would only show as a weaker AIS.
+        lines.append(f"  embeddings: {a.embedding_wrong_length:,} examples with another length than the arm's "
+                     f"{a.embedding_dims}, {a.embedding_missing:,} without a vector")
     return lines
 
 

@@ -17,6 +17,7 @@ from stream_lis.engine import Engine
 from stream_lis.evaluator import ArmEvaluator
 from stream_lis.exporter import SnapshotCollector
 from stream_lis.simulator import Simulator, SimulatorConfig
+from stream_lis.table import render_arm
 
 FAST = {"time.horizon": "5m", "time.attribution_window": "5m", "evaluation.window_size": 2000}
 
@@ -55,6 +56,10 @@ def test_wrong_length_and_missing_vectors_are_counted_per_arm(caplog):
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 2 * len(snap.arms)  # once per arm and kind, however many batches
     assert all("8-coordinate embeddings" in m for m in said)
+    # ... and in the run's table, under the arm's learners
+    for a in snap.arms:
+        assert render_arm(a)[-1] == (f"  embeddings: {a.embedding_wrong_length:,} examples with another length than "
+                                     f"the arm's 8, {a.embedding_missing:,} without a vector")
 
 
 def test_arms_without_embeddings_count_nothing():
