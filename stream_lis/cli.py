@@ -512,10 +512,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import logging
 
     from .runtime.kafka.worker import Worker
+    from .runtime.log_repeats import limit_repeats
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("kafka.net").setLevel(logging.ERROR)  # "task blocked the event loop" notes while we compute
+    # A connection error once a minute with a count, not at every reconnect of an outage.
+    limit_repeats("kafka", 60.0)
     cfg = _load(args)
     check_learner(cfg.learner)
     # The metrics port is bound after the broker is reached and the topics exist: find out

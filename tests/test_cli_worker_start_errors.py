@@ -42,3 +42,15 @@ def test_learner_that_cannot_be_built():
 
 def test_misspelt_security_protocol():
     _one_line_error(_run("--set", "kafka.security_protocol=ssl"), b"kafka.security_protocol")
+
+
+def test_unreachable_broker_is_said_once_not_at_every_retry():
+    """The client retries the bootstrap address for 30 s, logging each failure; the operator
+    sees each kind of failure once, then the worker's reason, and exit 1."""
+    proc = subprocess.run([*CLI, "--port", "0"], capture_output=True, timeout=180)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err[-2000:]
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("stream-lis: Kafka:") and "bootstrap address reachable" in err
+    refused = [line for line in err.splitlines() if "Connection failed" in line and "ECONNREFUSED" in line]
+    assert len(refused) == 1, err
