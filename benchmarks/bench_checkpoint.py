@@ -14,7 +14,9 @@ windows hold many events) goes through the embedded engine in this process, with
 flush, and then for each part it prints the state's size, the time to take and to restore
 the checkpoint, and, as the baseline measured in the same run, the same state pickled in the
 previous layout (pending impressions, final labels and held examples pickled one struct at a
-time), with the ratio. Restores are checked: the state read back equals the state saved.
+time), with the ratio of its encoding time to the whole of the current one (pause + save:
+an arm's learners and behaviour log are pickled during the pause). Restores are checked: the
+state read back equals the state saved.
 
 With ``--bootstrap`` each checkpoint also goes through a Kafka broker as a worker saves it:
 compressed, sent (in parts of ``kafka.max_checkpoint_bytes`` when it is larger) and
@@ -35,7 +37,7 @@ import sys
 import time
 from typing import Any, Callable
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import revision  # noqa: E402  (also puts this checkout first on the import path)
 
 
 def best_of(rounds: int, fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -75,9 +77,9 @@ def main() -> None:
             chunk = []
     eng.process_records(chunk)
     print(f"{args.impressions:,} impressions at {args.rate:g}/s of event time through the engine in "
-          f"{time.perf_counter() - t0:.1f} s; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+          f"{time.perf_counter() - t0:.1f} s; {revision()}; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"{'state':<28}{'size':>22}{'pause ms':>9}{'save ms':>9}{'restore ms':>11}{'MB':>7}"
-          f"{'previous layout ms':>20}{'MB':>7}{'ratio':>7}")
+          f"{'previous layout ms':>20}{'MB':>7}{'old/(pause+save)':>18}")
 
     broker = Broker(args.bootstrap, cfg) if args.bootstrap else None
     sent: list[str] = []
@@ -85,7 +87,7 @@ def main() -> None:
     def row(name: str, size: str, pause: float, save: float, restore: float, blob: bytes, old: float,
             old_blob: bytes) -> None:
         print(f"{name:<28}{size:>22}{pause * 1e3:>9.1f}{save * 1e3:>9.1f}{restore * 1e3:>11.1f}{len(blob) / 1e6:>7.1f}"
-              f"{old * 1e3:>20.1f}{len(old_blob) / 1e6:>7.1f}{old / save:>6.1f}x", flush=True)
+              f"{old * 1e3:>20.1f}{len(old_blob) / 1e6:>7.1f}{old / (pause + save):>17.1f}x", flush=True)
         if broker is not None:
             key = ("join:" if name.startswith("join") else "eval:") + str(len(sent))
             sent.append(broker.round_trip(key, blob, pickle.loads))
@@ -147,7 +149,8 @@ def main() -> None:
     assert (back.seen, back.order) == (dedupe.seen, dedupe.order), "restored dedupe table differs"
     print(f"eval: dedupe table ({len(dedupe.seen):,} impressions): pause {pause * 1e3:.1f} ms (copied), "
           f"save {save * 1e3:.1f} ms, restore {restore * 1e3:.1f} ms, {len(blob) / 1e6:.1f} MB; "
-          f"pickled while the stage held still before: a pause of {save * 1e3:.1f} ms ({save / pause:.0f}x)")
+          f"the previous release pickled it while the stage held still: a pause of about the save time "
+          f"({save / pause:.0f}x this pause)")
     if broker is not None:
         print(f"through the broker (kafka.max_checkpoint_bytes {cfg.kafka.max_checkpoint_bytes / 2**20:.0f} MiB):")
         print(f"{'state':<28}{'compressed MB':>14}{'parts':>6}{'send s':>8}{'load s':>8}")

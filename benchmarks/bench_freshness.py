@@ -44,6 +44,8 @@ import uuid
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from common import revision
+
 CLI = [sys.executable, "-m", "stream_lis"]
 TARGET_S = 2.0
 #: Event time runs with the wall clock, so with windows of seconds the background's own
@@ -290,7 +292,7 @@ def main() -> None:
     print(f"# {' '.join([os.path.relpath(sys.executable), *sys.argv])}")
     print(f"# background {args.rate:,.0f} rec/s; W {cfg.time.attribution_window}, H {cfg.time.horizon}, lateness "
           f"{cfg.time.allowed_lateness}; runtime.max_batch_delay {cfg.runtime.max_batch_delay}, heartbeat_interval "
-          f"{cfg.kafka.heartbeat_interval}; {os.cpu_count()} cores")
+          f"{cfg.kafka.heartbeat_interval}; {revision()}; {os.cpu_count()} cores")
     verdicts = []
     for rt in args.runtime:
         print(f"{rt}:", flush=True)

@@ -28,7 +28,7 @@ import resource
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import revision  # noqa: E402  (also puts this checkout first on the import path)
 
 TARGET = 1.10
 
@@ -75,17 +75,27 @@ def main() -> int:
     if args.tracemalloc:
         import tracemalloc
         tracemalloc.start(1)
-    engine = Engine(cfg)
+    # Every built-in probe, as `stream-lis run` on the simulator: ``external`` reads the items'
+    # planted quality as the simulator makes them.
+    from stream_lis.probes import ExternalProbe, build_probes
+
+    probes = build_probes(cfg.probes)
+    truth = None
+    if "external" not in cfg.probes.enabled:
+        truth = ExternalProbe()
+        probes.append(truth)
+    engine = Engine(cfg, probes=probes)
     cmd = " ".join([os.path.relpath(sys.executable), *sys.argv])
     print(f"# {cmd}")
-    print(f"# simulator seed {args.seed}, {args.impressions:,} impressions, chunks of {args.chunk:,}; "
-          f"python {platform.python_version()}, {os.cpu_count()} cores")
+    print(f"# simulator seed {args.seed}, {args.impressions:,} impressions, chunks of {args.chunk:,}; probes "
+          f"{', '.join(p.name for p in probes)}; {revision()}; python {platform.python_version()}, {os.cpu_count()} cores")
     print(f"{'impressions':>12}{'records':>13}{'VmRSS MiB':>11}{'maxRSS MiB':>12}{'pending':>10}{'held':>8}{'rec/s':>9}")
     records = imps = 0
     next_report = args.every
     rows: list[tuple[int, float, float]] = []
     snaps = []
-    it = simulator_records(SimulatorConfig(impressions=args.impressions, seed=args.seed))
+    it = simulator_records(SimulatorConfig(impressions=args.impressions, seed=args.seed),
+                           truth.set_vector if truth is not None else None)
     t0 = last_t = time.monotonic()
     last_rec = 0
     while True:

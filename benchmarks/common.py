@@ -1,28 +1,69 @@
 """What the benchmarks share: one pre-generated simulator stream, and replaying it through the
-embedded runtime in a child process (so each variant's peak RSS is its own)."""
+embedded runtime in a child process (so each variant's peak RSS is its own).
+
+Importing it puts this checkout first on the import path, for this process and the ones it
+starts: a benchmark run from another worktree measures that worktree's code, not whatever
+``stream_lis`` the environment has installed.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from typing import Any
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ["PYTHONPATH"] = os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])
 
-def write_stream(path: str, impressions: int, seed: int, **simulator: Any) -> tuple[int, int]:
+
+def revision() -> str:
+    """The checkout's commit (``+changes`` when its tracked files differ from it), for the
+    figures a benchmark prints: a figure is only comparable with the code it measured."""
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "diff", "--quiet", "HEAD", "--", "stream_lis"]).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown commit"
+    return f"commit {head}" + (" +changes in stream_lis/" if dirty else "")
+
+
+def write_stream(path: str, impressions: int, seed: int, preferences: str | None = None,
+                 **simulator: Any) -> tuple[int, int]:
     """The simulator's stream as JSON Lines; returns (records, impressions). ``simulator``:
-    more ``SimulatorConfig`` fields (``live_items``, ``users``)."""
-    from stream_lis.runtime.sources import simulator_records
-    from stream_lis.simulator import SimulatorConfig
+    more ``SimulatorConfig`` fields (``live_items``, ``users``). ``preferences``: also write
+    the simulator's preference dataset there (the ``external`` probe's, see ``all_probes``)."""
+    import msgspec
 
+    from stream_lis.simulator import Simulator, SimulatorConfig
+
+    enc = msgspec.json.Encoder().encode
+    sim = Simulator(SimulatorConfig(impressions=impressions, seed=seed, **simulator))
     n = imps = 0
     with open(path, "wb") as fh:
-        for rec in simulator_records(SimulatorConfig(impressions=impressions, seed=seed, **simulator)):
+        for ev in sim.events():
+            rec = enc(ev)
             fh.write(rec + b"\n")
             n += 1
             imps += rec.startswith(b'{"type":"impression"')
+    if preferences is not None:
+        with open(preferences, "wb") as fh:
+            for pref in sim.preferences():
+                fh.write(enc(pref) + b"\n")
     return n, imps
+
+
+def all_probes(preferences: str) -> dict[str, Any]:
+    """Config overrides enabling every built-in probe: the defaults plus ``external``, which
+    reads a preference dataset (``write_stream(preferences=...)``), as ``stream-lis run``
+    does on the simulator. Every arm then runs 7 learners: clean, 5 leaky, mllm."""
+    from stream_lis.config import BUILTIN_PROBES
+
+    return {"probes.enabled": list(BUILTIN_PROBES), "probes.external.path": preferences}
 
 
 def replay(path: str, overrides: dict[str, Any]) -> tuple[Any, float, float]:
