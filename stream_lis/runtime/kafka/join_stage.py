@@ -59,10 +59,11 @@ from ...events import Invalid
 from ...labeller import ArmRecord, FrozenLabeller, Labelled, LabelCounters, Labeller
 from ...watermark import NEG_INF, POS_INF, idle_targets
 from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
+from .delivery import Delivery
 from .produce import dead_letter_sink
 from .rebalance import listener_for
 from .settings import consumer_tuning
-from .topics import commit_offsets, consumer_lag, copartition_message
+from .topics import LagMeter, commit_offsets, copartition_message
 from .wire import Envelope, arm_partition, encode_envelope, slim
 
 log = logging.getLogger("stream_lis.join")
@@ -117,7 +118,10 @@ class JoinStage(ConsumerRebalanceListener):
         k = cfg.kafka
         self.cfg, self.client_kw, self.producer, self.store = cfg, client_kw, producer, store
         self.t = k.topics
-        self._dead_letter = dead_letter_sink(producer, self.t.dead_letters)
+        #: The labels and dead letters sent, watched: a checkpoint never claims input whose
+        #: output was lost (``delivery``).
+        self.delivery = Delivery()
+        self._dead_letter = dead_letter_sink(producer, self.t.dead_letters, self.delivery)
         self.lock = threading.Lock()
         self.labellers: dict[int, Labeller] = {}
         self.last_input: dict[int, float] = {}
@@ -167,6 +171,7 @@ class JoinStage(ConsumerRebalanceListener):
             partition_assignment_strategy=[RangePartitionAssignor],
             metadata_max_age_ms=max(100, parse_duration(k.side_topic_refresh)),
             session_timeout_ms=10_000, heartbeat_interval_ms=1_000, **consumer_tuning(k), **client_kw)
+        self._lag = LagMeter(self.consumer, log)
 
     # -- rebalance ---------------------------------------------------------------------
     def on_partitions_revoked(self, revoked: Any) -> None:
@@ -260,7 +265,7 @@ class JoinStage(ConsumerRebalanceListener):
             for recs in (env.records[:half], env.records[half:]):
                 self._send_envelope(part, Envelope(env.src, env.watermark, recs, False, env.checkpointed))
             return
-        self.producer.send(self.t.labelled, partition=part, value=data)
+        self.delivery.watch(self.producer.send(self.t.labelled, partition=part, value=data), self.t.labelled)
 
     def _idle(self, p: int) -> bool:
         """No input for the timeout while caught up (a partition we are behind on is busy,
@@ -295,9 +300,10 @@ class JoinStage(ConsumerRebalanceListener):
         loop awaits (``rebalance``): so it asks the consumer nothing (``position`` may wait on
         that loop, which waits for the listener). Offsets are our own count. What
         was produced before is flushed first: a checkpoint must not claim input whose output
-        is not durable.
+        is not durable: if some was lost, ``DeliveryFailed`` (no checkpoint).
         """
         self.producer.flush()
+        self.delivery.check()
         snaps, acked = [], {}
         for p in sorted(parts):
             offs = {}
@@ -452,6 +458,7 @@ class JoinStage(ConsumerRebalanceListener):
         # (``rebalance``): the consumer calls that wait on that loop (commit, lag) are made
         # without the lock.
         while not self.stopping.is_set():
+            self.delivery.check()
             batch = self.consumer.poll(timeout_ms=200)
             with self.lock:
                 if batch:
@@ -475,8 +482,8 @@ class JoinStage(ConsumerRebalanceListener):
             # Often: whether a partition is read to its end gates releases and idleness.
             if now - last_lag >= LAG_EVERY_S:
                 measured = time.monotonic()
-                self.lag = consumer_lag(self.consumer)
-                self._lag_at = measured
+                if self._lag.measure():
+                    self.lag, self._lag_at = self._lag.lag, measured
                 last_lag = now
         with self.lock:
             committed = self._checkpoint(set(self.labellers)) if self.labellers else {}

@@ -30,6 +30,7 @@ from ...embedding_table import EmbeddingTable, record_key
 from ...events import Invalid
 from ...jsonl_table import apply_lines
 from ...probes.external import ExternalProbe
+from .delivery import Delivery
 
 
 class _Peek(msgspec.Struct):
@@ -106,21 +107,29 @@ def embedding_records(lines: Iterable[bytes], max_dims: int = 1024,
     return out + [(record_key(*d), None) for d in deletes], bad
 
 
-def dead_letter_sink(producer: KafkaProducer, topic: str) -> InvalidSink:
-    """Where a worker's rejected records go: the dead-letter topic, keyed by input partition."""
+def dead_letter_sink(producer: KafkaProducer, topic: str, delivery: Delivery | None = None) -> InvalidSink:
+    """Where a worker's rejected records go: the dead-letter topic, keyed by input partition.
+    ``delivery``: watches the sends (a stage that checkpoints the input they came from)."""
 
     def send(inv: Invalid, source: str) -> None:
-        producer.send(topic, key=dead_letter_key(source), value=encode_dead_letter(inv, source))
+        future = producer.send(topic, key=dead_letter_key(source), value=encode_dead_letter(inv, source))
+        if delivery is not None:
+            delivery.watch(future, topic)
 
     return send
 
 
 def make_producer(client_kw: dict[str, Any], **extra: Any) -> KafkaProducer:
     """Acknowledged by every replica, one request in flight per broker (so retries cannot
-    reorder a partition's messages); ``extra`` overrides batching and adds limits."""
+    reorder a partition's messages); ``extra`` overrides batching and adds limits.
+
+    A failed batch is retried until the client's ``delivery_timeout_ms`` (2 minutes): a broker
+    that restarts or moves a partition's leadership costs a pause, not output. (A fixed count
+    of retries gave up within half a second of a broker coming back, while its partitions
+    still had no leader.) What still fails is caught by ``delivery.Delivery``."""
     kw: dict[str, Any] = {"linger_ms": 20, "batch_size": 256 * 1024, "compression_type": None}
     kw.update(extra)
-    return KafkaProducer(acks="all", max_in_flight_requests_per_connection=1, retries=5, **client_kw, **kw)
+    return KafkaProducer(acks="all", max_in_flight_requests_per_connection=1, **client_kw, **kw)
 
 
 def produce(records: Iterable[Any], cfg: Config, client_kw: dict[str, Any], *, rate: float | None = None,

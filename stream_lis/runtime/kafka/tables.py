@@ -40,7 +40,7 @@ from ...events import Invalid
 from ...labeller import InvalidSink
 from ...probes.external import REJECT_DETAILS as PREFERENCE_REJECTS
 from .settings import consumer_tuning
-from .topics import consumer_lag
+from .topics import LagMeter
 
 log = logging.getLogger("stream_lis.tables")
 
@@ -73,6 +73,7 @@ class TableFeed:
         self.lag: dict[tuple[str, int], int] = {}
         self.consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                                       metadata_max_age_ms=max(100, int(refresh_s * 1000)), **(tuning or {}), **client_kw)
+        self._lag = LagMeter(self.consumer, log)
 
     def _partitions(self) -> list[TopicPartition]:
         """The topic's partitions; waits (logging) while the topic does not exist."""
@@ -131,7 +132,8 @@ class TableFeed:
                     todo.discard(tp)
             now = time.monotonic()
             if now - last_lag >= 1.0:
-                self.lag = consumer_lag(self.consumer)
+                if self._lag.measure():
+                    self.lag = self._lag.lag
                 last_lag = now
         self.consumer.close()
 

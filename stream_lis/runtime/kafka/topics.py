@@ -12,7 +12,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from ...config import Config
@@ -43,11 +43,52 @@ def commit_offsets(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], 
         log.warning("offset commit failed: %s", exc)
 
 
-def consumer_lag(consumer: KafkaConsumer) -> dict[tuple[str, int], int]:
+def consumer_lag(consumer: KafkaConsumer, timeout_ms: int | None = None) -> dict[tuple[str, int], int]:
     """Messages between the consumer's position and the end of each assigned partition."""
     tps = list(consumer.assignment())
-    end = consumer.end_offsets(tps) if tps else {}
+    end = (consumer.end_offsets(tps, timeout_ms) if timeout_ms is not None else consumer.end_offsets(tps)) if tps else {}
     return {(tp.topic, tp.partition): max(0, end[tp] - consumer.position(tp)) for tp in tps}
+
+
+class LagMeter:
+    """A stage's consumer lag, measured now and then, through broker outages.
+
+    Asking for the partitions' end offsets needs the broker. When it does not answer (a
+    stalled or restarting broker, a network partition), the stage must go on, not stop: its
+    consumer reconnects by itself and the stage's input simply pauses. So a failed
+    measurement keeps the last lag (``measure`` returns False: callers that gate on a fresh
+    lag wait), says so once in the log, and says when the broker answers again.
+    """
+
+    #: How long one measurement may wait for the broker (the client's default is 30 s, during
+    #: which the stage would not poll, checkpoint or stop).
+    TIMEOUT_MS = 5_000
+
+    def __init__(self, consumer: KafkaConsumer, log: logging.Logger) -> None:
+        self.consumer, self.log = consumer, log
+        self.lag: dict[tuple[str, int], int] = {}
+        self._failing_since: float | None = None
+
+    @property
+    def answering(self) -> bool:
+        """False from a failed measurement until one succeeds (``stream_lis_broker_answering``)."""
+        return self._failing_since is None
+
+    def measure(self) -> bool:
+        """Refresh ``lag``; False (``lag`` unchanged) when the broker could not be asked."""
+        try:
+            lag = consumer_lag(self.consumer, self.TIMEOUT_MS)
+        except KafkaError as exc:
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
+                self.log.warning("the broker does not answer (%s): consumer lag kept at its last value; the stage "
+                                 "goes on and its consumer reconnects by itself", exc)
+            return False
+        if self._failing_since is not None:
+            self.log.warning("the broker answers again, after %.0f s", time.monotonic() - self._failing_since)
+            self._failing_since = None
+        self.lag = lag
+        return True
 
 
 def topic_specs(cfg: Config) -> list[NewTopic]:
@@ -188,6 +229,17 @@ def _wait_for_leaders(admin: KafkaAdminClient, names: list[str], timeout_s: floa
         time.sleep(0.1)
 
 
+def _group_offsets(admin: KafkaAdminClient, group: str) -> dict[TopicPartition, Any]:
+    """A group's committed offsets, ``{partition: OffsetAndMetadata}``. kafka-python 3 asks
+    for several groups at once and answers ``{group: {partition: ...}}``; 2.x has one group's
+    call, answering ``{partition: ...}``."""
+    fetch = getattr(admin, "list_group_offsets", None)
+    if fetch is None:
+        return admin.list_consumer_group_offsets(group)
+    got = fetch(group)
+    return got.get(group, {}) if isinstance(got.get(group), dict) else got
+
+
 def describe_topics(cfg: Config, client_kw: dict[str, Any]) -> list[dict[str, Any]]:
     """Partitions, end offsets and, per consumer group of the runtime, committed offsets and lag."""
     t = cfg.kafka.topics
@@ -201,7 +253,7 @@ def describe_topics(cfg: Config, client_kw: dict[str, Any]) -> list[dict[str, An
         committed: dict[str, dict] = {}
         for g in set(groups.values()):
             try:
-                committed[g] = admin.list_group_offsets(g)
+                committed[g] = _group_offsets(admin, g)
             except Exception:  # group not there yet
                 committed[g] = {}
         rows = []

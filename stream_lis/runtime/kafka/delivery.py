@@ -1,0 +1,53 @@
+"""Whether what a stage sent reached the broker: never checkpoint past lost output.
+
+A stage's checkpoint claims its input up to some offsets; the labels and dead letters that
+input produced must be on the broker by then, or a restart resumes past them and they are
+gone. ``producer.flush()`` waits for every send but does not say whether one failed: the
+client retries a failed batch until ``delivery_timeout_ms`` (a broker away longer, a
+message over the topic's ``max.message.bytes``, a missing permission or topic) and then
+drops it with a log line. ``Delivery`` watches the sends; the stage asks ``check()`` before
+each checkpoint and each round, and stops on the first loss: the worker exits, and its
+restart resumes from the last checkpoint, which predates the lost output (the evaluation
+stage drops what it receives twice).
+
+>>> from kafka.future import Future
+>>> d, ok, lost = Delivery(), Future(), Future()
+>>> d.watch(ok, "labelled"); d.watch(lost, "labelled")
+>>> _ = ok.success(None); d.check()
+>>> _ = lost.failure(ValueError("MessageSizeTooLargeError"))
+>>> d.check()
+Traceback (most recent call last):
+stream_lis.runtime.kafka.delivery.DeliveryFailed: a send to topic labelled failed for good (MessageSizeTooLargeError); stopping before a checkpoint claims the input it came from: a restart resumes from the last checkpoint and sends it again
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DeliveryFailed(RuntimeError):
+    """Output the broker never took: the stage stops rather than checkpoint past it."""
+
+
+class Delivery:
+    """The first send that failed for good, of the sends it watches (thread-safe enough:
+    the producer's IO thread only sets, once; stages only read)."""
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self.topic: str | None = None
+
+    def watch(self, future: Any, topic: str) -> None:
+        """Note ``future``'s failure (a ``kafka.future.Future`` from ``producer.send``)."""
+        future.add_errback(self._failed, topic)
+
+    def _failed(self, topic: str, exc: BaseException) -> None:
+        if self.error is None:
+            self.error, self.topic = exc, topic
+
+    def check(self) -> None:
+        """Raise ``DeliveryFailed`` once a watched send failed."""
+        if self.error is not None:
+            raise DeliveryFailed(f"a send to topic {self.topic} failed for good ({self.error}); stopping before a "
+                                 "checkpoint claims the input it came from: a restart resumes from the last "
+                                 "checkpoint and sends it again")

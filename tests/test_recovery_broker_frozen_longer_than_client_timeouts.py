@@ -1,0 +1,63 @@
+"""The broker stops answering for longer than the Kafka client's 30 s request timeouts (a
+stalled or restarting broker, a network partition): the worker rides it out, says so in
+its log, and when the broker answers again goes on where it was: every impression counted
+once, nothing lost, no restart needed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from kafka_harness import (WorkerProc, accounted, by_arm, cli, namespace, replay_in_background, require_broker, settled,
+                           total, wait_for, write_stream)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+FROZEN_S = 40
+
+
+def _broker_pid() -> int:
+    """The test broker's process (scripts/kafka-broker.sh writes it beside its data)."""
+    pid_file = Path(os.environ.get("STREAM_LIS_KAFKA_DIR", "/tmp/stream-lis-kafka-test")) / "broker.pid"
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        if os.environ.get("CI"):
+            pytest.fail(f"no broker pid at {pid_file}: `make test` starts the broker with scripts/kafka-broker.sh")
+        pytest.skip(f"no broker pid at {pid_file} (a broker this test can pause: scripts/kafka-broker.sh)")
+
+
+def test_worker_survives_a_broker_frozen_past_the_client_timeouts(tmp_path):
+    require_broker()
+    pid = _broker_pid()
+    ov = namespace()
+    path = tmp_path / "events.jsonl"
+    n_imps = write_stream(path, 12_000, seed=9)
+    assert cli("topics", "create", ov=ov).returncode == 0
+    worker = WorkerProc(ov, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        replay = replay_in_background(path, ov, rate=1500)
+        wait_for(lambda: total(worker.metrics(), "stream_lis_labelled_examples_total") >= 500, 120,
+                 "labels before the broker freezes", worker.alive)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + FROZEN_S
+            while time.monotonic() < deadline:
+                worker.alive()  # the worker must not give up while the broker is away
+                time.sleep(1)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        replay.join(300)
+        wait_for(settled(worker, n_imps), 240, "every impression labelled after the broker came back", worker.alive)
+        m = worker.metrics()
+        assert accounted(m) == n_imps  # none lost, none counted twice
+        assert by_arm(m["stream_lis_labelled_examples_total"]) == by_arm(m["stream_lis_impressions_total"])
+        log = worker.log.read_text()
+        assert "stage failed" not in log, log[-3000:]
+    finally:
+        worker.stop()

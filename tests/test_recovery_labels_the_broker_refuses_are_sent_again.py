@@ -1,0 +1,68 @@
+"""Output the broker refuses for good (here: the labelled topic's ``max.message.bytes``
+lowered under a running worker; likewise a missing permission or an outage longer than the
+producer's delivery timeout) stops the worker before any checkpoint claims the input it came
+from. Once the topic takes the messages again, a restarted worker resumes from its last
+checkpoint and sends them: every impression is counted once, none lost."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from kafka_harness import (BOOTSTRAP, WorkerProc, accounted, by_arm, cli, namespace, require_broker, settled, total,
+                           wait_for, write_stream)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def _max_message_bytes(topic: str, value: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP.split(","))
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": str(value)})])
+    finally:
+        admin.close()
+
+
+def test_labels_the_broker_refused_are_sent_again_after_a_restart(tmp_path):
+    require_broker()
+    ov = namespace()
+    labelled = ov["kafka.topics.labelled"]
+    path = tmp_path / "events.jsonl"
+    n_imps = write_stream(path, 6_000, seed=4)
+    assert cli("topics", "create", ov=ov).returncode == 0
+    worker = WorkerProc(ov, tmp_path / "worker1.log")
+    try:
+        worker.wait_ready()
+        _max_message_bytes(labelled, 512)  # every envelope of labels is larger
+        assert cli("replay", str(path), ov=ov, timeout=300).returncode == 0
+        wait_for(lambda: worker.proc.poll() is not None, 180, "the worker to stop on the refused labels")
+        log = worker.log.read_text()
+        assert worker.proc.returncode == 1, log[-3000:]
+        assert f"a send to topic {labelled} failed for good" in log and "MessageSizeTooLarge" in log, log[-3000:]
+    finally:
+        worker.stop()
+    _max_message_bytes(labelled, 32 << 20)
+    restarted = WorkerProc(ov, tmp_path / "worker2.log")
+    try:
+        restarted.wait_ready()
+        wait_for(settled(restarted, n_imps), 240, "every impression labelled after the restart", restarted.alive)
+        m = restarted.metrics()
+        assert accounted(m) == n_imps  # the refused labels were sent again, none twice
+        assert by_arm(m["stream_lis_labelled_examples_total"]) == by_arm(m["stream_lis_impressions_total"])
+        assert total(m, "stream_lis_labelled_examples_total") > 0
+
+        # `topics describe` shows the groups' committed offsets and lag (they used to read None)
+        def described() -> list[str]:
+            out = cli("topics", "describe", ov=ov).stdout.decode().splitlines()
+            return [line for line in out if line.startswith(ov["kafka.topics.impressions"] + "[")]
+
+        def committed_to_the_end() -> bool:
+            rows = described()
+            return bool(rows) and all(re.search(r"end (\d+)  group \S+ committed \1 lag 0$", r) for r in rows)
+
+        wait_for(committed_to_the_end, 60, "the input offsets committed to their ends", restarted.alive)
+    finally:
+        restarted.stop()
