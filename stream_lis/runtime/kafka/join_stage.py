@@ -73,8 +73,12 @@ log = logging.getLogger("stream_lis.join")
 #: caps its record count.
 ENVELOPE_BYTES = 1 << 20
 
-#: Held record: (event time, offset, event or Invalid, original bytes, topic rank); rank 0 is
-#: ``impressions``, 1 ``clicks`` (ties in event time release impressions first).
+#: Held record: (merge time, offset, event or Invalid, original bytes, topic rank); rank 0 is
+#: ``impressions``, 1 ``clicks`` (ties release impressions first). The merge time is the
+#: largest event time of its topic's partition up to this record: the two topics are merged by
+#: it, so each topic's records keep their offset order. (Sorting by the event time itself put
+#: a late record before newer ones whenever they were released together: whether it counted as
+#: late depended on how the records were fetched.)
 _TS, _OFF, _EV, _RAW, _RANK = range(5)
 _release_order = itemgetter(_TS, _RANK, _OFF)
 
@@ -365,17 +369,16 @@ class JoinStage(ConsumerRebalanceListener):
             for m, raw, ev in zip(msgs, values, decode(values)):
                 if type(ev) is Invalid:
                     if held:  # keep offset order: it is rejected when its turn comes
-                        append((NEG_INF, m.offset, ev, raw, rank))
+                        append((top, m.offset, ev, raw, rank))
                     else:
                         lab.reject(ev, f"{topic}/{p}@{m.offset}")
                     continue
                 key = m.key
                 if key is None or (by_id and key != ev.impression_id.encode()):
                     self._mis_keyed(topic, p, m.offset, key, ev.impression_id)
-                ts = ev.ts
-                append((ts, m.offset, ev, raw, rank))
-                if ts > top:
-                    top = ts
+                if ev.ts > top:
+                    top = ev.ts
+                append((top, m.offset, ev, raw, rank))
             self.read_ts[p][topic] = top
             self.next_off[p][topic] = msgs[-1].offset + 1
             self.last_input[p] = self.read_at[p][topic] = time.monotonic()
@@ -423,7 +426,7 @@ class JoinStage(ConsumerRebalanceListener):
                     ready.append(q.popleft())
             if not ready:
                 continue
-            ready.sort(key=_release_order)  # event time, topic, offset
+            ready.sort(key=_release_order)  # merge time, topic, offset: each topic in offset order
             events, raws, ranks, offsets = [], [], [], []
             for ts, off, ev, raw, rank in ready:
                 if type(ev) is Invalid:
