@@ -26,7 +26,8 @@ def test_checkpoint_benchmark_restores_what_it_saved_and_compares_layouts():
         assert size > 0, row  # mid-stream: there is state to save
         assert re.search(r"\d+\.\dx$", row), row
     # the evaluation stage's dedupe table, copied while the stage holds still
-    dedupe = re.search(r"^eval: dedupe table \(([\d,]+) impressions\): pause [\d.]+ ms \(copied\).*\((\d+)x\)$", out, re.M)
+    dedupe = re.search(r"^eval: dedupe table \(([\d,]+) impressions\): pause [\d.]+ ms \(copied\).*\((\d+)x this pause\)$",
+                       out, re.M)
     assert dedupe and int(dedupe.group(1).replace(",", "")) > 0, out
     assert "reproduce: python benchmarks/bench_checkpoint.py --impressions 4000" in out
 
