@@ -45,19 +45,24 @@ def test_worker_survives_a_broker_frozen_past_the_client_timeouts(tmp_path):
         wait_for(lambda: total(worker.metrics(), "stream_lis_labelled_examples_total") >= 500, 120,
                  "labels before the broker freezes", worker.alive)
         os.kill(pid, signal.SIGSTOP)
+        said = set()
         try:
             deadline = time.monotonic() + FROZEN_S
             while time.monotonic() < deadline:
                 worker.alive()  # the worker must not give up while the broker is away
+                said.add(total(worker.metrics(), "stream_lis_broker_answering"))
                 time.sleep(1)
         finally:
             os.kill(pid, signal.SIGCONT)
+        assert 0.0 in said, said  # it said so (alert KafkaBrokerNotAnswering)
         replay.join(300)
         wait_for(settled(worker, n_imps), 240, "every impression labelled after the broker came back", worker.alive)
         m = worker.metrics()
         assert accounted(m) == n_imps  # none lost, none counted twice
         assert by_arm(m["stream_lis_labelled_examples_total"]) == by_arm(m["stream_lis_impressions_total"])
+        assert total(m, "stream_lis_broker_answering") == 1.0
         log = worker.log.read_text()
         assert "stage failed" not in log, log[-3000:]
+        assert "the broker does not answer" in log and "the broker answers again" in log
     finally:
         worker.stop()

@@ -154,7 +154,7 @@ class EvalStage(ConsumerRebalanceListener):
         self.consumer = KafkaConsumer(
             group_id=f"{k.group_id}-eval", enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=10_000, heartbeat_interval_ms=1_000, **tuning, **client_kw)
-        self._lag = LagMeter(self.consumer, log)
+        self.lag_meter = LagMeter(self.consumer, log)
 
     def _saved(self, size: int) -> None:
         """A checkpoint was acknowledged (by the saver's thread, or in the foreground after
@@ -349,8 +349,8 @@ class EvalStage(ConsumerRebalanceListener):
             commit_offsets(self.consumer, {tp: off for tp, off in self.saver.acknowledged().items()
                                            if tp.partition in owned}, log)
             if now - last_lag >= 1.0:
-                if self._lag.measure():
-                    self.lag = self._lag.lag
+                if self.lag_meter.measure():
+                    self.lag = self.lag_meter.lag
                 last_lag = now
         self.saver.wait()
         with self.lock:

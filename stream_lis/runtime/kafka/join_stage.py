@@ -175,7 +175,7 @@ class JoinStage(ConsumerRebalanceListener):
             partition_assignment_strategy=[RangePartitionAssignor],
             metadata_max_age_ms=max(100, parse_duration(k.side_topic_refresh)),
             session_timeout_ms=10_000, heartbeat_interval_ms=1_000, **consumer_tuning(k), **client_kw)
-        self._lag = LagMeter(self.consumer, log)
+        self.lag_meter = LagMeter(self.consumer, log)
 
     # -- rebalance ---------------------------------------------------------------------
     def on_partitions_revoked(self, revoked: Any) -> None:
@@ -485,8 +485,8 @@ class JoinStage(ConsumerRebalanceListener):
             # Often: whether a partition is read to its end gates releases and idleness.
             if now - last_lag >= LAG_EVERY_S:
                 measured = time.monotonic()
-                if self._lag.measure():
-                    self.lag, self._lag_at = self._lag.lag, measured
+                if self.lag_meter.measure():
+                    self.lag, self._lag_at = self.lag_meter.lag, measured
                 last_lag = now
         with self.lock:
             committed = self._checkpoint(set(self.labellers)) if self.labellers else {}

@@ -73,7 +73,7 @@ class TableFeed:
         self.lag: dict[tuple[str, int], int] = {}
         self.consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                                       metadata_max_age_ms=max(100, int(refresh_s * 1000)), **(tuning or {}), **client_kw)
-        self._lag = LagMeter(self.consumer, log)
+        self.lag_meter = LagMeter(self.consumer, log)
 
     def _partitions(self) -> list[TopicPartition]:
         """The topic's partitions; waits (logging) while the topic does not exist."""
@@ -132,8 +132,8 @@ class TableFeed:
                     todo.discard(tp)
             now = time.monotonic()
             if now - last_lag >= 1.0:
-                if self._lag.measure():
-                    self.lag = self._lag.lag
+                if self.lag_meter.measure():
+                    self.lag = self.lag_meter.lag
                 last_lag = now
         self.consumer.close()
 

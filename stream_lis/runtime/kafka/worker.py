@@ -204,7 +204,7 @@ class Worker:
         answering = GaugeMetricFamily("stream_lis_broker_answering", "1 while the broker answers this worker's "
                                       "requests (its stages' lag measurements); 0 from one that timed out until one "
                                       "succeeds: the worker waits for it and goes on, and its consumer lag is stale.")
-        answering.add_metric([], 1.0 if all(st._lag.answering for st in self._running) else 0.0)
+        answering.add_metric([], 1.0 if all(st.lag_meter.answering for st in self._running) else 0.0)
         yield answering
         ready = GaugeMetricFamily("stream_lis_ready", "1 once every stage this worker runs has its partitions and recovered state.")
         ready.add_metric([], 1.0 if self.ready() else 0.0)
