@@ -8,7 +8,6 @@ its number and reason, never left out without a word.
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import BinaryIO, Callable, Iterable
 
@@ -24,6 +23,7 @@ BOM = b"\xef\xbb\xbf"
 def skip_bom(fh: BinaryIO) -> None:
     """Step over a byte order mark at the start of ``fh`` (a buffered reader: it peeks).
 
+    >>> import io
     >>> fh = io.BufferedReader(io.BytesIO(BOM + b'{"a": 1}'))
     >>> skip_bom(fh); fh.read()
     b'{"a": 1}'

@@ -195,6 +195,26 @@ def accounted(m: dict) -> float:
     return total(m, "stream_lis_impressions_total") + total(m, "stream_lis_invalid_events_total", reason="late_event")
 
 
+def fresh_input(tmp_path: Path, impressions: int, seed: int, extra: dict | None = None) -> tuple[dict, Path, int]:
+    """Topics of a test's own (``namespace``), created, and a simulator stream for them: the
+    config overrides, the stream's file and how many impressions it holds."""
+    ov = namespace(extra)
+    path = tmp_path / "events.jsonl"
+    n_imps = write_stream(path, impressions, seed)
+    assert cli("topics", "create", ov=ov).returncode == 0
+    return ov, path, n_imps
+
+
+def counted_once(worker: "WorkerProc", n_imps: int, timeout: float, what: str) -> dict:
+    """Wait for every impression to be settled, then check none was lost or counted twice and
+    every accepted one has exactly one label; the worker's final metrics."""
+    wait_for(settled(worker, n_imps), timeout, what, worker.alive)
+    m = worker.metrics()
+    assert accounted(m) == n_imps  # none lost, none counted twice
+    assert by_arm(m["stream_lis_labelled_examples_total"]) == by_arm(m["stream_lis_impressions_total"])
+    return m
+
+
 def settled(worker: "WorkerProc", n_imps: int) -> Callable[[], bool]:
     """True once every impression is accounted for and nothing is pending or held."""
     def check() -> bool:

@@ -376,8 +376,9 @@ class JoinStage(ConsumerRebalanceListener):
                 key = m.key
                 if key is None or (by_id and key != ev.impression_id.encode()):
                     self._mis_keyed(topic, p, m.offset, key, ev.impression_id)
-                if ev.ts > top:
-                    top = ev.ts
+                ts = ev.ts
+                if ts > top:
+                    top = ts
                 append((top, m.offset, ev, raw, rank))
             self.read_ts[p][topic] = top
             self.next_off[p][topic] = msgs[-1].offset + 1

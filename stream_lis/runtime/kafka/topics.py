@@ -43,15 +43,9 @@ def commit_offsets(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], 
         log.warning("offset commit failed: %s", exc)
 
 
-def consumer_lag(consumer: KafkaConsumer, timeout_ms: int | None = None) -> dict[tuple[str, int], int]:
-    """Messages between the consumer's position and the end of each assigned partition."""
-    tps = list(consumer.assignment())
-    end = (consumer.end_offsets(tps, timeout_ms) if timeout_ms is not None else consumer.end_offsets(tps)) if tps else {}
-    return {(tp.topic, tp.partition): max(0, end[tp] - consumer.position(tp)) for tp in tps}
-
-
 class LagMeter:
-    """A stage's consumer lag, measured now and then, through broker outages.
+    """A stage's consumer lag (messages between its position and the end of each assigned
+    partition), measured now and then, through broker outages.
 
     Asking for the partitions' end offsets needs the broker. When it does not answer (a
     stalled or restarting broker, a network partition), the stage must go on, not stop: its
@@ -76,8 +70,12 @@ class LagMeter:
 
     def measure(self) -> bool:
         """Refresh ``lag``; False (``lag`` unchanged) when the broker could not be asked."""
+        consumer = self.consumer
+        tps = list(consumer.assignment())
         try:
-            lag = consumer_lag(self.consumer, self.TIMEOUT_MS)
+            end = consumer.end_offsets(tps, timeout_ms=self.TIMEOUT_MS) if tps else {}
+            lag = {(tp.topic, tp.partition): max(0, end[tp] - consumer.position(tp, timeout_ms=self.TIMEOUT_MS))
+                   for tp in tps}
         except KafkaError as exc:
             if self._failing_since is None:
                 self._failing_since = time.monotonic()
