@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 from zlib import crc32
 
 import numpy as np
@@ -127,8 +127,11 @@ def _put(name: str) -> int:
 def hash_clean(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bits: int) -> Hashed:
     """``hash_rows([clean_features(imp, crosses) for imp in imps], bits)``, without the dicts.
 
-    The hot path: one pass over the impressions appending column hashes and values, same
-    columns in the same order as ``clean_features`` names them.
+    The hot path. A batch whose impressions all have the same fields (the same feature and
+    dense names in the same order, a score or none: one producer's events) is hashed a
+    column at a time (``_hash_columns``): a field's values are looked up in its cache with one
+    C-level ``map`` per batch, and the rows are one 2-D array. Any other batch takes one pass
+    over the impressions. Both give the columns in the order ``clean_features`` names them.
 
     >>> from stream_lis.events import Impression
     >>> imps = [Impression(impression_id="i", ts=0, user_id="u1", item_id="a", experiment="e", arm="c",
@@ -137,6 +140,15 @@ def hash_clean(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bit
     >>> all((X.indptr == Y.indptr).all() and (X.indices == Y.indices).all() and (X.data == Y.data).all() for _ in [0])
     True
     """
+    if len(imps) > 1:
+        X = _hash_columns(imps, crosses, bits)
+        if X is not None:
+            return X
+    return _hash_rowwise(imps, crosses, bits)
+
+
+def _hash_rowwise(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bits: int) -> Hashed:
+    """``hash_clean`` one impression at a time: any mix of fields."""
     get = _hash_cache.get
     users, items, feats, dense = _FIELD_CACHE
     indices: list[int] = []
@@ -205,11 +217,91 @@ def hash_clean(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bit
     return Hashed(np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64) & mask, data)
 
 
+def _cached(cache: dict, values: list, name: Callable[[Any], str]) -> list[int]:
+    """The column hash of every value, from ``cache`` (value -> hash of ``name(value)``),
+    filling it for values not seen before."""
+    hs = list(map(cache.get, values))
+    if None in hs:
+        for k, (h, v) in enumerate(zip(hs, values)):
+            if h is None:
+                h = cache.get(v)
+                hs[k] = h if h is not None else cache.setdefault(v, _field_hash(cache, name(v)))
+    return hs
+
+
+def _hash_columns(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], bits: int) -> Hashed | None:
+    """``hash_clean`` of a batch whose impressions share one layout, a column at a time;
+    ``None`` for any other batch.
+
+    One layout: every impression has the first one's feature and dense names (no more, no
+    fewer), and all have a score or none do. A row's columns come in the first impression's
+    name order, which only changes the order a learner adds up a row's terms in.
+    """
+    first = imps[0]
+    fnames, dnames, scored = tuple(first.features), tuple(first.dense), first.score is not None
+    n = len(imps)
+    fdicts = [imp.features for imp in imps]
+    if sum(map(len, fdicts)) != n * len(fnames):
+        return None
+    ddicts = [imp.dense for imp in imps]
+    if sum(map(len, ddicts)) != n * len(dnames):
+        return None
+    scores = [imp.score for imp in imps]
+    if (None in scores) if scored else scores.count(None) != n:
+        return None
+    try:  # a name missing from one impression (with as many names as the first): KeyError
+        fvalues = {k: [f[k] for f in fdicts] for k in fnames}
+        dvalues = [[d[k] for d in ddicts] for k in dnames]
+    except KeyError:
+        return None
+    users, items, feats, dense = _FIELD_CACHE
+    user_ids = [imp.user_id for imp in imps]
+    item_ids = [imp.item_id for imp in imps]
+    cols: list[Any] = [_cached(users, user_ids, "u=".__add__), _cached(items, item_ids, "i=".__add__)]
+    values: dict[str, list] = {"user": user_ids, "item": item_ids}
+    for k in fnames:
+        fk = feats.get(k)
+        if fk is None:
+            if len(feats) >= _FIELD_CACHE_MAX:
+                feats.clear()
+            fk = feats[k] = {}
+        vs = values[k] = fvalues[k]
+        cols.append(_cached(fk, vs, f"f:{k}=".__add__))
+    dense_at = len(cols)
+    for k in dnames:
+        h = dense.get(k)
+        if h is None:
+            h = dense[k] = _field_hash(dense, "d:" + k)
+        cols.append(np.full(n, h, dtype=np.int64))
+    score_at = len(cols)
+    if scored:
+        cols.append(np.full(n, _SCORE_HASH, dtype=np.int64))
+    for a, b in crosses or ():
+        va, vb = values.get(a), values.get(b)
+        if va is None or vb is None:
+            continue
+        prefix = f"x:{a}="
+        cache = _CROSS_CACHE.setdefault((a, b), {})
+        cols.append(_cached(cache, list(zip(va, vb)), lambda ab, p=prefix, b=b: f"{p}{ab[0]}|{b}={ab[1]}"))
+    m = len(cols)
+    indices = np.empty((n, m), dtype=np.int64)
+    for j, c in enumerate(cols):
+        indices[:, j] = c
+    data = np.ones((n, m))
+    for j, vs in enumerate(dvalues):
+        data[:, dense_at + j] = vs
+    if scored:
+        data[:, score_at] = logits(np.array(scores, dtype=np.float64))
+    return Hashed(np.arange(0, n * m + 1, m, dtype=np.int64), indices.ravel() & ((1 << bits) - 1), data.ravel())
+
+
 #: user id / item id / feature -> value / dense name -> column hash (unmasked).
 _FIELD_CACHE: tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]], dict[str, int]] = ({}, {}, {}, {})
 #: Entries per field cache; past it a cache is cleared (a stream of ever-new user ids must
 #: not grow memory without end; hashing is only slower until it warms up again).
 _FIELD_CACHE_MAX = 100_000
+#: Per cross (a, b): (value of a, value of b) -> column hash (``_hash_columns``).
+_CROSS_CACHE: dict[tuple[str, str], dict[tuple[str, str], int]] = {}
 
 
 def _field_hash(cache: dict, name: str) -> int:
