@@ -29,6 +29,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left
 from collections import deque
+from itertools import repeat
 from typing import Iterator, Sequence
 
 import msgspec
@@ -120,24 +121,25 @@ class ClickJoiner:
         out: list[LabelledExample] = []
         due = self._deadlines.pop_due(watermark)
         if due:
-            pending, final, order = self.pending, self._final, self._final_order
-            for deadline, iid in due:
-                p = pending.pop(iid, None)
-                if p is None:
-                    continue
-                ct = p.click_ts
-                if ct is not None:
-                    out.append(LabelledExample(p.impression, 1, ct, ct))
-                    final[iid] = 1
-                else:
-                    out.append(LabelledExample(p.impression, 0, None, deadline))
-                    final[iid] = 0
-                order.append((deadline, iid))
+            ids = [iid for _, iid in due]
+            held = list(map(self.pending.pop, ids, repeat(None)))
+            if None in held:  # a pair whose impression was finalised already: not again
+                due = [d for d, p in zip(due, held) if p is not None]
+                ids = [iid for _, iid in due]
+                held = [p for p in held if p is not None]
+            labels = [0 if p.click_ts is None else 1 for p in held]
+            out = [LabelledExample(p.impression, 1, p.click_ts, p.click_ts) if y else
+                   LabelledExample(p.impression, 0, None, deadline) for p, y, (deadline, _) in zip(held, labels, due)]
+            self._final.update(zip(ids, labels))
+            self._final_order.extend(due)
         # Forget final labels a full window later, and early clicks the watermark passed.
         fo = self._final_order
         if fo and fo[0][0] + self.window_ms < watermark:
-            while fo and fo[0][0] + self.window_ms < watermark:
-                self._final.pop(fo.popleft()[1], None)
+            cut = watermark - self.window_ms
+            gone = []
+            while fo and fo[0][0] < cut:
+                gone.append(fo.popleft()[1])
+            deque(map(self._final.pop, gone, repeat(None)), maxlen=0)
         return out
 
     def has_orphans_before(self, watermark: int) -> bool:

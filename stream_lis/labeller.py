@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import math
 import time
-from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Sequence, Union
 
 import msgspec
+import numpy as np
 
 from .events import Click, Impression, Invalid, encode_event
 from .join import ClickJoiner, FrozenJoiner, LabelledExample
@@ -42,6 +42,8 @@ from .watermark import NEG_INF, POS_INF, Watermark
 
 #: Upper bounds (seconds) of the label-delay histogram: event time from impression to label.
 LABEL_DELAY_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, math.inf)
+
+_DELAY_BOUNDS = np.array(LABEL_DELAY_BUCKETS)
 
 InvalidSink = Callable[[Invalid, str], None]
 
@@ -116,6 +118,8 @@ class Labeller:
         self.max_pending = max_pending
         self.on_invalid = on_invalid
         self._expired_at: int | None = NEG_INF
+        #: Labels finalised in this call, not yet in the delay histograms (``_bin_delays``).
+        self._unbinned: list[list[LabelledExample]] = []
         self.max_arms, self.arm_idle_ms = max_arms, arm_idle_ms
         #: (experiment, arm) -> event time of its last impression
         self.arms: dict[tuple[str, str], int] = {}
@@ -198,6 +202,8 @@ class Labeller:
                     self._expired_at = None  # an orphan already: count it now, not at the next tick
             if wm.value != self._expired_at:
                 self._expire(out)
+        if self._unbinned:
+            self._bin_delays()
         return out
 
     def _reject_event(self, k: int, ev: Impression | Click, reason: str, detail: str,
@@ -222,30 +228,39 @@ class Labeller:
 
     def _expire(self, out: list[ArmRecord]) -> None:
         wm = self._expired_at = self.watermark.value  # expiry depends on the watermark alone
-        c = self.counters
         done = self.joiner.expire(wm)
         if done:
-            hist, clicked, bounds, total, total_clicked = c.label_delay, c.click_delay, LABEL_DELAY_BUCKETS, 0.0, 0.0
-            for ex in done:
-                d = (ex.label_ts - ex.impression.ts) / 1000.0
-                total += d
-                b = bisect_left(bounds, d)  # first bucket with d <= bound
-                hist[b] += 1
-                if ex.label:
-                    clicked[b] += 1
-                    total_clicked += d
-                out.append(Labelled(ex))
-            c.label_delay_sum += total
-            c.click_delay_sum += total_clicked
+            out.extend(map(Labelled, done))
+            self._unbinned.append(done)
         if self.joiner.has_orphans_before(wm):
             for _ in self.joiner.expire_orphans(wm):
-                c.clicks["orphan"] += 1
+                self.counters.clicks["orphan"] += 1
+
+    def _bin_delays(self) -> None:
+        """Count the labels finalised since the last call in the delay histograms: once per
+        ``process`` / ``advance_to`` call, column-wise (a label's delay is fixed when it is
+        final, so when it is counted within the call changes nothing)."""
+        done = self._unbinned[0] if len(self._unbinned) == 1 else [ex for d in self._unbinned for ex in d]
+        self._unbinned = []
+        ms = np.array([ex.label_ts - ex.impression.ts for ex in done], dtype=np.int64)
+        bins = np.searchsorted(_DELAY_BOUNDS, ms / 1000.0, side="left")  # as bisect_left: first bound >= d
+        clicked = np.array([ex.label for ex in done], dtype=bool)
+        c = self.counters
+        for hist, b, total in ((c.label_delay, bins, ms), (c.click_delay, bins[clicked], ms[clicked])):
+            if len(b):
+                for k, n in enumerate(np.bincount(b, minlength=len(hist)).tolist()):
+                    hist[k] += n
+        # Sums of whole milliseconds: exact, whatever the batching.
+        c.label_delay_sum += int(ms.sum()) / 1000.0
+        c.click_delay_sum += int(ms[clicked].sum()) / 1000.0
 
     def advance_to(self, ts: int) -> list[ArmRecord]:
         """Move the clock (end of input: ``POS_INF``) and emit the labels that became final."""
         self.watermark.advance_to(ts)
         out: list[ArmRecord] = []
         self._expire(out)
+        if self._unbinned:
+            self._bin_delays()
         return out
 
     def flush(self) -> list[ArmRecord]:
