@@ -6,10 +6,13 @@ Every click has exactly one outcome, each counted and none able to change a fina
 
 ``attributed``       the first click in the window of a pending impression;
 ``duplicate``        another click for an impression that already has one;
-``late``             a click for an impression whose label was already final (negative);
-``out_of_window``    a click whose event time lies outside ``[ts, ts + W]``;
-``orphan``           a click for an impression never seen (kept while the watermark allows
-                     its impression to still arrive, so out-of-order pairs join).
+``late``             a click in ``[ts, ts + W]`` for an impression whose label was already
+                     final (negative): it arrived after the watermark closed the window;
+``out_of_window``    a click whose event time lies outside ``[ts, ts + W]`` (whether its
+                     impression's label is final yet or not);
+``orphan``           a click for no impression known: never seen (it is kept while the
+                     watermark allows its impression to still arrive, so out-of-order pairs
+                     join), or finalised more than a window before the click arrived.
 
 >>> from stream_lis.events import Impression, Click
 >>> j = ClickJoiner(window_ms=100)
@@ -20,8 +23,8 @@ Every click has exactly one outcome, each counted and none able to change a fina
 ('attributed', 'duplicate')
 >>> [(x.impression.impression_id, x.label) for x in j.expire(watermark=101)]
 [('i1', 1)]
->>> j.add_click(Click(impression_id="i1", ts=50))
-'duplicate'
+>>> j.add_click(Click(impression_id="i1", ts=50)), j.add_click(Click(impression_id="i1", ts=101))
+('duplicate', 'out_of_window')
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ class ClickJoiner:
         self.window_ms = window_ms
         self.pending: dict[str, _Pending] = {}
         self._deadlines = Deadlines()
-        # impression_id -> label of recently finalised impressions, in finalisation order.
+        # impression_id -> ``final_value(deadline, label)`` of recently finalised impressions,
+        # in finalisation order.
         self._final: dict[str, int] = {}
         self._final_order: deque[tuple[int, str]] = deque()
         # Clicks whose impression has not arrived yet: impression_id -> clicks.
@@ -98,8 +102,11 @@ class ClickJoiner:
         p = self.pending.get(click.impression_id)
         if p is not None:
             return self._attribute(click.impression_id, p, click)
-        label = self._final.get(click.impression_id)
-        if label is not None:
+        final = self._final.get(click.impression_id)
+        if final is not None:
+            deadline, label = final >> 1, final & 1
+            if not deadline - self.window_ms <= click.ts <= deadline:
+                return "out_of_window"
             return "duplicate" if label == 1 else "late"
         self._early.setdefault(click.impression_id, []).append(click)
         heapq.heappush(self._early_order, (click.ts, click.impression_id))
@@ -130,7 +137,7 @@ class ClickJoiner:
             labels = [0 if p.click_ts is None else 1 for p in held]
             out = [LabelledExample(p.impression, 1, p.click_ts, p.click_ts) if y else
                    LabelledExample(p.impression, 0, None, deadline) for p, y, (deadline, _) in zip(held, labels, due)]
-            self._final.update(zip(ids, labels))
+            self._final.update(zip(ids, map(final_value, [d for d, _ in due], labels)))
             self._final_order.extend(due)
         # Forget final labels a full window later, and early clicks the watermark passed.
         fo = self._final_order
@@ -147,12 +154,20 @@ class ClickJoiner:
         return bool(eo) and eo[0][0] < watermark
 
     def expire_orphans(self, watermark: int) -> Iterator[Click]:
-        """Clicks held for an impression that can no longer arrive: they are orphans."""
-        eo = self._early_order
+        """Held clicks older than the watermark: no impression that can still arrive has them
+        in its window, so they are orphans. Later clicks held for the same id wait on."""
+        eo, early = self._early_order, self._early
         while eo and eo[0][0] < watermark:
             _, iid = heapq.heappop(eo)
-            clicks = self._early.pop(iid, None)
-            if clicks:
+            clicks = early.get(iid)
+            if not clicks:
+                continue
+            keep = [c for c in clicks if c.ts >= watermark]
+            if keep:
+                early[iid] = keep
+                yield from (c for c in clicks if c.ts < watermark)
+            else:
+                del early[iid]
                 yield from clicks
 
     def freeze(self) -> "FrozenJoiner":
@@ -184,14 +199,26 @@ class ClickJoiner:
             self._deadlines.push(p.impression.ts + self.window_ms, p.impression.impression_id)
         finals = state.get("finals")
         if finals is not None:
-            order, self._final = _FINALS_DECODER.decode(finals)
-            self._final_order = deque(order)
+            order, final = _FINALS_DECODER.decode(finals)
         else:  # the older layout: pickled
-            self._final_order = deque(tuple(x) for x in state["final"])
-            self._final = dict(state["final_labels"])
+            order, final = [tuple(x) for x in state["final"]], dict(state["final_labels"])
+        self._final_order = deque(order)
+        if any(v in (0, 1) for v in final.values()):
+            # A checkpoint of a release that kept bare labels: the deadline is in the order.
+            final = {iid: final_value(d, final[iid]) if final[iid] in (0, 1) else final[iid]
+                     for d, iid in order if iid in final}
+        self._final = final
         self._early = early
         self._early_order = [tuple(x) for x in state["early_order"]]
         heapq.heapify(self._early_order)
+
+
+def final_value(deadline: int, label: int) -> int:
+    """A final label and its impression's deadline in one int (``>> 1``, ``& 1``): a click
+    arriving after the label is final is still told ``out_of_window`` from ``late``. A
+    deadline is at least the window (event times are >= 0), so a value is never 0 or 1, the
+    bare labels of older checkpoints."""
+    return deadline << 1 | label
 
 
 class Deadlines:
@@ -287,5 +314,6 @@ class _Held(msgspec.Struct, array_like=True):
 
 
 _HELD_DECODER = msgspec.msgpack.Decoder(_Held)
-#: The final labels: (deadline, impression id) in finalisation order, and id -> label.
+#: The final labels: (deadline, impression id) in finalisation order, and id ->
+#: ``final_value(deadline, label)`` (a bare label in older checkpoints).
 _FINALS_DECODER = msgspec.msgpack.Decoder(tuple[list[tuple[int, str]], dict[str, int]])

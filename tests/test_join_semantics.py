@@ -103,6 +103,55 @@ def test_late_click_after_a_final_negative_is_counted_late_and_label_stays_zero(
     assert rec.logged_clicks["i1"] == []
 
 
+@pytest.mark.parametrize("label", [0, 1])
+def test_click_outside_the_window_is_out_of_window_after_the_label_is_final_too(label):
+    # A click 1.5 W after its impression arrives once the watermark closed the window (the
+    # usual case for a long-delayed click): it was never in the window, so it is not "late"
+    # (which would say: raise the allowed lateness) nor a duplicate.
+    eng, rec = recording_engine(small_cfg())
+    eng.process([imp("i1", 0)] + ([click("i1", 400)] if label else []) + [imp("z", 1_800, user="v")])
+    assert "i1" not in eng.joiner.pending
+    eng.process([click("i1", 1_500)])
+    assert _clicks(eng) == ({"attributed": 1} if label else {}) | {"out_of_window": 1}
+    eng.process([click("i1", 1_000)])  # at ts + W: inside, so late / duplicate as before
+    assert eng.counters.clicks["duplicate" if label else "late"] == 1
+    eng.flush()
+    assert rec.labels()["i1"] == label
+
+
+def test_final_labels_of_an_older_checkpoint_still_tell_late_from_out_of_window():
+    import msgspec
+
+    from stream_lis.packing import pack_array
+
+    j = ClickJoiner(W)
+    j.add_impression(imp("i1", 0))
+    j.add_impression(imp("i2", 10))
+    j.add_click(click("i2", 20))
+    j.expire(1_500)
+    state = j.state()
+    # the older layout: final labels 0/1 beside the (deadline, id) order
+    state["finals"] = pack_array([(1_000, "i1"), (1_010, "i2")], {"i1": 0, "i2": 1})
+    back = ClickJoiner(W)
+    back.load(msgspec.msgpack.decode(msgspec.msgpack.encode(state)))
+    assert [back.add_click(click("i1", 500)), back.add_click(click("i1", 1_200)),
+            back.add_click(click("i2", 30)), back.add_click(click("i2", 1_011))] == \
+        ["late", "out_of_window", "duplicate", "out_of_window"]
+
+
+def test_a_click_attributed_after_the_watermark_passed_it_counts_in_the_arm_clicks():
+    # The click at 40 is in i's window and i is pending, but the watermark (50) passed it: it
+    # labels i but stays out of the behaviour log. The arm's clicks (stream_lis_clicks) must
+    # still count it, as the join does.
+    eng, rec = recording_engine(small_cfg(window="100ms", horizon="10ms", lateness="100ms"))
+    eng.process([imp("i", 0), imp("k", 150, user="v", item="b"), click("i", 40)])
+    eng.flush()
+    arm = eng.snapshot().arms[0]
+    assert _clicks(eng) == {"attributed": 1}
+    assert (arm.clicks, arm.labelled_positive) == (1, 1)
+    assert rec.logged_clicks["i"] == []
+
+
 # -- orphans and out-of-order pairs ------------------------------------------------------
 
 def test_orphan_click_is_counted_once_when_the_watermark_passes_it():
@@ -134,6 +183,19 @@ def test_orphan_is_counted_when_passed_even_if_a_later_orphan_arrived_first():
     eng.process([click("ghostA", 5_000), click("ghostB", 1_000)])  # wm 0
     eng.process([imp("x", 7_000)])  # wm 2000: ghostB's impression (ts <= 1000) would be late
     assert eng.counters.clicks["orphan"] == 1
+
+
+def test_a_stray_held_click_turning_orphan_does_not_take_a_valid_one_with_it():
+    # Two clicks wait for impression z: one at 50 (no impression on time can have it in its
+    # window: it becomes an orphan when the watermark passes 50) and one at 200, which z (at
+    # 150, on time) must still get.
+    eng, rec = recording_engine(small_cfg(window="100ms", lateness="100ms"))
+    eng.process([click("z", 200), click("z", 50)])  # wm 100: the click at 50 is an orphan now
+    assert _clicks(eng) == {"orphan": 1}
+    eng.process([imp("z", 150)])
+    assert _clicks(eng) == {"orphan": 1, "attributed": 1}
+    eng.flush()
+    assert rec.labels() == {"z": 1}
 
 
 def test_click_arriving_before_its_impression_joins_and_gives_a_positive():
