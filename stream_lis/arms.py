@@ -88,10 +88,14 @@ class ArmPipeline:
             self.log.add_impression(imp.item_id, imp.ts)
         elif kind is Clicked:
             imp = rec.impression
-            self.clicks += 1
             self.log.add_click(imp.user_id, imp.item_id, rec.ts, imp.impression_id)
         else:
-            self.horizon.push(rec.example)
+            ex = rec.example
+            # Attributed clicks are counted from the labels: a click attributed after the
+            # watermark passed it labels its impression but has no ``Clicked`` record (it is
+            # kept out of the behaviour log).
+            self.clicks += ex.label
+            self.horizon.push(ex)
             if len(self.horizon) > self.max_held:
                 # The watermark stalled or the horizon is too long for the traffic: drop the
                 # example due first rather than grow without end.
@@ -215,7 +219,11 @@ class ArmSet:
         for (exp, _), a in self.arms.items():
             last[exp] = max(last.get(exp, NEG_INF), a.last_seen)
         for exp, ts in last.items():
-            if watermark - ts > timeout and not any(a.held for k, a in self.arms.items() if k[0] == exp):
+            # Examples still waiting for their horizon hold an experiment open; a partial chunk
+            # does not (ending the experiment evaluates it): a replay never flushes one
+            # otherwise, and the experiment would hold its arms (and ``limits.max_arms``)
+            # forever.
+            if watermark - ts > timeout and not any(len(a.horizon) for k, a in self.arms.items() if k[0] == exp):
                 self.end_experiment(exp)
 
     def end_experiment(self, experiment: str) -> list[ArmStats]:

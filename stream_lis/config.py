@@ -357,6 +357,11 @@ def validate(cfg: Config) -> None:
     _check_durations("time", t, ("attribution_window", "horizon", "allowed_lateness", "experiment_idle_timeout"))
     if t.attribution_window_ms <= 0:
         raise ConfigError("time.attribution_window must be > 0")
+    longer = "horizon" if t.horizon_ms >= t.attribution_window_ms else "attribution_window"
+    if t.experiment_idle_timeout_ms < getattr(t, longer + "_ms"):
+        raise ConfigError(f"time.experiment_idle_timeout ({t.experiment_idle_timeout}) must be at least "
+                          f"max(time.attribution_window, time.horizon) (time.{longer} = {getattr(t, longer)}): an "
+                          "experiment ended sooner loses the labels and figures of its last impressions")
     unknown = [p for p in cfg.probes.enabled if p not in BUILTIN_PROBES]
     if unknown:
         raise ConfigError(f"probes.enabled: unknown probe(s) {unknown}; known: {list(BUILTIN_PROBES)}")

@@ -196,14 +196,19 @@ class Engine:
             self._chunks = chunks
             self.last_evaluation_unix = self.clock()
 
-    def flush(self, mark_incomplete: bool = True) -> None:
+    def flush(self, mark_incomplete: bool = True, input_ended: bool = True) -> None:
         """End of a finite input: close every window and evaluate everything held.
 
         With ``mark_incomplete`` (the default) examples whose look-ahead window reaches past the
         last event are left out of the AUCs; without it they count, as they do in a live stream
-        whose idle partitions close windows by the wall clock.
+        whose idle partitions close windows by the wall clock. ``input_ended=False``: the run
+        stopped before its input ended (a duration, a record count, a signal), so on-time
+        events up to the largest event time may still have been to come: every example still
+        held is left out of the AUCs (those the watermark released are complete).
         """
-        end = self.labeller.watermark.max_ts if mark_incomplete else None
+        end = None
+        if mark_incomplete:
+            end = self.labeller.watermark.max_ts if input_ended else self.labeller.watermark.value
         self.armset.apply(self.labeller.advance_to(POS_INF))
         self._release(end_ms=end)
         self.flush_partial()

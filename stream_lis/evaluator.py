@@ -92,6 +92,16 @@ def learner_names(probe_names: Sequence[str]) -> list[str]:
     return ["clean", *(f"leaky:{p}" for p in probe_names), "mllm"]
 
 
+def _interval(value: float, low: float, high: float, se: float) -> Interval:
+    """A paired difference and its interval; none (NaN bounds) when the variance came out
+    zero under a nonzero difference. That happens on a handful of examples (every score of
+    one learner tied, the other's separating them): the interval ``[d, d]`` would read as
+    certain and make the efficiency defined."""
+    if not se > 0 and value != 0:
+        return Interval(value, math.nan, math.nan, se)
+    return Interval(value, low, high, se)
+
+
 class ScoreWindow:
     """Ring buffer of the last ``size`` labels and paired learner scores."""
 
@@ -294,7 +304,7 @@ class ArmEvaluator:
             aw = pairs[j].auc_b if pairs else nan
             cum = self.cumulative[j]
             learners[name] = LearnerStats(aw, cum.auc(), cum.error_bound())
-        diff = {name: Interval(p.diff, p.ci_low, p.ci_high, p.se) for name, p in zip(self.learner_names, pairs)}
+        diff = {name: _interval(p.diff, p.ci_low, p.ci_high, p.se) for name, p in zip(self.learner_names, pairs)}
         lis = {p: diff.get(f"leaky:{p}", Interval(nan, nan, nan, nan)) for p in self.probe_names}
         ais = diff.get("mllm") if self.has_embeddings else None
         eff: dict[str, float | None] = {}

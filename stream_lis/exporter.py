@@ -77,7 +77,7 @@ def arm_metrics(s: Snapshot) -> Iterator[Metric]:
            for b, sfx, txt in (("v", "", ""), ("lo", "_ci_lower", ": lower confidence bound (paired DeLong)"), ("hi", "_ci_upper", ": upper confidence bound (paired DeLong)"))}
     eff = GaugeMetricFamily(P + "alignment_efficiency", "AIS / LIS[probe]: share of the preference data's upper bound the MLLM captured; absent when LIS is not significantly positive.", labels=[*ARM, "probe"])
     imps = CounterMetricFamily(P + "impressions", "Accepted impressions.", labels=ARM)
-    clicks = CounterMetricFamily(P + "clicks", "Clicks attributed to an impression within the attribution window.", labels=ARM)
+    clicks = CounterMetricFamily(P + "clicks", "Clicks attributed to an impression within the attribution window (counted when its label is final).", labels=ARM)
     labelled = CounterMetricFamily(P + "labelled_examples", "Impressions with a final label, evaluated by the arm's learners.", labels=[*ARM, "label"])
     truncated = CounterMetricFamily(P + "truncated_examples", "Examples evaluated at the end of a finite input before their horizon closed (learnt from, left out of AUCs).", labels=ARM)
     emb = CounterMetricFamily(P + "embedding_mismatches", "Evaluated examples of an arm with embeddings whose vector had another length than the arm's (kind=length) or was missing (kind=missing).", labels=[*ARM, "kind"])
@@ -134,7 +134,7 @@ def _counter_sets(s: Snapshot, stage: str) -> tuple[list[str], list[tuple[list[s
 def pipeline_metrics(s: Snapshot) -> Iterator[Metric]:
     extra, sets = _counter_sets(s, "join")
     inv = CounterMetricFamily(P + "invalid_events", "Rejected input records by reason; each is dead-lettered.", labels=[*extra, "reason"])
-    joins = CounterMetricFamily(P + "click_joins", "Clicks by join outcome: attributed, duplicate, late (label already final), out_of_window, orphan (impression never seen).", labels=[*extra, "outcome"])
+    joins = CounterMetricFamily(P + "click_joins", "Clicks by join outcome: attributed, duplicate, late (in the window, label already final), out_of_window, orphan (no impression known: never seen, or final over a window earlier).", labels=[*extra, "outcome"])
     records = CounterMetricFamily(P + "records", "Input records accepted (valid, on time, not a duplicate); a rejected one counts in invalid_events.", labels=extra)
     delay = HistogramMetricFamily(P + "label_delay_seconds", "Event time from impression to final label (click time for positives, attribution window for negatives).", labels=extra)
     click_delay = HistogramMetricFamily(P + "click_delay_seconds", "Event time from impression to its attributed click (positive labels only: a negative's delay is the attribution window itself).", labels=extra)

@@ -163,43 +163,48 @@ class Labeller:
                                    raws, sources, source)
                 continue
             if type(ev) is Impression:
-                reject = None
                 ts = ev.ts
                 # The usual impression's checks, inlined (this loop runs per event): on time,
                 # not seen before, room to wait, its arm admitted.
                 if ts < wm.value:
-                    reject = ("late_event", f"ts {ts} < watermark {wm.value}")
-                elif ev.impression_id in pending or ev.impression_id in final:
-                    reject = ("duplicate_impression", ev.impression_id)
-                elif len(pending) >= max_pending:
-                    reject = ("shed_overload", f"{len(pending)} pending impressions >= limits.max_pending_impressions")
-                    WARNINGS.note("pending_impressions", 1, f"limits.max_pending_impressions={self.max_pending}")
-                elif self.max_arms and not self._admit_arm(ev):
-                    reject = ("shed_overload", f"({ev.experiment!r}, {ev.arm!r}) would be one arm more than limits.max_arms")
-                    WARNINGS.note("arms", 1, f"limits.max_arms={self.max_arms}")
-                if reject is not None:
-                    self._reject_event(k, ev, *reject, raws, sources, source)
+                    self._reject_event(k, ev, "late_event", f"ts {ts} < watermark {wm.value}", raws, sources, source)
                     continue
+                if ev.impression_id in pending or ev.impression_id in final:
+                    self._reject_event(k, ev, "duplicate_impression", ev.impression_id, raws, sources, source)
+                    continue
+                # On time and new, it moves the clock even if it is shed below: a shed event still
+                # says what time it is. Otherwise an experiment starting while every arm slot is
+                # held by an idle one would be shed whole: its events could never move the clock
+                # past the idle arms' timeout.
                 if ts > wm.max_ts:
                     wm.observe(ts)
-                out.append(Seen(ev))
-                early = joiner.add_impression(ev)
-                if early:
-                    for outcome in early:
-                        self._count_click(outcome, ev, out)
+                if len(pending) >= max_pending:
+                    self._reject_event(k, ev, "shed_overload", f"{len(pending)} pending impressions >= "
+                                       "limits.max_pending_impressions", raws, sources, source)
+                    WARNINGS.note("pending_impressions", 1, f"limits.max_pending_impressions={self.max_pending}")
+                elif self.max_arms and not self._admit_arm(ev):
+                    self._reject_event(k, ev, "shed_overload", f"({ev.experiment!r}, {ev.arm!r}) would be one arm more "
+                                       "than limits.max_arms", raws, sources, source)
+                    WARNINGS.note("arms", 1, f"limits.max_arms={self.max_arms}")
+                else:
+                    out.append(Seen(ev))
+                    early = joiner.add_impression(ev)
+                    if early:
+                        for outcome in early:
+                            self._count_click(outcome, ev, out)
             else:
+                wm.observe(ev.ts)  # before the bound below, for the same reason
                 if len(joiner._early) >= self.max_pending and not joiner.knows(ev.impression_id):
                     self._reject_event(k, ev, "shed_overload", f"{len(joiner._early)} clicks waiting for their impression "
                                        ">= limits.max_pending_impressions", raws, sources, source)
                     WARNINGS.note("pending_clicks", 1, f"limits.max_pending_impressions={self.max_pending}")
-                    continue
-                wm.observe(ev.ts)
-                outcome = joiner.add_click(ev)
-                if outcome != "held":
-                    p = joiner.pending.get(ev.impression_id)
-                    self._count_click(outcome, p.impression if p is not None else None, out)
-                elif ev.ts < wm.value:
-                    self._expired_at = None  # an orphan already: count it now, not at the next tick
+                else:
+                    outcome = joiner.add_click(ev)
+                    if outcome != "held":
+                        p = joiner.pending.get(ev.impression_id)
+                        self._count_click(outcome, p.impression if p is not None else None, out)
+                    elif ev.ts < wm.value:
+                        self._expired_at = None  # an orphan already: count it now, not at the next tick
             if wm.value != self._expired_at:
                 self._expire(out)
         if self._unbinned:

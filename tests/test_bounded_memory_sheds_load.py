@@ -22,7 +22,7 @@ def _shed_metric(eng: Engine) -> dict[str, float]:
 def test_a_stalled_horizon_sheds_the_oldest_examples_and_says_so(caplog):
     # A horizon far longer than the stream: nothing is ever released, so without the bound
     # every labelled example would be held.
-    eng = Engine(load_config(None, {**FAST, "time.horizon": "30d", "limits.max_held_examples": 300}))
+    eng = Engine(load_config(None, {**FAST, "time.horizon": "30d", "time.experiment_idle_timeout": "30d", "limits.max_held_examples": 300}))
     records = sim_records(3_000, seed=3)
     with caplog.at_level(logging.WARNING, logger="stream_lis.overload"):
         WARNINGS._last.clear()

@@ -36,6 +36,9 @@ from stream_lis.config import ConfigError, load_config
     ("probes.co_click_top_k", 0, "probes.co_click_top_k"),
     ("probes.noise_scale", -1.0, "probes.noise_scale"),
     ("probes.future_item_prior_strength", -5.0, "probes.future_item_prior_strength"),
+    # an experiment ended before its last impressions are labelled and evaluated loses them,
+    # and their late labels recreate its arms with fresh learners, again and again
+    ("time.experiment_idle_timeout", "10m", "time.experiment_idle_timeout"),
 ])
 def test_a_bad_value_is_rejected_with_its_key(key, value, names):
     with pytest.raises(ConfigError, match=names.replace(".", r"\.")):

@@ -255,6 +255,20 @@ def test_ais_and_efficiency_are_none_without_embeddings():
         assert "mllm" not in st.learners and "clean" in st.learners
 
 
+def test_a_zero_variance_under_a_nonzero_difference_gives_no_interval():
+    """Four examples, the clean scores all tied, the leaky ones separating them: DeLong's
+    variance is 0, and ``[0.5, 0.5]`` would read as a certain LIS and define the efficiency."""
+    ev = ArmEvaluator("e", "c", load_config(None, SMALL), ["oracle"])
+    ev.has_embeddings = True
+    sep = [0.9, 0.8, 0.2, 0.1]
+    ev.window.append(np.array([1, 1, 0, 0]), np.column_stack([[0.5] * 4, sep, sep, [math.nan] * 4]))
+    st = ev.stats()
+    lis = st.lis["oracle"]
+    assert lis.value == pytest.approx(0.5) and lis.se == 0
+    assert math.isnan(lis.low) and math.isnan(lis.high) and not lis.excludes_zero()
+    assert st.efficiency["oracle"] is None
+
+
 # -- the since-start AUC and its stated error bound -----------------------------------------
 
 @pytest.mark.parametrize("bins", [16, 256, 1 << 14])

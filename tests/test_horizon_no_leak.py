@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import stream_lis.evaluator as evaluator_mod
-from _helpers import RecordingProbe, imp, recording_engine, small_cfg
+from _helpers import RecordingProbe, click, imp, recording_engine, small_cfg
 from stream_lis.config import load_config
 from stream_lis.engine import Engine
 from stream_lis.features import Row
@@ -111,6 +111,31 @@ def test_no_learner_sees_an_example_before_the_watermark_passes_ts_plus_max_w_h(
     truncated = sum(1 for *_, ts, wm in rec.released if wm == POS_INF and ts + hold > end)
     assert truncated > 0
     assert sum(a.truncated for a in eng.arms.values()) == truncated
+
+
+def test_a_run_stopped_before_its_input_ended_keeps_every_held_example_out_of_the_aucs():
+    # lateness 100 ms: once the event at 200 is read the watermark is 100, and the click at
+    # 155 (on time) is still to come. A run cut there must not count x, labelled 0 by the
+    # flush, as a complete example; at the natural end of the same events x is a positive.
+    cfg = small_cfg(window="10ms", horizon="10ms", lateness="100ms")
+    events = [imp("x", 150), imp("k", 200, user="v", item="b"), click("x", 155)]
+    for read, input_ended, truncated in ((2, False, 2), (3, True, 1)):  # k at 200 + 10 > 200: cut
+        eng, rec = recording_engine(cfg)
+        eng.process(events[:read])
+        eng.flush(input_ended=input_ended)
+        assert rec.labels()["x"] == (read == 3)
+        assert sum(a.truncated for a in eng.arms.values()) == truncated
+
+
+def test_the_embedded_runtime_says_when_it_stopped_before_the_input_ended():
+    from stream_lis.events import encode_event
+    from stream_lis.runtime.embedded import EmbeddedRuntime
+
+    cfg = small_cfg(window="10ms", horizon="10ms", lateness="100ms")
+    records = [encode_event(e) for e in (imp("x", 150), imp("k", 200, user="v", item="b"), click("x", 155))]
+    for max_records, truncated in ((2, 2), (None, 1)):
+        res = EmbeddedRuntime(cfg, port=None).run(records, max_records=max_records, report_every_s=None)
+        assert sum(a.truncated for a in res.snapshot.arms) == truncated
 
 
 @pytest.mark.parametrize("window,horizon,release", [("1s", "2s", 2_000), ("2s", "1s", 2_000), ("1s", "1s", 1_000)])

@@ -120,7 +120,7 @@ class EmbeddedRuntime:
                 if on_report is not None:
                     on_report(snap)
         with self.lock:
-            self.engine.flush()
+            self.engine.flush(input_ended=stopped_by == "end of input")
         seconds = time.monotonic() - start
         return RunResult(self.snapshot(), n, seconds, stopped_by)
 
