@@ -22,9 +22,18 @@ import msgspec
 
 from . import __version__
 from .config import Config, ConfigError, LearnerConfig, load_config, to_dict
-from .paths import first_problem
+from .paths import first_problem, output
 
 DEFAULT_PORT = 9464
+
+# Sizes of the simulated world that a laptop holds (measured: 10M users ~0.6 GB; 100k live
+# items of 16 arms ~0.7 GB; 100M impressions ~30 GB of JSON, written as they are made).
+MAX_IMPRESSIONS = 100_000_000
+MAX_USERS = 10_000_000
+MAX_ITEMS = 100_000
+MAX_ARMS = 16
+#: Names longer than this are rejected by `run` (limits.max_string_length's default).
+MAX_NAME = 512
 
 
 def _kv(text: str) -> tuple[str, Any]:
@@ -46,10 +55,10 @@ def _whole(lowest: int, highest: int | None = None, noun: str = "whole number") 
             n = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a {noun}: {text!r}") from None
-        if highest is not None and not lowest <= n <= highest:
-            raise argparse.ArgumentTypeError(f"{noun.split()[0]} must be in [{lowest}, {highest}], got {n}")
         if n < lowest:
             raise argparse.ArgumentTypeError(f"must be >= {lowest}, got {n}")
+        if highest is not None and n > highest:
+            raise argparse.ArgumentTypeError(f"must be at most {highest:,}, got {n:,}")
         return n
 
     return parse
@@ -57,12 +66,20 @@ def _whole(lowest: int, highest: int | None = None, noun: str = "whole number") 
 
 def _port(lowest: int) -> Callable[[str], int]:
     """A TCP port, or ``lowest`` (-1: none, 0: any free one) and up."""
-    return _whole(lowest, 65535, "port number")
+    whole = _whole(lowest, None, "port number")
+
+    def parse(text: str) -> int:
+        n = whole(text)
+        if n > 65535:
+            raise argparse.ArgumentTypeError(f"port must be in [{lowest}, 65535], got {n}")
+        return n
+
+    return parse
 
 
-def _count(lowest: int) -> Callable[[str], int]:
-    """A whole number, ``lowest`` or more."""
-    return _whole(lowest)
+def _count(lowest: int, highest: int | None = None) -> Callable[[str], int]:
+    """A whole number, ``lowest`` or more (up to ``highest``: a size the machine can hold)."""
+    return _whole(lowest, highest)
 
 
 def _seconds(zero_ok: bool) -> Callable[[str], float]:
@@ -78,6 +95,18 @@ def _seconds(zero_ok: bool) -> Callable[[str], float]:
         return x
 
     return parse
+
+
+def _split(text: str) -> str:
+    """``--split-at``, checked when parsed (``offline.split_from_text``); kept as given, which
+    the result quotes."""
+    from .offline import OfflineError, split_from_text
+
+    try:
+        split_from_text(text)
+    except OfflineError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--split-at").lstrip(": ")) from None
+    return text
 
 
 def _files_ok(command: str, inputs: Sequence[tuple[str, str | None]] = (),
@@ -100,12 +129,26 @@ def _arms(text: str) -> dict[str, float]:
             raise argparse.ArgumentTypeError(f"--arms: expected NAME=FIDELITY[,...], got {text!r}") from None
         if not name:
             raise argparse.ArgumentTypeError(f"--arms: an arm needs a name, got {text!r}")
+        if len(name) > MAX_NAME:
+            raise argparse.ArgumentTypeError(f"--arms: an arm name longer than {MAX_NAME} characters is rejected by `run`")
         if name in out:
             raise argparse.ArgumentTypeError(f"--arms: arm {name!r} named twice")
         if not 0 <= value <= 1:
             raise argparse.ArgumentTypeError(f"--arms: fidelity must be in [0, 1], got {fid.strip()} for {name!r}")
         out[name] = value
+    if len(out) > MAX_ARMS:
+        raise argparse.ArgumentTypeError(f"--arms: at most {MAX_ARMS} arms (each is a set of item embeddings in "
+                                         f"memory), got {len(out)}")
     return out
+
+
+def _name(text: str) -> str:
+    """An experiment name `run` accepts: a stream named otherwise would be rejected whole."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an experiment needs a name (`run` rejects every impression without one)")
+    if len(text) > MAX_NAME:
+        raise argparse.ArgumentTypeError(f"longer than {MAX_NAME} characters (`run` rejects such impressions)")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,27 +176,38 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-events", type=_count(1), metavar="N", help="stop after N input records")
     r.add_argument("--port", type=_port(-1), default=DEFAULT_PORT, help=f"port for /metrics and /healthz (default {DEFAULT_PORT}; 0 picks a free port; -1 disables)")
     r.add_argument("--host", default="0.0.0.0", help="address to serve metrics on (default 0.0.0.0)")
-    r.add_argument("--summary-json", metavar="PATH", help="write the final figures (same numbers as /metrics) as JSON")
+    r.add_argument("--summary-json", metavar="PATH", help="write the final figures as one JSON document: the run "
+                   "(records read, seconds, why it stopped), each arm's AUCs, LIS and AIS with their intervals, "
+                   "efficiency and counts, the counters (records accepted, rejected by reason, click joins, examples "
+                   "shed by memory bound) and the effective config ('-': stdout, the table then goes to stderr)")
     r.add_argument("--dead-letters", metavar="PATH", default="dead-letters.jsonl",
-                   help="append rejected records with their reason here (default dead-letters.jsonl)")
+                   help="append rejected records with their reason here (default dead-letters.jsonl; '-': stdout)")
     r.add_argument("--report-every", type=_seconds(True), default=5.0, metavar="SECONDS", help="live table interval (default 5; 0 disables)")
-    r.add_argument("--impressions", type=_count(1), default=None,
-                   help="simulator: impressions to generate (default 300000; not with --input)")
+    r.add_argument("--impressions", type=_count(1, MAX_IMPRESSIONS), default=None,
+                   help=f"simulator: impressions to generate (default 300000, at most {MAX_IMPRESSIONS:,}; not with --input)")
     r.add_argument("--seed", type=_count(0), default=None, help="simulator: random seed (default 7; not with --input)")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the final table")
     r.add_argument("--history", metavar="PATH", help="append one JSON line of per-arm figures per live-table interval "
-                   "and one at the end (input of `stream-lis report`)")
+                   "and one at the end (input of `stream-lis report`; '-': stdout)")
 
     s = sub.add_parser("simulate", help="write a simulated event log with a planted truth",
-                       description="Write simulated impression and click events as JSON Lines, reproducibly from a seed.")
+                       description="Write simulated impression and click events as JSON Lines, reproducibly from a seed. "
+                       "Sizes are bounded by what a laptop holds (about 0.7 GB at the largest users, items or arms; "
+                       "about 300 bytes of JSON per impression). Ctrl-C stops it with exit status 130 and removes "
+                       "the output files it had begun (a cut-off event log would evaluate without a word of warning); "
+                       "so does a write error (exit 1).")
     s.add_argument("--output", "-o", default="-", metavar="FILE", help="output file ('-' for stdout, the default)")
-    s.add_argument("--impressions", type=_count(1), default=300_000, help="impressions to generate (default 300000)")
+    s.add_argument("--impressions", type=_count(1, MAX_IMPRESSIONS), default=300_000,
+                   help=f"impressions to generate (default 300000, at most {MAX_IMPRESSIONS:,})")
     s.add_argument("--seed", type=_count(0), default=7, help="random seed (default 7)")
-    s.add_argument("--users", type=_count(1), default=5_000, help="number of users (default 5000)")
-    s.add_argument("--items", type=_count(1), default=400, help="items alive at any time (default 400)")
+    s.add_argument("--users", type=_count(1, MAX_USERS), default=5_000,
+                   help=f"number of users (default 5000, at most {MAX_USERS:,})")
+    s.add_argument("--items", type=_count(1, MAX_ITEMS), default=400,
+                   help=f"items alive at any time (default 400, at most {MAX_ITEMS:,})")
     s.add_argument("--arms", type=_arms, default=None, metavar="NAME=FIDELITY,...",
-                   help="arms and the fidelity of their MLLM embedding to item quality (default control=0.3,treatment=0.8)")
-    s.add_argument("--experiment", default="lis_demo", help="experiment name (default lis_demo)")
+                   help="arms and the fidelity of their MLLM embedding to item quality (default control=0.3,treatment=0.8; "
+                   f"at most {MAX_ARMS} arms)")
+    s.add_argument("--experiment", type=_name, default="lis_demo", help="experiment name (default lis_demo)")
     s.add_argument("--preferences", metavar="FILE", help="also write the perfect preference dataset (item -> quality) for the external probe")
     s.add_argument("--embeddings", metavar="FILE", help="write the arms' MLLM item embeddings to FILE as a side table "
                    "(embeddings.path) and leave them out of the events")
@@ -184,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("produce", help="send the simulator's events to Kafka",
                         description="Send the simulator's events to the impressions and clicks topics, keyed by impression id.")
     _common(pr)
-    pr.add_argument("--impressions", type=_count(1), default=300_000, help="impressions to generate (default 300000)")
+    pr.add_argument("--impressions", type=_count(1, MAX_IMPRESSIONS), default=300_000,
+                    help=f"impressions to generate (default 300000, at most {MAX_IMPRESSIONS:,})")
     pr.add_argument("--seed", type=_count(0), default=7, help="random seed (default 7)")
     pr.add_argument("--rate", type=float, default=None, metavar="N", help="records per second (default: as fast as possible)")
 
@@ -226,22 +281,26 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Offline LIS on a JSON Lines event log, the source paper's way: the stream's labelled "
                        "examples and feature sets (same join, look-ahead horizon and probes), batch models (clean, "
                        "leaky:<probe>, mllm; the configured learner) trained on the examples before the split time for "
-                       "several shuffled passes, AUCs, LIS per probe and AIS with 95% DeLong intervals on the examples "
-                       "from the split on. See stream_lis/offline.py for how these numbers relate to the streaming ones.")
+                       "several shuffled passes, AUCs, LIS per probe and AIS with DeLong intervals at evaluation.confidence_level "
+                       "(default 0.95) on the examples from the split on. A data problem (no labelled example, no arm "
+                       "with both training and test data) exits 1, Ctrl-C exits 130. See stream_lis/offline.py for how "
+                       "these numbers relate to the streaming ones.")
     o.add_argument("file", help="JSON Lines events ('-' for stdin)")
-    o.add_argument("--split-at", required=True, metavar="T",
+    o.add_argument("--split-at", required=True, metavar="T", type=_split,
                    help="split time: epoch milliseconds, an RFC 3339 time (2026-01-01T02:00:00Z; no offset = UTC), or a "
                    "fraction in (0, 1) meaning that quantile of the labelled impressions' event times (0.7: train on the "
                    "first 70%%)")
     o.add_argument("--config", "-c", metavar="FILE", help="TOML, YAML or JSON config (see README: Configuration)")
     o.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set time.horizon=2h")
-    o.add_argument("--passes", type=_count(1), default=5, metavar="N", help="training passes over the pre-split examples (default 5)")
+    o.add_argument("--passes", type=_count(1, 1000), default=5, metavar="N",
+                   help="training passes over the pre-split examples (default 5, at most 1000)")
     o.add_argument("--seed", type=_count(0), default=7, help="seed of the shuffled training order (default 7)")
-    o.add_argument("--json", metavar="PATH", help="write the figures per experiment and arm as JSON")
+    o.add_argument("--json", metavar="PATH", help="write the figures per experiment and arm as JSON ('-': stdout, "
+                   "the table then goes to stderr)")
     o.add_argument("--compare-stream", action="store_true",
                    help="also run the streaming learners in the same pass and report their figures on the same test "
-                   "examples and their final window")
+                   "examples and on their final window (as `run` would end)")
 
     c = sub.add_parser("config", help="print the effective configuration as JSON",
                        description="Print the effective configuration (defaults, file and --set overrides) as JSON.")
@@ -319,27 +378,40 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         kw["arms"] = args.arms
     sim = Simulator(SimulatorConfig(**kw, side_embeddings=bool(args.embeddings)))
     enc = msgspec.json.Encoder().encode
-    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
+    begun: list[str] = []
     n = 0
     try:
-        for ev in sim.events():
-            out.write(enc(ev) + b"\n")
-            n += 1
-    finally:
-        if out is not sys.stdout.buffer:
-            out.close()
-        else:
-            out.flush()
-    if args.preferences:
-        with open(args.preferences, "wb") as fh:
-            for rec in sim.preferences():
-                fh.write(enc(rec) + b"\n")
-    if args.embeddings:
-        with open(args.embeddings, "wb") as fh:
-            for rec in sim.embedding_records():
-                fh.write(enc(rec) + b"\n")
+        with output(args.output) as out:
+            begun.append(args.output)
+            for ev in sim.events():
+                out.write(enc(ev) + b"\n")
+                n += 1
+        for path, records in ((args.preferences, sim.preferences), (args.embeddings, sim.embedding_records)):
+            if path:
+                with output(path) as fh:
+                    begun.append(path)
+                    for rec in records():
+                        fh.write(enc(rec) + b"\n")
+    except (KeyboardInterrupt, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        # A cut-off event log would evaluate without a word: none is left behind.
+        for path in begun:
+            _remove_partial(path)
+        raise
     print(f"wrote {n:,} events" + (f" to {args.output}" if args.output != "-" else ""), file=sys.stderr)
     return 0
+
+
+def _remove_partial(path: str) -> None:
+    """Remove an output file cut off by an interruption or a write error (a regular file only:
+    never stdout, a device or a pipe)."""
+    try:
+        if path != "-" and os.path.isfile(path):
+            os.remove(path)
+            print(f"stream-lis: removed the partial {path}", file=sys.stderr)
+    except OSError:
+        pass
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -350,7 +422,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.sources import numbered_file_records, simulator_records
     from .simulator import SimulatorConfig
     from .summary import summarize
-    from .table import render
+    from .table import render, why_no_arm
 
     cfg = _load(args)
     check_learner(cfg.learner)
@@ -392,7 +464,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"stream-lis {__version__}: evaluating {what}", file=err)
     if rt.server is not None:
         print(f"metrics: http://{_shown(args.host)}:{rt.server.port}/metrics   health: /healthz", file=err)
-    print(f"dead letters: {args.dead_letters}", file=err)
+    print(f"dead letters: {'stdout' if args.dead_letters == '-' else args.dead_letters}", file=err)
     if truth is not None:
         print("probe 'external' = the simulator's planted item quality (a perfect preference dataset)", file=err)
     print("", file=err)
@@ -425,29 +497,38 @@ def cmd_run(args: argparse.Namespace) -> int:
             history.close()
         if live is not err:
             live.close()
+    rt.close()
     # The result files first: whether anyone reads the table (stdout closed by `| head`) must
     # not decide whether they are written.
     if args.summary_json:
         run = {"records": res.records, "seconds": round(res.seconds, 3), "records_per_second": round(res.rate, 1),
                "stopped_by": res.stopped_by, "source": source, "finished_unix": time.time()}
         doc = summarize(res.snapshot, list(engine.ended.values()), run, to_dict(cfg))
-        with open(args.summary_json, "wb") as fh:
+        with output(args.summary_json) as fh:
             fh.write(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
-    rt.close()
-    print(f"final ({res.stopped_by}: {res.records:,} records in {res.seconds:.1f} s, {res.rate:,.0f} records/s)")
-    print(render(res.snapshot, res.records, res.rate))
-    if dead.written:
-        print(f"\n{dead.written:,} rejected records written to {args.dead_letters}")
-    if args.summary_json:
-        print(f"summary: {args.summary_json}")
+    # A result on stdout ('-') keeps it clean: the table goes to stderr.
+    out = err if "-" in (args.summary_json, args.history, args.dead_letters) else sys.stdout
+    print(f"final ({res.stopped_by}: {res.records:,} records read in {res.seconds:.1f} s, {res.rate:,.0f} records/s)",
+          file=out)
+    print(render(res.snapshot, res.records, res.rate, level=cfg.evaluation.confidence_level), file=out)
+    if dead.written and args.dead_letters != "-":
+        print(f"\n{dead.written:,} rejected records written to {args.dead_letters}", file=out)
+    if args.summary_json and args.summary_json != "-":
+        print(f"summary: {args.summary_json}", file=out)
     accepted = res.snapshot.counters.records
-    code = 0
     if res.records and not accepted:
         print(f"stream-lis run: every one of the {res.records:,} input records was rejected (reasons in the table and "
               f"in {args.dead_letters}): a wrong file, or the `experiments` config not naming the input's arms?",
               file=err)
-        code = 1
-    return code
+        return 1
+    if not res.records:
+        nothing: str | None = "the input has no record"
+    else:
+        nothing = None if res.snapshot.arms or engine.ended else why_no_arm(res.snapshot.counters, res.records)
+    if nothing is not None:  # not one impression to evaluate: a failure of the data, said as such
+        print(f"stream-lis run: nothing to evaluate: {nothing}", file=err)
+        return 1
+    return 0
 
 
 class _StopOnSignal:
@@ -486,7 +567,7 @@ class _StopOnSignal:
 
 
 def cmd_offline(args: argparse.Namespace) -> int:
-    from .offline import OfflineError, render_offline, run_offline_file, to_json
+    from .offline import OfflineDataError, OfflineError, render_offline, run_offline_file, to_json
 
     cfg = _load(args)
     check_learner(cfg.learner)
@@ -497,14 +578,15 @@ def cmd_offline(args: argparse.Namespace) -> int:
                                stream=args.compare_stream)
     except OfflineError as exc:
         print(f"stream-lis offline: {exc}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, OfflineDataError) else 2  # nothing to evaluate / a split that cannot be
     if args.json:  # before the table: a closed stdout must not cost the file
         doc = to_json(res, source=args.file)
-        with open(args.json, "wb") as fh:
+        with output(args.json) as fh:
             fh.write(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
-    print(render_offline(res))
-    if args.json:
-        print(f"\njson: {args.json}")
+    out = sys.stderr if args.json == "-" else sys.stdout  # the JSON on stdout: the table goes to stderr
+    print(render_offline(res), file=out)
+    if args.json and args.json != "-":
+        print(f"\njson: {args.json}", file=out)
     return 0
 
 
@@ -663,12 +745,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"stream-lis: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: said in one line (`run` and `report --scrape` stop cleanly first)
+        print(f"\nstream-lis {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         return 0
     except OSError as exc:
         if exc.filename is None:  # not a file's: a socket's, the broker's client's
             raise
-        print(f"stream-lis: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        # A file that cannot be read, or written after the checks at start (a full disk).
+        print(f"stream-lis {args.command}: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except Exception as exc:
         from kafka.errors import KafkaError

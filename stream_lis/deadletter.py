@@ -14,11 +14,13 @@ b'{"reason":"unparseable","detail":"truncated","source":"input:3","raw":"{\\\\"t
 from __future__ import annotations
 
 import base64
+import sys
 from typing import BinaryIO
 
 import msgspec
 
 from .events import Invalid
+from .paths import named
 
 
 class DeadLetter(msgspec.Struct, omit_defaults=True):
@@ -63,24 +65,38 @@ class DeadLetterWriter:
         self.fh = fh
         self.path = path
         self.written = 0
+        self._stdout = False  # stdout is flushed, never closed
 
     @classmethod
     def open(cls, path: str) -> "DeadLetterWriter":
-        """A writer appending to ``path``, which is opened at the first letter: a run that
+        """A writer appending to ``path`` (``'-'``: stdout), which is opened at the first letter: a run that
         rejects nothing, or fails to start, leaves no file behind (the caller checks that it
         can be written before any work)."""
         return cls(None, path)
 
     def write(self, inv: Invalid, source: str) -> None:
-        if self.fh is None:
-            self.fh = open(self.path, "ab")  # type: ignore[arg-type]
-        self.fh.write(encode_dead_letter(inv, source) + b"\n")
+        try:
+            if self.fh is None:
+                self._stdout = self.path == "-"
+                self.fh = sys.stdout.buffer if self._stdout else open(self.path, "ab")  # type: ignore[arg-type]
+            self.fh.write(encode_dead_letter(inv, source) + b"\n")
+        except OSError as exc:
+            raise named(exc, self.path or "dead letters") from None
         self.written += 1
 
     def flush(self) -> None:
         if self.fh is not None:
-            self.fh.flush()
+            try:
+                self.fh.flush()
+            except OSError as exc:
+                raise named(exc, self.path or "dead letters") from None
 
     def close(self) -> None:
         if self.fh is not None:
-            self.fh.close()
+            try:
+                if self._stdout:
+                    self.fh.flush()
+                else:
+                    self.fh.close()
+            except OSError as exc:
+                raise named(exc, self.path or "dead letters") from None

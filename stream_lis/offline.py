@@ -29,9 +29,10 @@ on a JSON Lines event log, per (experiment, arm):
    AUC(clean)`` and ``AIS = AUC(mllm) - AUC(clean)`` are paired differences on the same test
    examples with DeLong intervals (``delong_many``) at ``evaluation.confidence_level``.
    Alignment efficiency ``AIS / LIS[probe]`` is given, as in the stream, only where LIS is
-   significantly positive. Test examples whose look-ahead window reaches past the end of the
-   file are trained on (as the stream learns from them) but never tested (their leaked
-   features saw a truncated future): ``n_truncated``.
+   significantly positive. Examples from ``T`` on whose look-ahead window reaches past the end
+   of the file (the last ``max(W, H)``) are neither trained on nor tested (their leaked
+   features saw a truncated future): ``n_truncated``. Training takes every example before
+   ``T``, so with ``T`` inside that last stretch it includes some such examples.
 
 How offline numbers relate to streaming ones, and when they differ
 --------------------------------------------------------------------
@@ -63,6 +64,10 @@ persistent gap measures what the stream's learners have not yet caught up with.
 (('fraction', 0.7), ('time', 1767232800000), ('time', 1767232800000))
 >>> resolve_split(("fraction", 0.5), np.array([0, 10, 20, 30]))
 15
+>>> split_from_text("1e300")
+Traceback (most recent call last):
+...
+stream_lis.offline.OfflineError: --split-at '1e300': an event time must lie in [0, 253402300799999] epoch milliseconds (up to the year 9999)
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ from .arms import ArmKey, ArmSet
 from .config import Config, to_dict
 from .embedding_table import EmbeddingTable
 from .engine import Engine
+from .events import MAX_TS_MS
 from .evaluator import ArmEvaluator, ArmStats, Interval, LearnerStats
 from .features import Hashed
 from .join import LabelledExample
@@ -89,7 +95,7 @@ from .probes import Probe, build_probes
 from .stats.auc import auc, delong_many
 from .summary import _clean
 
-__all__ = ["OfflineError", "OfflineArm", "OfflineResult", "run_offline", "run_offline_file", "split_from_text",
+__all__ = ["OfflineError", "OfflineDataError", "OfflineArm", "OfflineResult", "run_offline", "run_offline_file", "split_from_text",
            "resolve_split", "render_offline", "to_json", "format_time"]
 
 #: Examples per micro-batch while capturing (only the capture; training uses learner.batch_size).
@@ -98,6 +104,11 @@ _CAPTURE_CHUNK = 2048
 
 class OfflineError(ValueError):
     """The offline computation cannot run as asked (bad split, no train or test data)."""
+
+
+class OfflineDataError(OfflineError):
+    """The input holds nothing to evaluate (no labelled example, no arm with both training and
+    test data): a problem of the data, not of the arguments."""
 
 
 # -- the split time ------------------------------------------------------------------------
@@ -115,7 +126,7 @@ def split_from_text(text: str) -> tuple[str, float | int]:
         if 0 < x < 1:
             return ("fraction", x)
         if x == int(x) and x >= 0:
-            return ("time", int(x))
+            return _event_time(text, int(x))
         raise OfflineError(f"--split-at {text!r}: a fraction must lie strictly between 0 and 1, and an event time "
                            "must be whole epoch milliseconds or RFC 3339 (e.g. 2026-01-01T02:00:00Z)")
     try:
@@ -125,7 +136,16 @@ def split_from_text(text: str) -> tuple[str, float | int]:
                            "(e.g. 2026-01-01T02:00:00Z) or a fraction such as 0.7") from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.timezone.utc)
-    return ("time", int(round(t.timestamp() * 1000)))
+    return _event_time(text, int(round(t.timestamp() * 1000)))
+
+
+def _event_time(text: str, ms: int) -> tuple[str, int]:
+    """``("time", ms)`` for an event time the input can hold (the events' own bound): a
+    split beyond it would be checked against no record and fail only when printed."""
+    if not 0 <= ms <= MAX_TS_MS:
+        raise OfflineError(f"--split-at {text!r}: an event time must lie in [0, {MAX_TS_MS}] epoch milliseconds "
+                           "(up to the year 9999)")
+    return ("time", ms)
 
 
 def resolve_split(spec: tuple[str, float | int], impression_ts: np.ndarray) -> int:
@@ -450,7 +470,7 @@ def run_offline(records: Iterable[bytes | str], cfg: Config, split: str | tuple[
     caps = [armset.captures[k] for k in sorted(armset.captures)]
     all_ts = np.concatenate([np.asarray(c.ts, dtype=np.int64) for c in caps]) if caps else np.zeros(0, np.int64)
     if len(all_ts) == 0:
-        raise OfflineError("no labelled example in the input (no valid impression): nothing to split")
+        raise OfflineDataError(f"no labelled example in the input: {_why_empty(eng)}")
     split_ms = resolve_split(spec, all_ts)
     first, last = int(all_ts.min()), int(all_ts.max())
     span = f"labelled impressions run from {format_time(first)} ({first}) to {format_time(last)} ({last})"
@@ -466,12 +486,27 @@ def run_offline(records: Iterable[bytes | str], cfg: Config, split: str | tuple[
         finals.update({k: a.stats() for k, a in eng.pipelines.items()})
     arms = [_fit_arm(c, cfg, probe_names, split_ms, passes, seed, stream, finals.get(c.key)) for c in caps]
     if not any(a.stats is not None for a in arms):
-        raise OfflineError(f"split at {format_time(split_ms)} ({split_ms}): no arm has both training and test data "
+        raise OfflineDataError(f"split at {format_time(split_ms)} ({split_ms}): no arm has both training and test data "
                            f"with both labels ({'; '.join(f'{a.experiment}/{a.arm}: {a.skipped}' for a in arms)})")
     c = eng.counters
     spec_text = split if isinstance(split, str) else f"{spec[0]}={spec[1]}"
     return OfflineResult(split_ms, str(spec_text), passes, seed, arms, c.records, dict(c.invalid), probe_names,
                          time.perf_counter() - t0, cfg)
+
+
+def _why_empty(eng: Engine) -> str:
+    """Why the engine labelled nothing, in the words of ``run``'s table (rejections by reason,
+    clicks by outcome)."""
+    from .table import why_no_arm
+
+    c = eng.counters
+    read = c.records + sum(c.invalid.values())
+    why = why_no_arm(c, read)
+    if why is not None:
+        if c.records == 0:
+            why += ": a wrong file, or the `experiments` config not naming the input's arms?"
+        return why
+    return "the input has no record" if read == 0 else "no impression was labelled"
 
 
 def run_offline_file(path: str, cfg: Config, split: str, **kw: Any) -> OfflineResult:
@@ -483,19 +518,19 @@ def run_offline_file(path: str, cfg: Config, split: str, **kw: Any) -> OfflineRe
 
 # -- output --------------------------------------------------------------------------------
 
-_FOOT = "  * the 95% interval excludes 0; AIS/LIS shown where LIS is significantly positive"
-
-
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x * 100:.2f}%"
 
 
 def render_offline(res: OfflineResult) -> str:
     """The per-arm table, in the streaming table's layout (``table.render_arm``)."""
-    from .table import render_arm
+    from .table import level_text, render_arm
 
+    level = level_text(res.config.evaluation.confidence_level)
+    invalid = sum(res.invalid.values())
     lines = [f"offline LIS: split at {format_time(res.split_at_ms)} ({res.split_at_ms}, --split-at {res.split_spec}) | "
-             f"{res.passes} passes, seed {res.seed} | {res.records:,} records | invalid {sum(res.invalid.values()):,}"]
+             f"{res.passes} pass{'' if res.passes == 1 else 'es'}, seed {res.seed} | records read "
+             f"{res.records + invalid:,} | accepted {res.records:,} | invalid {invalid:,}"]
     for a in res.arms:
         lines.append("")
         head = (f"{a.experiment} / {a.arm}: train {a.n_train:,} (ts < split)  test {a.n_test:,}"
@@ -506,16 +541,23 @@ def render_offline(res: OfflineResult) -> str:
         st = a.stats
         prod = "-" if st.production_auc_window is None else f"{st.production_auc_window:.4f}"
         lines.append(f"{head}  CTR(test) {_pct(st.ctr)}  production AUC(test) {prod}")
-        lines.append(f"  {'learner':<22}{'AUC test':>11}{'train':>9}   gain over clean (95% CI)            AIS/LIS")
+        lines.append(f"  {'learner':<22}{'AUC test':>11}{'train':>9}   {'gain over clean (' + level + 'CI)':<36}AIS/LIS")
         lines.extend(render_arm(st)[2:])
         if a.stream_same_examples is not None:
-            s = a.stream_same_examples
-            parts = [f"LIS[{p}] {iv.value:+.4f}" for p, iv in s.lis.items() if math.isfinite(iv.value)]
-            if s.ais is not None:
-                parts.append(f"AIS {s.ais.value:+.4f}")
-            lines.append("  stream (prequential) on the same test examples: " + ", ".join(parts))
-    lines += ["", _FOOT]
+            lines.append("  stream (prequential) on the same test examples: " + _gains(a.stream_same_examples))
+        if a.stream_final is not None:
+            lines.append(f"  stream, its final window ({a.stream_final.window_examples:,} examples): "
+                         + _gains(a.stream_final))
+    lines += ["", f"  * the {level}interval excludes 0; AIS/LIS shown where LIS is significantly positive"]
     return "\n".join(lines)
+
+
+def _gains(s: ArmStats) -> str:
+    """LIS per probe and AIS, values only (a comparison line under the offline figures)."""
+    parts = [f"LIS[{p}] {iv.value:+.4f}" for p, iv in s.lis.items() if math.isfinite(iv.value)]
+    if s.ais is not None and math.isfinite(s.ais.value):
+        parts.append(f"AIS {s.ais.value:+.4f}")
+    return ", ".join(parts) or "-"
 
 
 def _iv(iv: Interval | None) -> dict[str, float] | None:

@@ -1,7 +1,16 @@
-"""The final figures as JSON: the same numbers ``/metrics`` exports, in one document.
+"""The final figures of a run as one JSON document (``run --summary-json``):
 
-NaN and infinities are written as ``null`` (JSON has neither), so a consumer never has to
-special-case them.
+- ``run``: the run itself: ``records`` (records *read*, accepted or not), ``seconds``,
+  ``records_per_second``, ``stopped_by``, ``source``, ``finished_unix``;
+- ``arms`` / ``ended_arms``: each arm's figures (AUCs per learner, LIS per probe and AIS with
+  their intervals, efficiency, CTR, labelled and truncated examples, embedding counts);
+- ``counters``: ``records`` (records *accepted*: valid, on time, not a duplicate), ``invalid``
+  (rejected, by reason), ``click_joins`` (by outcome), ``shed`` (examples or behaviour-log
+  events dropped unevaluated at a memory bound, by bound), ``experiments_ended``;
+- ``pending_impressions``, ``held_examples`` and the effective ``config``.
+
+The arms' figures and the counters are the ones ``/metrics`` exports. NaN and infinities are
+written as ``null`` (JSON has neither), so a consumer never has to special-case them.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ def summarize(s: Snapshot, ended: list[ArmStats] | None = None, run: dict[str, A
             "records": c.records,
             "invalid": dict(c.invalid),
             "click_joins": dict(c.clicks),
+            "shed": dict(c.shed),
             "experiments_ended": c.experiments_ended,
         },
         "pending_impressions": s.pending_impressions,

@@ -1,18 +1,27 @@
 """The live per-arm table printed by ``stream-lis run``: what an operator reads first.
 
+"records read" counts every input record; it is "accepted" (the ``records`` counter, valid,
+on time, not a duplicate) plus "invalid" (rejected, with a reason).
+
 >>> from stream_lis.config import Config
 >>> from stream_lis.engine import Engine
->>> print(render(Engine(Config()).snapshot(), records=0, rate=0.0).splitlines()[0][:43])
-records 0 | 0 rec/s | watermark - | pending
+>>> print(render(Engine(Config()).snapshot(), records=0, rate=0.0).splitlines()[0][:63])
+records read 0 | accepted 0 | invalid 0 | 0 rec/s | watermark -
+>>> level_text(0.95), level_text(0.6), level_text(0.995), level_text(None)
+('95% ', '60% ', '99.5% ', '')
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Mapping
 
-from .engine import Snapshot
+from .engine import Counters, Snapshot
 from .evaluator import ArmStats, Interval
+
+#: The ``limits.*`` bound behind each ``Counters.shed`` key: what to raise when it sheds.
+SHED_LIMITS = {"lookahead": "limits.max_held_examples", "behaviour_log": "limits.max_log_events"}
 
 
 def _f(x: float | None, fmt: str = ".4f") -> str:
@@ -32,17 +41,51 @@ def _time(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def render_arm(a: ArmStats) -> list[str]:
+def level_text(level: float | None) -> str:
+    """A confidence level as the table prints it before "CI" or "interval" (0.95: ``"95% "``;
+    None, not known: nothing)."""
+    return "" if level is None else f"{level * 100:.4g}% "
+
+
+def _one_class(a: ArmStats) -> str | None:
+    """Why the arm can have no AUC at all: its labelled examples are of one class."""
+    if not a.labelled or (a.labelled_positive and a.labelled_negative):
+        return None
+    if not a.labelled_positive:
+        return (f"no AUC: all {a.labelled:,} labelled examples are negative (no click was attributed); "
+                "an AUC needs both clicked and unclicked impressions")
+    return (f"no AUC: all {a.labelled:,} labelled examples are positive (every impression was clicked); "
+            "an AUC needs both clicked and unclicked impressions")
+
+
+def _shed_text(shed: Mapping[str, int]) -> str:
+    return ", ".join(f"{n:,} at {SHED_LIMITS.get(b, b)}" for b, n in sorted(shed.items()) if n)
+
+
+def render_arm(a: ArmStats, level: float | None = None, shed: Mapping[str, int] | None = None) -> list[str]:
+    """One arm's block. ``level``: the intervals' confidence level (None: not said); ``shed``:
+    examples dropped at memory bounds (all arms), which explain an arm with few or no scored
+    examples better than a short input does."""
     lines = [
         f"{a.experiment} / {a.arm}: impressions {a.impressions:,}  labelled {a.labelled:,}  "
         f"CTR {_f(a.ctr and a.ctr * 100, '.2f')}%  production AUC {_f(a.production_auc_window)}  window {a.window_examples:,}"
         + (f"  truncated {a.truncated:,}" if a.truncated else ""),
-        f"  {'learner':<22}{'AUC window':>11}{'AUC all':>9}   gain over clean (95% CI)            AIS/LIS",
     ]
+    one_class = _one_class(a)
+    if one_class is not None:  # a column of dashes would not say why
+        return [*lines, f"  {one_class}"]
+    lines.append(f"  {'learner':<22}{'AUC window':>11}{'AUC all':>9}   {'gain over clean (' + level_text(level) + 'CI)':<36}AIS/LIS")
     if a.truncated and not a.window_examples:
-        # A finite input shorter than the horizon: every example's future was cut off.
-        lines.insert(1, f"  no AUC yet: all {a.truncated:,} labelled examples lie within the horizon of the input's end "
-                        "(their look-ahead was cut off, so they are learnt from but not scored); give a longer input")
+        dropped = _shed_text(shed or {})
+        if dropped:
+            # Memory bounds, not the input's length, left nothing to score.
+            why = (f"  no AUC yet: the {a.truncated:,} labelled examples kept lie within the horizon of the input's "
+                   f"end, and examples were dropped at memory bounds ({dropped}); raise the limit")
+        else:
+            # A finite input shorter than the horizon: every example's future was cut off.
+            why = (f"  no AUC yet: all {a.truncated:,} labelled examples lie within the horizon of the input's end "
+                   "(their look-ahead was cut off, so they are learnt from but not scored); give a longer input")
+        lines.insert(1, why)
     for name, st in a.learners.items():  # no mllm for an arm without embeddings (ArmEvaluator.stats)
         gain, eff = "", ""
         if name.startswith("leaky:"):
@@ -60,17 +103,47 @@ def render_arm(a: ArmStats) -> list[str]:
     return lines
 
 
-def render(s: Snapshot, records: int, rate: float, progress: str = "") -> str:
+def _reasons(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {n:,}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n)
+
+
+def why_no_arm(c: Counters, read: int) -> str | None:
+    """Why records were read but no arm exists to evaluate (None: nothing to explain)."""
+    rejected = sum(c.invalid.values())
+    clicks = sum(c.clicks.values())
+    if read == 0:
+        return None
+    if c.records == 0:
+        return f"every one of the {read:,} records read was rejected ({_reasons(c.invalid)})"
+    if clicks < c.records:
+        return None  # impressions accepted, their arm not created yet (the live table, early)
+    outcomes = _reasons(c.clicks)
+    if set(k for k, n in c.clicks.items() if n) == {"orphan"}:
+        outcomes = "all orphans: their impressions are not in the input"
+    return (f"no impression accepted: {clicks:,} clicks ({outcomes})"
+            + (f", {rejected:,} records rejected ({_reasons(c.invalid)})" if rejected else ""))
+
+
+def render(s: Snapshot, records: int, rate: float, progress: str = "", level: float | None = None) -> str:
+    """The table; ``records``: records read (accepted + invalid); ``level``: the intervals'
+    confidence level (``evaluation.confidence_level``; None: not said)."""
     c = s.counters
     invalid = sum(c.invalid.values())
-    head = (f"records {records:,} | {rate:,.0f} rec/s | watermark {_time(s.watermark_ms)} | "
-            f"pending {s.pending_impressions:,} | held {s.held_examples:,} | invalid {invalid:,}"
+    head = (f"records read {records:,} | accepted {c.records:,} | invalid {invalid:,} | {rate:,.0f} rec/s | "
+            f"watermark {_time(s.watermark_ms)} | pending {s.pending_impressions:,} | held {s.held_examples:,}"
             + (f" | {progress}" if progress else ""))
     out = [head]
+    dropped = _shed_text(c.shed)
+    if dropped:
+        out.append(f"shed (dropped unevaluated at a memory bound): {dropped}")
     for a in s.arms:
         out.append("")
-        out.extend(render_arm(a))
+        out.extend(render_arm(a, level, c.shed))
     if s.arms:
         out.append("")
-        out.append("  * the 95% interval excludes 0; AIS/LIS shown where LIS is significantly positive")
+        out.append(f"  * the {level_text(level)}interval excludes 0; AIS/LIS shown where LIS is significantly positive")
+    elif not s.pending_impressions:
+        why = why_no_arm(c, records)
+        if why is not None:
+            out += ["", f"nothing to evaluate: {why}"]
     return "\n".join(out)

@@ -70,6 +70,27 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     (["simulate", "--arms", "control=0.3,=0.8"], ["--arms: an arm needs a name"]),
     (["simulate", "--arms", "a=0.3,a=0.8"], ["--arms: arm 'a' named twice"]),
     (["simulate", "--arms", "a=1.5"], ["fidelity must be in [0, 1], got 1.5 for 'a'"]),
+    # sizes a laptop cannot hold (10M users took 0.6 GB; 2e9 users, 7 GB and more)
+    (["simulate", "--users", "2000000000"], ["--users", "must be at most 10,000,000"]),
+    (["simulate", "--items", "100001"], ["--items", "must be at most 100,000"]),
+    (["simulate", "--impressions", "100000001"], ["--impressions", "must be at most 100,000,000"]),
+    (["run", "--impressions", "100000001"], ["--impressions", "must be at most 100,000,000"]),
+    (["simulate", "--arms", ",".join(f"a{k}=0.5" for k in range(17))], ["--arms: at most 16 arms"]),
+    (["offline", "{ev}", "--split-at", "0.5", "--passes", "1001"], ["--passes", "must be at most 1,000"]),
+    # names `run` would reject in every impression
+    (["simulate", "--experiment", ""], ["--experiment", "an experiment needs a name"]),
+    (["simulate", "--experiment", "x" * 513], ["--experiment", "longer than 512 characters"]),
+    (["simulate", "--arms", "a=0.3," + "b" * 513 + "=0.5"], ["--arms: an arm name longer than 512"]),
+    # a figure over an input, the report or another figure; PNG bytes on stdout
+    (["report", "{ev}", "-o", "{tmp}/r.html", "--save-figure", "lis_ais={ev}"],
+     ["cannot write --save-figure lis_ais=", "it is an input"]),
+    (["report", "{ev}", "-o", "{tmp}/r.html", "--save-figure", "lis_ais={tmp}/r.html"], ["it is --output"]),
+    (["report", "{ev}", "-o", "{tmp}/r.html", "--save-figure", "lis_ais={tmp}/f.png", "--save-figure", "auc={tmp}/./f.png"],
+     ["cannot write --save-figure auc=", "it is --save-figure lis_ais"]),
+    (["report", "{ev}", "-o", "{tmp}/r.html", "--save-figure", "lis_ais=-"], ["--save-figure lis_ais=-", "goes to a file"]),
+    # two results on stdout would be one garbled stream
+    (["run", "--input", "{ev}", "--summary-json", "-", "--history", "-"], ["cannot write --history to stdout", "--summary-json"]),
+    (["simulate", "--preferences", "-"], ["cannot write --preferences to stdout", "--output already goes there"]),
     # a saved scrape with nothing scraped
     (["report", "{ev}", "--save-scrape", "{tmp}/s.jsonl"], ["--save-scrape writes what --scrape collects"]),
     # the address, not the port, is what to change

@@ -248,4 +248,64 @@ def test_cli_errors_exit_2_without_traceback(small_file, tmp_path):
                           timeout=60)
     assert proc.returncode == 2 and b"cannot read" in proc.stderr and b"no such file" in proc.stderr
     proc = subprocess.run([*CLI, "offline", str(small_file), "--split-at", "soon"], capture_output=True, timeout=60)
-    assert proc.returncode == 2 and b"--split-at 'soon'" in proc.stderr and b"Traceback" not in proc.stderr
+    assert proc.returncode == 2 and b"--split-at: 'soon'" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_a_split_time_beyond_any_event_time_is_refused_when_parsed(small_file):
+    # once read as a time, then printed after the whole file was processed: OverflowError
+    proc = subprocess.run([*CLI, "offline", str(small_file), "--split-at", "1e300", *FAST_ARGS], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "argument --split-at: '1e300': an event time must lie in [0, 253402300799999]" in proc.stderr
+
+
+@pytest.mark.parametrize("what, words", [
+    # every impression of an undeclared arm: rejected, and the clicks then orphans
+    ("undeclared", ["no impression accepted", "clicks (all orphans", "records rejected (unknown_arm"]),
+    ("binary", ["every one of the 3 records read was rejected (unparseable 3)", "a wrong file"]),
+    ("clicks", ["no impression accepted", "clicks (all orphans"]),
+])
+def test_an_input_with_nothing_to_evaluate_says_why_and_exits_1(what, words, small_file, tmp_path):
+    path, extra = small_file, []
+    if what == "undeclared":
+        extra = ["--set", 'experiments=[{"name": "other", "arms": ["a"]}]']
+    elif what == "binary":
+        path = tmp_path / "bin.dat"
+        path.write_bytes(b"\x00\x01\x02\n\xff\xfe\n{\n")
+    else:
+        path = tmp_path / "clicks.jsonl"
+        path.write_bytes(b"".join(r + b"\n" for r in small_file.read_bytes().splitlines() if b'"click"' in r))
+    proc = subprocess.run([*CLI, "offline", str(path), "--split-at", "0.5", *FAST_ARGS, *extra], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    for w in words:
+        assert w in proc.stderr, (w, proc.stderr)
+
+
+def test_no_arm_with_training_and_test_data_is_a_data_failure(small_file):
+    # the split inside the cut-off tail: every arm skipped, which the data (not the flag) decides
+    proc = subprocess.run([*CLI, "offline", str(small_file), "--split-at", "0.99", *FAST_ARGS], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "no arm has both training and test data" in proc.stderr
+
+
+def test_the_table_says_the_configured_level_and_the_streams_final_window(small_file):
+    proc = subprocess.run([*CLI, "offline", str(small_file), "--split-at", "0.6", "--passes", "1", "--compare-stream",
+                           *FAST_ARGS, "--set", "evaluation.confidence_level=0.6"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "| 1 pass, seed 7 |" in out and "gain over clean (60% CI)" in out and "the 60% interval excludes 0" in out
+    assert "95%" not in out
+    assert re.search(r"records read [\d,]+ \| accepted [\d,]+ \| invalid [\d,]+", out), out
+    assert out.count("  stream, its final window (") == 2, out
+
+
+def test_json_on_stdout_keeps_the_table_out_of_it(small_file):
+    proc = subprocess.run([*CLI, "offline", str(small_file), "--split-at", "0.6", "--passes", "1", "--json", "-",
+                           *FAST_ARGS], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["mode"] == "offline"
+    assert "offline LIS: split at" in proc.stderr

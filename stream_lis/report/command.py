@@ -38,21 +38,26 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "  stream-lis report summary.json offline.json -o compare.html\n"
         "  stream-lis report --scrape http://127.0.0.1:9464/metrics --every 15 --samples 40 -o live.html")
     rp.add_argument("inputs", nargs="*", metavar="INPUT", help="history JSONL, --summary-json, or offline JSON files")
-    rp.add_argument("--output", "-o", default="report.html", metavar="FILE", help="HTML file to write (default report.html)")
-    rp.add_argument("--scrape", metavar="URL", help="also scrape this /metrics endpoint (http or https; /metrics is added to a bare host:port)")
+    rp.add_argument("--output", "-o", default="report.html", metavar="FILE",
+                    help="HTML file to write (default report.html; '-': stdout)")
+    rp.add_argument("--scrape", metavar="URL", help="also scrape this /metrics endpoint (http or https; /metrics is added "
+                    "to a bare host:port). Ctrl-C stops the scraping and reports the samples taken so far; when every "
+                    "scrape failed the exit status is 1")
     rp.add_argument("--every", type=float, default=15.0, metavar="SECONDS", help="seconds between scrapes (default 15)")
     rp.add_argument("--samples", type=int, default=20, metavar="N", help=f"number of scrapes (default 20, at most {MAX_SAMPLES:,})")
     rp.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="timeout of one scrape (default 10)")
-    rp.add_argument("--save-scrape", metavar="PATH", help="also write the scraped series as history JSON Lines (re-render it later as an INPUT)")
+    rp.add_argument("--save-scrape", metavar="PATH", help="also append the scraped series as history JSON Lines (re-render "
+                    "it later as an INPUT; '-': stdout)")
     rp.add_argument("--save-figure", action="append", type=_figure_path, default=[], metavar="NAME=PATH.png",
                     help="also save one figure of the first input as PNG, e.g. lis_ais=docs/report-example.png "
-                    "(names: lis_ais, ais_efficiency, auc, ctr, label_delay, comparison)")
+                    "(names: lis_ais, ais_efficiency, auc, ctr, label_delay, comparison; a file, not stdout)")
     rp.add_argument("--title", default="stream-lis report", help="title of the report")
     return rp
 
 
 def run(args: argparse.Namespace) -> int:
     from . import ReportError, build_report, load_file, scrape_metrics
+    from .load import ScrapeFailed
 
     try:
         import matplotlib  # noqa: F401  (drawn lazily; fail before any work is done)
@@ -74,10 +79,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"stream-lis report: --samples must be 1..{MAX_SAMPLES:,}, --every a finite number >= 0, --timeout a "
               f"finite number > 0", file=err)
         return 2
-    from ..paths import first_problem, unwritable
+    from ..paths import first_problem, output
 
+    for name, path in args.save_figure:
+        if path == "-":  # PNG bytes on a terminal: never what was meant
+            print(f"stream-lis report: cannot write --save-figure {name}=-: a PNG figure goes to a file", file=err)
+            return 2
+    # The figures too: one written over an input, the report or another figure is a file lost.
     problem = first_problem([("", p) for p in args.inputs],
-                            [("--output", args.output), ("--save-scrape", args.save_scrape)])
+                            [("--output", args.output), ("--save-scrape", args.save_scrape),
+                             *((f"--save-figure {name}=", path) for name, path in args.save_figure)])
     if problem is not None:
         print(f"stream-lis report: {problem}", file=err)
         return 2
@@ -90,30 +101,29 @@ def run(args: argparse.Namespace) -> int:
             sources.append(src)
             if args.save_scrape:
                 run_id = "scrape-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-                with open(args.save_scrape, "a", encoding="utf-8") as fh:
+                with output(args.save_scrape, "a") as fh:
                     for p in src.points:
                         fh.write(json.dumps(point_to_history(p, run_id), separators=(",", ":")) + "\n")
-                print(f"scraped series: {args.save_scrape}", file=err)
+                if args.save_scrape != "-":
+                    print(f"scraped series: {args.save_scrape}", file=err)
         rep = build_report(sources, args.title)
     except ReportError as exc:
         print(f"stream-lis report: {exc}", file=err)
-        return 2
+        return 1 if isinstance(exc, ScrapeFailed) else 2  # the service's state / the inputs given
     # Every figure asked for is checked before anything is written: a report without it, or a
     # path it cannot go to, fails without leaving half the outputs behind.
     for name, path in args.save_figure:
         if name not in rep.pngs:
             print(f"stream-lis report: no figure {name!r} in this report (it has: {', '.join(rep.pngs)})", file=err)
             return 2
-        why = unwritable(path)
-        if why is not None:
-            print(f"stream-lis report: cannot write --save-figure {name}={path}: {why}", file=err)
-            return 2
-    with open(args.output, "w", encoding="utf-8") as fh:
+    with output(args.output, "w") as fh:
         fh.write(rep.html)
     for name, path in args.save_figure:
-        with open(path, "wb") as fh:
+        with output(path) as fh:
             fh.write(rep.pngs[name])
         print(f"figure {name}: {path}", file=err)
     n = sum(len(v) for v in rep.figures) + ("comparison" in rep.pngs)
-    print(f"report: {args.output} ({len(sources)} input(s), {n} figure(s), {len(rep.html) / 1024:,.0f} KiB)")
+    out = err if "-" in (args.output, args.save_scrape) else sys.stdout  # stdout holds a result: kept clean
+    print(f"report: {'stdout' if args.output == '-' else args.output} ({len(sources)} input(s), {n} figure(s), "
+          f"{len(rep.html) / 1024:,.0f} KiB)", file=out)
     return 0

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from typing import IO, Any
 
 from ..engine import LABEL_DELAY_BUCKETS, Snapshot
+from ..paths import named
 from ..summary import arm_summary
 
 _FAR = 1 << 61  # watermarks beyond this are the clock's +-infinity sentinels
@@ -53,23 +55,30 @@ def history_line(s: Snapshot, run_id: str, **extra: Any) -> dict[str, Any]:
 
 
 class HistoryWriter:
-    """Appends history lines to a file; use ``write`` as ``EmbeddedRuntime.run(on_report=...)``."""
+    """Appends history lines to a file (``'-'``: stdout); use ``write`` as ``EmbeddedRuntime.run(on_report=...)``."""
 
     def __init__(self, path: str, confidence_level: float | None = None) -> None:
         self.path = path
         self.extra: dict[str, Any] = {} if confidence_level is None else {"confidence_level": confidence_level}
         self.run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 1_000_000:06d}"
         self.lines = 0
-        self._fh: IO[str] | None = open(path, "a", encoding="utf-8")
+        self._fh: IO[str] | None = sys.stdout if path == "-" else open(path, "a", encoding="utf-8")
 
     def write(self, s: Snapshot, **extra: Any) -> None:
         if self._fh is None:
             return
-        self._fh.write(json.dumps(history_line(s, self.run_id, **self.extra, **extra), allow_nan=False, separators=(",", ":")) + "\n")
-        self._fh.flush()
+        line = json.dumps(history_line(s, self.run_id, **self.extra, **extra), allow_nan=False, separators=(",", ":"))
+        try:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+        except OSError as exc:  # a full disk mid-run: said with the file's name
+            raise named(exc, self.path) from None
         self.lines += 1
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        fh, self._fh = self._fh, None
+        if fh is not None and fh is not sys.stdout:
+            try:
+                fh.close()
+            except OSError as exc:  # what the failed write left in the buffer fails again
+                raise named(exc, self.path) from None

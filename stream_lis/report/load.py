@@ -47,12 +47,17 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TextIO
 
-__all__ = ["ArmPoint", "Iv", "LabelDelay", "Point", "ReportError", "Source", "load_file", "scrape_metrics",
+__all__ = ["ArmPoint", "Iv", "LabelDelay", "Point", "ReportError", "ScrapeFailed", "Source", "load_file", "scrape_metrics",
            "parse_metrics", "point_to_history"]
 
 
 class ReportError(Exception):
     """An input that cannot be reported (missing, unreadable, or of no known shape)."""
+
+
+class ScrapeFailed(ReportError):
+    """No scrape of a well-formed URL gave a sample (nothing listening, interrupted first): the
+    service's or the network's state, not a mistake in the arguments."""
 
 
 @dataclass
@@ -512,7 +517,11 @@ def _learner_rank(name: str) -> int:
 def scrape_metrics(url: str, every_s: float, samples: int, timeout_s: float = 10.0,
                    log: TextIO | None = sys.stderr, sleep: Callable[[float], None] = time.sleep,
                    fetch: Callable[[str, float], str] | None = None) -> Source:
-    """Fetch ``url`` (``/metrics`` appended when the path is empty) ``samples`` times, ``every_s`` apart."""
+    """Fetch ``url`` (``/metrics`` appended when the path is empty) ``samples`` times, ``every_s`` apart.
+
+    Ctrl-C ends the scraping early: the samples collected so far are the source (a long scrape
+    is often stopped once it has seen enough); ``ScrapeFailed`` when there is none.
+    """
     try:
         parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
         parts.port  # noqa: B018 - parsed lazily: a bad port or IPv6 literal raises here
@@ -527,26 +536,36 @@ def scrape_metrics(url: str, every_s: float, samples: int, timeout_s: float = 10
         raise ReportError("--samples must be at least 1")
     get = fetch or _http_get
     pts, failures = [], []
+    interrupted = False
     for k in range(samples):
-        if k:
-            sleep(every_s)
-        t = time.time()
         try:
+            if k:
+                sleep(every_s)
+            t = time.time()
             pt = parse_metrics(get(url, timeout_s), t)
         except (OSError, ValueError, urllib.error.URLError) as exc:
             failures.append(f"scrape {k + 1}: {exc}")
             if log is not None:
                 print(f"scrape {k + 1}/{samples}: failed: {exc}", file=log, flush=True)
             continue
+        except KeyboardInterrupt:
+            interrupted = True
+            if log is not None:
+                print(f"\nscraping interrupted after {k} of {samples} scrape(s)", file=log, flush=True)
+            break
         pts.append(pt)
         if log is not None:
             print(f"scrape {k + 1}/{samples}: {len(pt.arms)} arm(s), records {_fmt_int(pt.records)}", file=log, flush=True)
     if not pts:
-        raise ReportError(f"--scrape {url}: every scrape failed ({failures[-1] if failures else 'no samples'})")
+        if interrupted:
+            raise ScrapeFailed(f"--scrape {url}: interrupted before any sample was scraped"
+                               + (f" ({failures[-1]})" if failures else ""))
+        raise ScrapeFailed(f"--scrape {url}: every scrape failed ({failures[-1] if failures else 'no samples'})")
     src = Source("scrape", url, pts)
     src.info.append(("input", f"scraped /metrics: {url}"))
     src.info.append(("scrapes", f"{len(pts)} of {samples}, every {every_s:g} s"
-                     + (f" ({len(failures)} failed)" if failures else "")))
+                     + (f" ({len(failures)} failed)" if failures else "")
+                     + (" (interrupted: the rest not taken)" if interrupted else "")))
     src.info.append(("wall time", f"{_utc(pts[0].t_wall or 0)} to {_utc(pts[-1].t_wall or 0)} UTC"))
     _event_span(src)
     if pts[-1].records is not None:

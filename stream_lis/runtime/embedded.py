@@ -115,7 +115,8 @@ class EmbeddedRuntime:
                 last_report = now
                 snap = self.snapshot()
                 progress = f"{100 * n / total_hint:.0f}% of {total_hint:,}" if total_hint else ""
-                print(render(snap, n, n / (now - start), progress), file=out, flush=True)
+                print(render(snap, n, n / (now - start), progress, level=self.cfg.evaluation.confidence_level),
+                      file=out, flush=True)
                 print("", file=out, flush=True)
                 if on_report is not None:
                     on_report(snap)
