@@ -32,7 +32,6 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left
 from collections import deque
-from itertools import repeat
 from typing import Iterator, Sequence
 
 import msgspec
@@ -128,25 +127,26 @@ class ClickJoiner:
         out: list[LabelledExample] = []
         due = self._deadlines.pop_due(watermark)
         if due:
-            ids = [iid for _, iid in due]
-            held = list(map(self.pending.pop, ids, repeat(None)))
-            if None in held:  # a pair whose impression was finalised already: not again
-                due = [d for d, p in zip(due, held) if p is not None]
-                ids = [iid for _, iid in due]
-                held = [p for p in held if p is not None]
-            labels = [0 if p.click_ts is None else 1 for p in held]
-            out = [LabelledExample(p.impression, 1, p.click_ts, p.click_ts) if y else
-                   LabelledExample(p.impression, 0, None, deadline) for p, y, (deadline, _) in zip(held, labels, due)]
-            self._final.update(zip(ids, map(final_value, [d for d, _ in due], labels)))
-            self._final_order.extend(due)
+            pop, final, order = self.pending.pop, self._final, self._final_order
+            for pair in due:
+                deadline, iid = pair
+                p = pop(iid, None)
+                if p is None:  # finalised already
+                    continue
+                ct = p.click_ts
+                if ct is not None:
+                    out.append(LabelledExample(p.impression, 1, ct, ct))
+                    final[iid] = deadline << 1 | 1  # final_value(deadline, 1), inlined
+                else:
+                    out.append(LabelledExample(p.impression, 0, None, deadline))
+                    final[iid] = deadline << 1
+                order.append(pair)
         # Forget final labels a full window later, and early clicks the watermark passed.
         fo = self._final_order
         if fo and fo[0][0] + self.window_ms < watermark:
-            cut = watermark - self.window_ms
-            gone = []
+            cut, forget = watermark - self.window_ms, self._final.pop
             while fo and fo[0][0] < cut:
-                gone.append(fo.popleft()[1])
-            deque(map(self._final.pop, gone, repeat(None)), maxlen=0)
+                forget(fo.popleft()[1], None)
         return out
 
     def has_orphans_before(self, watermark: int) -> bool:
