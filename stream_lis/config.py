@@ -183,9 +183,12 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_pending_impressions: int = 2_000_000
     max_string_length: int = 512
     #: Events dated further than this ahead of the wall clock are rejected (``future_event``):
-    #: one record from a skewed clock would otherwise move the watermark past everything
-    #: else and close every window at once. ``0`` disables the check.
-    max_future_skew: Duration = "1d"
+    #: one record from a skewed clock (a producer writing local time as UTC, say) would
+    #: otherwise move the watermark past everything else, close every window at once and make
+    #: every real event until then late. An event up to ``S`` ahead still moves the watermark
+    #: ``S - allowed_lateness`` past the real time: the default equals the default lateness,
+    #: so it moves it nowhere. ``0`` disables the check (a replay of events dated ahead).
+    max_future_skew: Duration = "2m"
     #: Labelled examples one arm holds while their look-ahead horizon runs. Past it the
     #: oldest are dropped unevaluated, counted in ``stream_lis_shed_total{bound="lookahead"}``
     #: and logged: a stalled watermark must not grow memory without end.

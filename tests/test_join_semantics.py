@@ -393,3 +393,23 @@ def test_a_far_future_event_is_rejected_and_does_not_move_the_clock():
     assert c.invalid["future_event"] == 2
     assert c.invalid.get("late_event", 0) == 0  # i3 is on time: the clock did not jump
     assert "i1" in eng.joiner.pending and "i3" in eng.joiner.pending
+
+
+def test_by_default_an_event_minutes_ahead_is_rejected_and_real_events_stay_on_time():
+    """A producer writing local time as UTC dates its records hours ahead; one such record
+    must not make the next hour of real events late."""
+    from stream_lis.config import load_config
+    from stream_lis.engine import Engine
+    from stream_lis.events import Impression
+
+    now = 1_795_000_000_000
+    eng = Engine(load_config(None, {}))  # the default skew and lateness
+    eng.labeller.clock = lambda: now / 1000
+    base = dict(user_id="u", item_id="a", experiment="e", arm="c")
+    eng.process([Impression(impression_id="tz", ts=now + 3_600_000, **base),   # an hour ahead
+                 Impression(impression_id="ok", ts=now + 60_000, **base),      # a minute ahead: accepted
+                 Impression(impression_id="real", ts=now - 1_000, **base)])
+    c = eng.counters
+    assert c.invalid["future_event"] == 1
+    assert c.invalid.get("late_event", 0) == 0
+    assert "ok" in eng.joiner.pending and "real" in eng.joiner.pending
