@@ -14,13 +14,12 @@ b'{"reason":"unparseable","detail":"truncated","source":"input:3","raw":"{\\\\"t
 from __future__ import annotations
 
 import base64
-import sys
 from typing import BinaryIO
 
 import msgspec
 
 from .events import Invalid
-from .paths import named
+from .paths import close_output, named, open_output
 
 
 class DeadLetter(msgspec.Struct, omit_defaults=True):
@@ -65,7 +64,6 @@ class DeadLetterWriter:
         self.fh = fh
         self.path = path
         self.written = 0
-        self._stdout = False  # stdout is flushed, never closed
 
     @classmethod
     def open(cls, path: str) -> "DeadLetterWriter":
@@ -77,8 +75,7 @@ class DeadLetterWriter:
     def write(self, inv: Invalid, source: str) -> None:
         try:
             if self.fh is None:
-                self._stdout = self.path == "-"
-                self.fh = sys.stdout.buffer if self._stdout else open(self.path, "ab")  # type: ignore[arg-type]
+                self.fh = open_output(self.path, "ab")  # type: ignore[arg-type]
             self.fh.write(encode_dead_letter(inv, source) + b"\n")
         except OSError as exc:
             raise named(exc, self.path or "dead letters") from None
@@ -94,9 +91,6 @@ class DeadLetterWriter:
     def close(self) -> None:
         if self.fh is not None:
             try:
-                if self._stdout:
-                    self.fh.flush()
-                else:
-                    self.fh.close()
+                close_output(self.fh)
             except OSError as exc:
                 raise named(exc, self.path or "dead letters") from None

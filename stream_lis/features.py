@@ -177,9 +177,7 @@ def _hash_rowwise(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], 
             for k, v in imp.features.items():
                 fk = feats.get(k)
                 if fk is None:
-                    if len(feats) >= _FIELD_CACHE_MAX:
-                        feats.clear()
-                    fk = feats[k] = {}
+                    fk = _feature_cache(feats, k)
                 h = fk.get(v)
                 if h is None:
                     h = fk[v] = _field_hash(fk, f"f:{k}={v}")
@@ -262,9 +260,7 @@ def _hash_columns(imps: Sequence[Impression], crosses: Sequence[Sequence[str]], 
     for k in fnames:
         fk = feats.get(k)
         if fk is None:
-            if len(feats) >= _FIELD_CACHE_MAX:
-                feats.clear()
-            fk = feats[k] = {}
+            fk = _feature_cache(feats, k)
         vs = values[k] = fvalues[k]
         cols.append(_cached(fk, vs, f"f:{k}=".__add__))
     dense_at = len(cols)
@@ -302,6 +298,15 @@ _FIELD_CACHE: tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]], d
 _FIELD_CACHE_MAX = 100_000
 #: Per cross (a, b): (value of a, value of b) -> column hash (``_hash_columns``).
 _CROSS_CACHE: dict[tuple[str, str], dict[tuple[str, str], int]] = {}
+
+
+def _feature_cache(feats: dict[str, dict[str, int]], name: str) -> dict[str, int]:
+    """A new value -> hash cache for feature ``name`` (the caches of every feature name are
+    cleared together once there are as many names as a field cache holds values)."""
+    if len(feats) >= _FIELD_CACHE_MAX:
+        feats.clear()
+    fk = feats[name] = {}
+    return fk
 
 
 def _field_hash(cache: dict, name: str) -> int:

@@ -33,7 +33,7 @@ import sys
 from contextlib import contextmanager
 from typing import IO, Any, Iterator, Sequence
 
-__all__ = ["first_problem", "named", "output", "unreadable", "unwritable"]
+__all__ = ["close_output", "first_problem", "named", "open_output", "output", "unreadable", "unwritable"]
 
 
 def unreadable(path: str) -> str | None:
@@ -105,21 +105,31 @@ def named(exc: OSError, path: str) -> OSError:
     return OSError(exc.errno, exc.strerror or str(exc), "stdout" if path == "-" else path)
 
 
+def open_output(path: str, mode: str = "wb") -> IO[Any]:
+    """``path`` opened for writing (``'-'``: stdout, text or bytes as ``mode`` says); close it
+    with ``close_output``, which leaves stdout open."""
+    if path == "-":
+        return sys.stdout.buffer if "b" in mode else sys.stdout
+    return open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+
+
+def close_output(fh: IO[Any]) -> None:
+    """Close what ``open_output`` opened: stdout is flushed, never closed."""
+    if fh is sys.stdout or fh is sys.stdout.buffer:
+        fh.flush()
+    else:
+        fh.close()
+
+
 @contextmanager
 def output(path: str, mode: str = "wb") -> Iterator[IO[Any]]:
     """``path`` opened for writing (``'-'``: stdout, flushed, not closed); write errors come
     out ``named``."""
     try:
-        if path == "-":
-            fh = sys.stdout.buffer if "b" in mode else sys.stdout
-        else:
-            fh = open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+        fh = open_output(path, mode)
         try:
             yield fh
         finally:
-            if path == "-":
-                fh.flush()
-            else:
-                fh.close()
+            close_output(fh)
     except OSError as exc:
         raise named(exc, path) from None

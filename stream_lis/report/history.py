@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from typing import IO, Any
 
 from ..engine import LABEL_DELAY_BUCKETS, Snapshot
-from ..paths import named
+from ..paths import close_output, named, open_output
 from ..summary import arm_summary
 
 _FAR = 1 << 61  # watermarks beyond this are the clock's +-infinity sentinels
@@ -62,7 +61,7 @@ class HistoryWriter:
         self.extra: dict[str, Any] = {} if confidence_level is None else {"confidence_level": confidence_level}
         self.run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 1_000_000:06d}"
         self.lines = 0
-        self._fh: IO[str] | None = sys.stdout if path == "-" else open(path, "a", encoding="utf-8")
+        self._fh: IO[str] | None = open_output(path, "a")
 
     def write(self, s: Snapshot, **extra: Any) -> None:
         if self._fh is None:
@@ -77,8 +76,8 @@ class HistoryWriter:
 
     def close(self) -> None:
         fh, self._fh = self._fh, None
-        if fh is not None and fh is not sys.stdout:
+        if fh is not None:
             try:
-                fh.close()
+                close_output(fh)
             except OSError as exc:  # what the failed write left in the buffer fails again
                 raise named(exc, self.path) from None
