@@ -115,7 +115,7 @@ def open_output(path: str, mode: str = "wb") -> IO[Any]:
 
 def close_output(fh: IO[Any]) -> None:
     """Close what ``open_output`` opened: stdout is flushed, never closed."""
-    if fh is sys.stdout or fh is sys.stdout.buffer:
+    if fh is sys.stdout or fh is getattr(sys.stdout, "buffer", None):  # a StringIO stdout has none
         fh.flush()
     else:
         fh.close()
