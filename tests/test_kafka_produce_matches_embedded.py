@@ -21,10 +21,17 @@ IMPRESSIONS = 16_000
 #: windows of 2,000 examples this moves an AUC by well under 0.01. The cumulative AUC of
 #: leaky:future_item has come out 0.0104 apart on a loaded machine: which clicks enter the
 #: behaviour log depends on each partition's watermark in the worker and on one clock in the
-#: embedded runtime, and future_item counts them. Hence 0.015 for the AUCs.
+#: embedded runtime, and future_item counts them. Hence 0.015 for the AUCs. It came out
+#: 0.0176 apart once, in a full run of the suite; typically it is under 0.008. One timing
+#: that moves a partition's clock is the cross-topic hold (2 s in the harness): a fast replay
+#: can leave the clicks topic read to its end longer than that while the producer lags, and
+#: the clock then moves on the impressions alone. So this test holds as long as the config's
+#: advice for fast replays says (``HOLD``); a run under two busy loops stayed under 0.0025
+#: either way, so that it was the cause is not shown.
 COUNT_TOL = 0.005
 AUC_TOL = 0.015
 LIS_TOL = 0.01
+HOLD = {"kafka.cross_topic_hold": "10s"}
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +84,7 @@ class Workers:
 @pytest.mark.parametrize("split", [False, True], ids=["one_process", "stage_per_process"])
 def test_replayed_events_give_the_embedded_runtime_figures(stream_file, tmp_path, split):
     require_broker()
-    ov = namespace()
+    ov = namespace(HOLD)
     assert cli("topics", "create", ov=ov).returncode == 0
     worker = Workers(ov, tmp_path, split)
     try:

@@ -60,3 +60,30 @@ def test_labels_the_broker_refused_are_sent_again_after_a_restart(tmp_path):
         wait_for(committed_to_the_end, 60, "the input offsets committed to their ends", restarted.alive)
     finally:
         restarted.stop()
+
+
+def test_a_flush_that_fails_under_a_lost_send_says_the_lost_send():
+    """kafka-python's flush can raise a nameless ``UnknownError('Future not done')`` while the
+    sender aborts a batch the broker refused; the watched failure arrives a moment later and
+    is what the stage must say (and stop on)."""
+    import threading
+
+    from kafka.errors import UnknownError
+    from kafka.future import Future
+
+    from stream_lis.runtime.kafka.delivery import Delivery, DeliveryFailed
+
+    lost = Future()
+
+    class Producer:
+        def flush(self):
+            threading.Timer(0.2, lambda: lost.failure(ValueError("MessageSizeTooLargeError"))).start()
+            raise UnknownError("Future not done")
+
+    d = Delivery()
+    d.watch(lost, "labelled")
+    with pytest.raises(DeliveryFailed, match="a send to topic labelled failed for good .*MessageSizeTooLarge"):
+        d.flush(Producer())
+    # a flush error with no lost send behind it is the client's own, raised as it is
+    with pytest.raises(UnknownError):
+        Delivery().flush(Producer(), wait_s=0.1)

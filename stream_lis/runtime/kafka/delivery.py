@@ -22,6 +22,7 @@ stream_lis.runtime.kafka.delivery.DeliveryFailed: a send to topic labelled faile
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 
@@ -51,3 +52,21 @@ class Delivery:
             raise DeliveryFailed(f"a send to topic {self.topic} failed for good ({self.error}); stopping before a "
                                  "checkpoint claims the input it came from: a restart resumes from the last "
                                  "checkpoint and sends it again")
+
+    def flush(self, producer: Any, wait_s: float = 5.0) -> None:
+        """``producer.flush()``, then ``check()``.
+
+        kafka-python's flush can itself raise while a send fails for good under it
+        (``UnknownError('Future not done')``: it found a batch the sender was aborting); the
+        failure reaches the watched future a moment later. Then what is said is that failure,
+        once it arrives (up to ``wait_s``), not the client's nameless error.
+        """
+        try:
+            producer.flush()
+        except Exception:
+            deadline = time.monotonic() + wait_s
+            while self.error is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.check()
+            raise
+        self.check()

@@ -306,8 +306,7 @@ class JoinStage(ConsumerRebalanceListener):
         was produced before is flushed first: a checkpoint must not claim input whose output
         is not durable: if some was lost, ``DeliveryFailed`` (no checkpoint).
         """
-        self.producer.flush()
-        self.delivery.check()
+        self.delivery.flush(self.producer)
         snaps, acked = [], {}
         for p in sorted(parts):
             offs = {}
