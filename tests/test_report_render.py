@@ -134,7 +134,7 @@ def run_outputs(tmp_path_factory):
     """`stream-lis run` on a small simulator stream with --history and --summary-json."""
     d = tmp_path_factory.mktemp("run")
     hist, summ = d / "history.jsonl", d / "summary.json"
-    rc, text = cli("run", *SMALL, "--report-every", "0.3", "--port", "-1", "--quiet", "--history", str(hist),
+    rc, text = cli("run", *SMALL, "--report-every", "0.05", "--port", "-1", "--quiet", "--history", str(hist),
                    "--summary-json", str(summ), "--dead-letters", str(d / "dead.jsonl"))
     assert rc == 0, text[-2000:]
     return hist, summ
