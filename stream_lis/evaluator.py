@@ -26,6 +26,7 @@ from .config import Config
 from .features import Row, clean_features, embedding_features, embedding_lengths, hash_clean, hash_embeddings
 from .join import LabelledExample
 from .learners import FeatureBatch, Learner, make_learner
+from .learners.bank import FTRLBank
 from .probes.base import Leaked
 from .stats.auc import BinnedAUC, auc, delong_many
 
@@ -148,6 +149,7 @@ class ArmEvaluator:
         self.probe_names = list(probe_names)
         self.learner_names = learner_names(probe_names)
         self.learners: dict[str, Learner] = {n: make_learner(cfg.learner) for n in self.learner_names}
+        self._banked = FTRLBank.of(list(self.learners.values()), fresh=True)
         k = len(self.learner_names)
         # Column k holds the production score (NaN where the event had none).
         self.window = ScoreWindow(cfg.evaluation.window_size, k + 1)
@@ -173,6 +175,22 @@ class ArmEvaluator:
                                 for p in state["probe_names"]}
             state["_complete"] = [c for _, _, c in buf]
         self.__dict__.update(state)
+
+    def __getstate__(self) -> dict:
+        # The bank is the learners' tables side by side: rebuilt from the learners (which
+        # pickle their compact state) on first use, never pickled whole.
+        state = self.__dict__.copy()
+        state.pop("_banked", None)
+        return state
+
+    def _bank(self) -> FTRLBank | None:
+        """The arm's learners in one table (``learners.bank``), while they can share one:
+        built on first use, and again after a restore gave the learners their own tables."""
+        members = [self.learners[name] for name in self.learner_names]
+        bank = self.__dict__.get("_banked")
+        if bank is None or not bank.holds(members):
+            bank = self._banked = FTRLBank.of(members)
+        return bank
 
     def add(self, example: LabelledExample, leaked: dict[str, Row], complete: bool = True) -> None:
         """Queue one released example (see ``add_many``)."""
@@ -240,12 +258,20 @@ class ArmEvaluator:
         for p in self.probe_names:
             batches[f"leaky:{p}"] = _with_leaked(clean, leaked[p])
         # Prequential: all learners score the chunk, then all learn from it.
-        cols = [self.learners[name].predict_batch(batches[name]) for name in self.learner_names]
         prod = np.fromiter((math.nan if i.score is None else i.score for i in imps), dtype=np.float64, count=n)
-        scores = np.column_stack([*cols, prod])
         yf = y.astype(np.float64)
-        for name in self.learner_names:
-            self.learners[name].learn_batch(batches[name], yf)
+        bank = self._bank()
+        if bank is not None:
+            p, step = bank.predict([batches[name] for name in self.learner_names])
+            scores = np.empty((n, len(self.learner_names) + 1))
+            scores[:, :-1] = p
+            scores[:, -1] = prod
+            bank.learn(step, yf)
+        else:
+            cols = [self.learners[name].predict_batch(batches[name]) for name in self.learner_names]
+            scores = np.column_stack([*cols, prod])
+            for name in self.learner_names:
+                self.learners[name].learn_batch(batches[name], yf)
         pos = int(y.sum())
         self.positives += pos
         self.negatives += n - pos

@@ -123,7 +123,11 @@ class FTRLLogisticRegression(HashedLearner):
         # Checkpoints pickle learners: keep only the touched coordinates (a few percent of the
         # table), not the dense (2**bits + 1, 2) table.
         # A comparison on the strided column, not flatnonzero(n): that copies it first (3x).
-        nz = np.flatnonzero(self.zn[:, 1] != 0)
+        bank = self.__dict__.get("bank")  # (FTRLBank, column) while the table is a bank's column
+        if bank is not None and self.zn is bank[0].views[bank[1]]:
+            nz = bank[0].touched(bank[1])
+        else:
+            nz = np.flatnonzero(self.zn[:, 1] != 0)
         return {"kind": "ftrl", "bits": self.bits, "hyper": [self.alpha, self.beta, self.l1, self.l2],
                 "idx": nz, "z": self.z[nz], "n": self.n[nz], "warmup": self.warmup, "seen": self.seen}
 
