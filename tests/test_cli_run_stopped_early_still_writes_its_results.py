@@ -14,18 +14,30 @@ import time
 import pytest
 
 from _helpers import sim_records
+from stream_lis.config import load_config
+from stream_lis.engine import Engine
 
 CLI = [sys.executable, "-m", "stream_lis"]
 FAST = ["--set", "time.attribution_window=10s", "--set", "time.horizon=10s"]
 
 
-def _wait_for_text(path, text: str, timeout: float) -> None:
+def _accepted(records: list[bytes]) -> int:
+    """How many of the records the run accepts (what its history counts)."""
+    eng = Engine(load_config(None, {"time.attribution_window": "10s", "time.horizon": "10s"}))
+    eng.process_records(records)
+    return eng.counters.records
+
+
+def _wait_for_records(history, n: int, timeout: float) -> None:
+    """Until a live-table line of the history counts ``n`` accepted records: the run has read
+    them all (a signal sooner stops it with records still in the pipe, as it should)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if path.exists() and text in path.read_text():
+        lines = history.read_text().splitlines() if history.exists() else []
+        if lines and json.loads(lines[-1]).get("records", 0) >= n:
             return
         time.sleep(0.1)
-    raise AssertionError(f"{text!r} not in {path} after {timeout} s: {path.read_text() if path.exists() else ''}")
+    raise AssertionError(f"no history line with {n} records after {timeout} s: {lines[-1:] if lines else ''}")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -40,7 +52,7 @@ def test_a_signal_ends_a_live_run_with_its_results_written(sig, tmp_path):
     proc.stdin.write(b"\n".join(records) + b"\n")
     proc.stdin.flush()  # and the input stays open: a live stream with no end
     try:
-        _wait_for_text(history, '"arms"', 60)  # the run is under way
+        _wait_for_records(history, _accepted(records), 60)  # the run is under way and has read them all
         proc.send_signal(sig)
         proc.wait(timeout=60)  # not communicate(): it would close stdin, ending the input
         out = proc.stdout.read()
