@@ -192,7 +192,10 @@ class MetricsServer:
             def do_GET(self) -> None:  # noqa: N802 (http.server API)
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    body, ctype, code = generate_latest(registry_), CONTENT_TYPE_LATEST, 200
+                    try:
+                        body, ctype, code = generate_latest(registry_), CONTENT_TYPE_LATEST, 200
+                    except Exception as exc:  # noqa: BLE001 - a failed scrape is answered, never a dropped connection
+                        body, ctype, code = f"metrics unavailable: {exc}\n".encode(), "text/plain", 503
                 elif path == "/healthz":
                     body, ctype, code = b"ok\n", "text/plain", 200
                 elif path == "/readyz":

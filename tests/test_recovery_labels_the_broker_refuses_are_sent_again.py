@@ -76,7 +76,7 @@ def test_a_flush_that_fails_under_a_lost_send_says_the_lost_send():
     lost = Future()
 
     class Producer:
-        def flush(self):
+        def flush(self, timeout=None):
             threading.Timer(0.2, lambda: lost.failure(ValueError("MessageSizeTooLargeError"))).start()
             raise UnknownError("Future not done")
 

@@ -25,6 +25,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from kafka.errors import KafkaTimeoutError
+
+
+#: How long past the producer's ``delivery_timeout_ms`` a flush may still wait.
+FLUSH_GRACE_S = 30.0
+
 
 class DeliveryFailed(RuntimeError):
     """Output the broker never took: the stage stops rather than checkpoint past it."""
@@ -60,9 +66,21 @@ class Delivery:
         (``UnknownError('Future not done')``: it found a batch the sender was aborting); the
         failure reaches the watched future a moment later. Then what is said is that failure,
         once it arrives (up to ``wait_s``), not the client's nameless error.
+
+        A send fails for good after the producer's ``delivery_timeout_ms``, so a flush ends
+        by then; one still waiting ``FLUSH_GRACE_S`` later never will (the client was seen
+        stuck in flush for good after a broker stalled): ``DeliveryFailed``, and the worker's
+        restart resumes from its last checkpoint.
         """
+        config = getattr(producer, "config", None) or {}
+        timeout_s = config.get("delivery_timeout_ms", 120_000) / 1000 + FLUSH_GRACE_S
         try:
-            producer.flush()
+            producer.flush(timeout=timeout_s)
+        except KafkaTimeoutError as exc:
+            self.check()
+            raise DeliveryFailed(f"the producer has not finished sending after {timeout_s:g} s, past its "
+                                 f"delivery_timeout_ms: stopping; a restart resumes from the last checkpoint "
+                                 f"({exc})") from exc
         except Exception:
             deadline = time.monotonic() + wait_s
             while self.error is None and time.monotonic() < deadline:

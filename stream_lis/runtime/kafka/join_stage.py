@@ -179,6 +179,7 @@ class JoinStage(ConsumerRebalanceListener):
 
     # -- rebalance ---------------------------------------------------------------------
     def on_partitions_revoked(self, revoked: Any) -> None:
+        self.delivery.flush(self.producer)  # without the lock (see run); the checkpoint's own flush is then quick
         with self.lock:
             parts = {tp.partition for tp in revoked} & set(self.labellers)
             if parts:
@@ -463,23 +464,29 @@ class JoinStage(ConsumerRebalanceListener):
         while not self.stopping.is_set():
             self.delivery.check()
             batch = self.consumer.poll(timeout_ms=200)
+            now = time.monotonic()
+            checkpoint = now - last_ck >= self._ckpt_s and bool(self.labellers) and not self.saver.busy()
+            if checkpoint:
+                # What was sent must be on the broker before a checkpoint claims its input.
+                # Waited for here, without the lock: a broker that does not answer holds up
+                # the stage, not /metrics (a scrape takes the lock).
+                self.delivery.flush(self.producer)
             with self.lock:
+                # Frozen here, under the lock, before the batch is read (its sends are not
+                # flushed yet); encoded, compressed and sent by the saver while the stage goes
+                # on. An interval whose previous checkpoint is still on its way is skipped.
+                if checkpoint and self.labellers:
+                    self.saver.submit(*self._snapshot(set(self.labellers)))
+                    last_ck = now
                 if batch:
                     self._read(batch)
                 self._release()
                 self._advance_idle()
-                now = time.monotonic()
                 if now - last_hb >= self._hb_s:
                     self._heartbeat()
                     last_hb = now
                     if self.labellers:  # the topics exist: their metadata is cached, no request
                         self._check_copartitioned()
-                # Frozen here, under the lock; encoded, compressed and sent by the saver while
-                # the stage goes on. An interval whose previous checkpoint is still on its way is
-                # skipped, not queued.
-                if now - last_ck >= self._ckpt_s and self.labellers and not self.saver.busy():
-                    self.saver.submit(*self._snapshot(set(self.labellers)))
-                    last_ck = now
                 committed = self._apply_acknowledged(self.saver.acknowledged())
             commit_offsets(self.consumer, committed, log)
             # Often: whether a partition is read to its end gates releases and idleness.

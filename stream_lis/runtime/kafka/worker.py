@@ -13,6 +13,7 @@ join stage the input counters, the evaluation stage the arms' figures.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ import time
 from collections import Counter
 from typing import Any, Iterator, Sequence
 
+from kafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -32,6 +34,7 @@ from ...labeller import LabelCounters
 from ...watermark import NEG_INF
 from ..process import tune_gc
 from .checkpoints import CheckpointStore
+from .delivery import FLUSH_GRACE_S
 from .eval_stage import EvalStage
 from .join_stage import JoinStage
 from .tables import APPLIED, feeds_for
@@ -44,6 +47,25 @@ log = logging.getLogger("stream_lis.worker")
 
 #: The stages a worker can run, in start order.
 STAGES = ("join", "eval")
+
+#: How long a scrape waits for a stage's state before it fails (Prometheus' default scrape
+#: timeout is 10 s): a scrape that cannot be answered says so instead of hanging.
+SCRAPE_WAIT_S = 5.0
+
+
+class StageBusy(RuntimeError):
+    """A stage held its state longer than a scrape waits (``/metrics`` answers 503)."""
+
+
+@contextlib.contextmanager
+def _held(lock: threading.Lock, stage: str) -> Iterator[None]:
+    if not lock.acquire(timeout=SCRAPE_WAIT_S):
+        raise StageBusy(f"the {stage} stage has held its state for over {SCRAPE_WAIT_S:g} s (a long restore, or "
+                        "a client waiting on the broker); try again, and see the worker's log")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class Worker:
@@ -107,7 +129,7 @@ class Worker:
         lab, wms, pending = LabelCounters(), [], 0
         by_part: dict[str, dict[int, Counters]] = {}
         if self.join is not None:
-            with self.join.lock:
+            with _held(self.join.lock, "join"):
                 lab = self.join.counters()
                 by_part["join"] = {p: Counters.of(l.counters, (), 0) for p, l in self.join.labellers.items()}
                 # Partitions that never had input have no clock yet; they would hide the others'.
@@ -125,7 +147,7 @@ class Worker:
                         last_evaluation_unix=last_eval, partition_counters=by_part)
 
     def _eval_view(self, ev: EvalStage) -> tuple:
-        with ev.lock:
+        with _held(ev.lock, "evaluation"):
             parts = ev.parts.values()
             arms = self._one_copy_per_arm(ev)
             pipes = [a for st in parts for a in st.arms.arms.values()]
@@ -191,7 +213,7 @@ class Worker:
                                        "since it started. Where impressions and clicks are keyed differently, a click "
                                        "and its impression can be read on different partitions and never join.",
                                        labels=["topic", "kind"])
-            with self.join.lock:
+            with _held(self.join.lock, "join"):
                 mismatched = sorted(self.join.key_mismatch.items())
             for (topic, kind), n in mismatched:
                 keys.add_metric([topic, kind], n)
@@ -266,8 +288,13 @@ class Worker:
             while t.is_alive():
                 t.join(0.5)
         for producer in (self.producer, self.checkpoint_producer):
-            producer.flush()
-            producer.close()
+            # Bounded: a client stuck after a broker stall must not keep a stopping worker up.
+            try:
+                producer.flush(timeout=producer.config["delivery_timeout_ms"] / 1000 + FLUSH_GRACE_S)
+            except KafkaTimeoutError:
+                log.warning("the producer did not finish sending before the worker stopped: a restart resumes "
+                            "from the last checkpoint and sends it again")
+            producer.close(timeout=10)
         if self.server is not None:
             self.server.close()
 
