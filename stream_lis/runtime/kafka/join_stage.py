@@ -235,9 +235,16 @@ class JoinStage(ConsumerRebalanceListener):
         self.copartition_problem = problem
 
     # -- processing --------------------------------------------------------------------
-    def _send(self, src: int, wm: int, recs: list[ArmRecord]) -> None:
+    def _send(self, src: int, before: int, wm: int, recs: list[ArmRecord]) -> None:
         """One message per ``labelled`` partition with every record bound for it, in order
-        (more when they exceed ``kafka.envelope_records`` or ``ENVELOPE_BYTES``)."""
+        (more when they exceed ``kafka.envelope_records`` or ``ENVELOPE_BYTES``).
+
+        ``wm`` is the source's watermark once these records were made, ``before`` its
+        watermark before. Only a partition's last message carries ``wm``: the evaluation stage
+        releases examples as each message arrives, and a batch caught up from a backlog spans
+        hours of event time, so an earlier message saying ``wm`` released examples whose
+        future window (the later messages' impressions and clicks) was still unread, and the
+        probes saw a cut-off behaviour log (LIS 20% low on a backlog)."""
         if not recs:
             return
         n = self._labelled_parts
@@ -261,14 +268,16 @@ class JoinStage(ConsumerRebalanceListener):
         step, ckpt = self._envelope_records, self.ckpt_wm[src]
         for part, batch in by_part.items():
             for k in range(0, len(batch), step):
-                self._send_envelope(part, Envelope(src, wm, batch[k:k + step], False, ckpt))
+                last = k + step >= len(batch)
+                self._send_envelope(part, Envelope(src, wm if last else before, batch[k:k + step], False, ckpt), before)
 
-    def _send_envelope(self, part: int, env: Envelope) -> None:
+    def _send_envelope(self, part: int, env: Envelope, before: int) -> None:
         data = encode_envelope(env)
         if len(data) > ENVELOPE_BYTES and len(env.records) > 1:
-            half = len(env.records) // 2
-            for recs in (env.records[:half], env.records[half:]):
-                self._send_envelope(part, Envelope(env.src, env.watermark, recs, False, env.checkpointed))
+            half = len(env.records) // 2  # the first half says the watermark before (see _send)
+            self._send_envelope(part, Envelope(env.src, before, env.records[:half], False, env.checkpointed), before)
+            self._send_envelope(part, Envelope(env.src, env.watermark, env.records[half:], False, env.checkpointed),
+                                before)
             return
         self.delivery.watch(self.producer.send(self.t.labelled, partition=part, value=data), self.t.labelled)
 
@@ -437,8 +446,9 @@ class JoinStage(ConsumerRebalanceListener):
                     raws.append(raw)
                     ranks.append(rank)
                     offsets.append(off)
+            before = lab.watermark.value
             recs = lab.process(events, "kafka", raws, _Sources(self._names, p, ranks, offsets)) if events else []
-            self._send(p, lab.watermark.value, recs)
+            self._send(p, before, lab.watermark.value, recs)
 
     def _advance_idle(self) -> None:
         t = self.cfg.time
@@ -451,8 +461,9 @@ class JoinStage(ConsumerRebalanceListener):
         for p, target in targets.items():
             lab = self.labellers[p]
             if target > lab.watermark.value:
+                before = lab.watermark.value
                 recs = lab.advance_to(target)
-                self._send(p, lab.watermark.value, recs)
+                self._send(p, before, lab.watermark.value, recs)
 
     def run(self) -> None:
         self.consumer.subscribe([self.t.impressions, self.t.clicks], listener=listener_for(self, "join"))
