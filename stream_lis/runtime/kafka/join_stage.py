@@ -84,6 +84,9 @@ _release_order = itemgetter(_TS, _RANK, _OFF)
 
 #: Seconds between two measurements of the consumer's lag (one request to the broker).
 LAG_EVERY_S = 0.25
+#: A lag measured longer ago than this no longer says whether a partition is read to its end
+#: (two measurements' timeouts: a slow broker still answers within it).
+LAG_CURRENT_S = 2 * LagMeter.TIMEOUT_MS / 1000
 #: Seconds between two log lines about input records not keyed by their impression id.
 KEY_WARN_EVERY_S = 60.0
 
@@ -281,13 +284,20 @@ class JoinStage(ConsumerRebalanceListener):
             return
         self.delivery.watch(self.producer.send(self.t.labelled, partition=part, value=data), self.t.labelled)
 
+    def _lag_current(self) -> bool:
+        """Whether the last lag measurement says where the input stands now: the broker
+        answers and it is recent. During an outage the last lag can read 0 while records are
+        waiting on the broker: partitions are then neither idle nor read to their end, or
+        their clocks would move on by the wall clock and the waiting records come out late."""
+        return self.lag_meter.answering and time.monotonic() - self._lag_at <= LAG_CURRENT_S
+
     def _idle(self, p: int) -> bool:
         """No input for the timeout while caught up (a partition we are behind on is busy,
         not idle, however long the consumer spends on the others). "Caught up" must come from
         a lag measured after the partition's last input: an older one may predate records
         still on their way."""
         last = self.last_input.get(p, 0.0)
-        caught_up = self._lag_at > last and all(self.lag.get((topic, p), 1) == 0 and not self.held[p][topic]
+        caught_up = self._lag_at > last and self._lag_current() and all(self.lag.get((topic, p), 1) == 0 and not self.held[p][topic]
                                                 for topic in (self.t.impressions, self.t.clicks))
         return caught_up and time.monotonic() - last >= self._idle_s
 
@@ -413,6 +423,7 @@ class JoinStage(ConsumerRebalanceListener):
     def _release(self) -> None:
         """Process, per partition, each topic's prefix the other topic has been read past."""
         now = time.monotonic()
+        current = self._lag_current()
         for p, lab in self.labellers.items():
             queues = self.held[p]
             limits = {}
@@ -423,7 +434,7 @@ class JoinStage(ConsumerRebalanceListener):
                 # apart, and on a fast replay that gap is minutes of event time.
                 last = self.read_at[p][other]
                 done = (self._lag_at > last and now - last >= self._hold_s and self.lag.get((other, p), 1) == 0
-                        and not queues[other])
+                        and not queues[other] and current)
                 limits[topic] = POS_INF if done else self.read_ts[p][other]
             ready: list = []
             for topic, q in queues.items():
