@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 CLI = [sys.executable, "-m", "stream_lis", "worker", "--bootstrap", "127.0.0.1:1", "--host", "127.0.0.1"]
 
 
@@ -42,6 +44,17 @@ def test_learner_that_cannot_be_built():
 
 def test_misspelt_security_protocol():
     _one_line_error(_run("--set", "kafka.security_protocol=ssl"), b"kafka.security_protocol")
+
+
+def test_a_compression_codec_whose_library_is_missing():
+    from kafka import codec
+
+    missing = [name for name, has in (("snappy", codec.has_snappy), ("lz4", codec.has_lz4),
+                                      ("zstd", codec.has_zstd)) if not has()]
+    if not missing:
+        pytest.skip("every codec's library is installed here")
+    _one_line_error(_run("--set", f"kafka.compression_type={missing[0]}"), b"kafka.compression_type",
+                    b"is not installed")
 
 
 def test_unreachable_broker_is_said_once_not_at_every_retry():

@@ -25,8 +25,10 @@ def bootstrap(cfg: KafkaConfig, env: Mapping[str, str] | None = None) -> str:
 def client_kwargs(cfg: KafkaConfig, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Keyword arguments shared by kafka-python's producer, consumer and admin client."""
     env = os.environ if env is None else env
+    # reconnect_backoff_max_ms: kafka-python backs off up to 30 s between attempts to reach a
+    # broker that went away, so a worker went on up to a minute after the broker was back.
     kw: dict[str, Any] = {"bootstrap_servers": bootstrap(cfg, env).split(","), "client_id": cfg.client_id,
-                          "security_protocol": cfg.security_protocol}
+                          "security_protocol": cfg.security_protocol, "reconnect_backoff_max_ms": 2000}
     if cfg.security_protocol.startswith("SASL"):
         if not cfg.sasl_mechanism:
             raise ConfigError("kafka.sasl_mechanism is required with a SASL security_protocol (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")
@@ -63,7 +65,21 @@ def consumer_tuning(cfg: KafkaConfig) -> dict[str, Any]:
             "max_partition_fetch_bytes": cfg.max_partition_fetch_bytes, "check_crcs": cfg.check_crcs}
 
 
+#: kafka-python's check for each codec's library (the package each needs is optional).
+_CODEC_CHECKS = {"gzip": "has_gzip", "lz4": "has_lz4", "snappy": "has_snappy", "zstd": "has_zstd"}
+_CODEC_PACKAGES = {"gzip": "(the standard library)", "lz4": "lz4", "snappy": "python-snappy", "zstd": "zstandard"}
+
+
 def producer_tuning(cfg: KafkaConfig) -> dict[str, Any]:
-    """Batching and compression of the worker's producer."""
+    """Batching and compression of the worker's producer; a ``ConfigError`` for a codec whose
+    library is not installed (said at start, before any topic is created, not as the
+    client's traceback)."""
+    if cfg.compression_type in _CODEC_CHECKS:
+        from kafka import codec
+
+        if not getattr(codec, _CODEC_CHECKS[cfg.compression_type])():
+            raise ConfigError(f"kafka.compression_type = {cfg.compression_type!r} needs the "
+                              f"{_CODEC_PACKAGES[cfg.compression_type]} package, which is not installed "
+                              "(pip install it, or choose gzip or none)")
     return {"linger_ms": parse_duration(cfg.producer_linger), "batch_size": cfg.producer_batch_bytes,
             "compression_type": None if cfg.compression_type == "none" else cfg.compression_type}

@@ -77,6 +77,7 @@ class Worker:
         self.stages = tuple(s for s in STAGES if s in stages)
         self.cfg = cfg
         self.client_kw = client_kwargs(cfg.kafka)
+        tuning = producer_tuning(cfg.kafka)  # refuses a codec that is not installed, before topics are made
         log.info("connecting: %s", describe(self.client_kw))
         if create:
             for name, what in create_topics(cfg, self.client_kw):
@@ -89,14 +90,14 @@ class Worker:
         if not crc_accelerated():
             log.warning("the crc32c package is not installed: kafka-python computes record-batch CRC32Cs in pure "
                         "Python, which can take half of this worker's CPU (pip install crc32c)")
-        self.producer = make_producer(self.client_kw, max_request_size=LABELLED_MAX_BYTES, **producer_tuning(cfg.kafka))
+        self.producer = make_producer(self.client_kw, max_request_size=LABELLED_MAX_BYTES, **tuning)
         # Checkpoints have a producer of their own: the join stage flushes its envelopes before
         # each checkpoint, and must not wait for a large evaluation checkpoint on its way. Its
         # batches stay within the checkpoint topic's message limit, which applies to a batch.
         k = cfg.kafka
         self.checkpoint_producer = make_producer(
             self.client_kw, max_request_size=k.max_checkpoint_bytes,
-            **{**producer_tuning(k), "batch_size": min(k.producer_batch_bytes, k.max_checkpoint_bytes)})
+            **{**tuning, "batch_size": min(k.producer_batch_bytes, k.max_checkpoint_bytes)})
         key = os.environ.get(cfg.kafka.checkpoint_key_env) or None
         if key is None:
             log.warning("checkpoints are not signed: whoever can write to topic %s can run code in this worker "
