@@ -389,10 +389,14 @@ def _check_worker(name: str, docs: list[dict], dep: dict) -> None:
         assert c[probe]["httpGet"]["port"] in ("metrics", 9464)
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= c["resources"][kind].keys()
-    # The memory a worker holding limits.max_arms arms uses (about 400 MiB with no arm, 115 MiB
-    # an arm; deployment.yaml) is requested, not only allowed: the scheduler places by requests.
-    max_arms = load_config(ROOT / "k8s" / "base" / "stream-lis.toml").limits.max_arms
-    assert _mib(c["resources"]["requests"]["memory"]) >= 400 + 115 * max_arms
+    # The memory a worker uses at its bounds (about 400 MiB with no arm, 115 MiB an arm, 1.8 KB
+    # per waiting impression or example; stream-lis.toml) is requested, not only allowed: the
+    # scheduler places by requests, and the limit is the request.
+    cfg = load_config(ROOT / "k8s" / "base" / "stream-lis.toml")
+    lim = cfg.limits
+    waiting = lim.max_pending_impressions * cfg.kafka.partitions + lim.max_held_examples * lim.max_arms
+    assert _mib(c["resources"]["requests"]["memory"]) >= 400 + 115 * lim.max_arms + 1.8e3 * waiting / 2**20
+    assert c["resources"]["requests"]["memory"] == c["resources"]["limits"]["memory"]
     psc, sc = pod["securityContext"], c["securityContext"]
     assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 10001
     assert psc["seccompProfile"]["type"] == "RuntimeDefault"
