@@ -40,6 +40,32 @@ def test_a_flush_that_never_ends_stops_the_stage_after_the_delivery_timeout():
     assert asked == [45 + FLUSH_GRACE_S]
 
 
+def test_a_checkpoint_is_put_off_while_sends_wait_and_the_stage_stops_once_they_never_end(monkeypatch):
+    import stream_lis.runtime.kafka.delivery as delivery_mod
+
+    monkeypatch.setattr(delivery_mod, "FLUSH_GRACE_S", 0.0)
+    done = []
+
+    class SlowProducer:
+        config = {"delivery_timeout_ms": 300}
+
+        def flush(self, timeout=None):
+            if done:
+                return
+            time.sleep(min(timeout, 0.05))
+            raise KafkaTimeoutError("Timeout waiting for future")
+
+    d, p = Delivery(), SlowProducer()
+    assert d.try_flush(p, 0.05) is False  # put off: the stage goes on
+    done.append(True)
+    assert d.try_flush(p, 0.05) is True  # the broker took them: the checkpoint goes ahead
+    done.clear()
+    assert d.try_flush(p, 0.05) is False
+    time.sleep(0.4)  # past the producer's delivery timeout, its sends have not ended
+    with pytest.raises(DeliveryFailed, match="has not finished sending for 0.3 s"):
+        d.try_flush(p, 0.05)
+
+
 def test_a_scrape_of_a_stage_holding_its_state_is_answered_503_and_health_still_answers(monkeypatch):
     monkeypatch.setattr(worker_mod, "SCRAPE_WAIT_S", 0.3)
     lock = threading.Lock()

@@ -43,6 +43,7 @@ class Delivery:
     def __init__(self) -> None:
         self.error: BaseException | None = None
         self.topic: str | None = None
+        self._waiting_since: float | None = None  # first try_flush that timed out, since the last that did not
 
     def watch(self, future: Any, topic: str) -> None:
         """Note ``future``'s failure (a ``kafka.future.Future`` from ``producer.send``)."""
@@ -58,6 +59,28 @@ class Delivery:
             raise DeliveryFailed(f"a send to topic {self.topic} failed for good ({self.error}); stopping before a "
                                  "checkpoint claims the input it came from: a restart resumes from the last "
                                  "checkpoint and sends it again")
+
+    def try_flush(self, producer: Any, timeout_s: float) -> bool:
+        """Whether everything sent is on the broker, waiting at most ``timeout_s``: the stage
+        checkpoints when it is, and otherwise goes on and tries again next interval (a
+        stalled broker holds up its checkpoints, not its loop, its stop or /metrics). Sends
+        that never finish, past the producer's delivery timeout, are ``DeliveryFailed``."""
+        config = getattr(producer, "config", None) or {}
+        limit_s = config.get("delivery_timeout_ms", 120_000) / 1000 + FLUSH_GRACE_S
+        try:
+            producer.flush(timeout=timeout_s)
+        except KafkaTimeoutError as exc:
+            self.check()
+            if self._waiting_since is None:
+                self._waiting_since = time.monotonic()
+            elif time.monotonic() - self._waiting_since > limit_s:
+                raise DeliveryFailed(f"the producer has not finished sending for {limit_s:g} s, past its "
+                                     f"delivery_timeout_ms: stopping; a restart resumes from the last checkpoint "
+                                     f"({exc})") from exc
+            return False
+        self._waiting_since = None
+        self.check()
+        return True
 
     def flush(self, producer: Any, wait_s: float = 5.0) -> None:
         """``producer.flush()``, then ``check()``.

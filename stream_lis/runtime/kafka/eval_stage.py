@@ -36,7 +36,7 @@ from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from ...freshness import ChunkDeadline
 from .rebalance import listener_for
 from .settings import consumer_tuning
-from .topics import LABELLED_MAX_BYTES, LagMeter, commit_offsets
+from .topics import LABELLED_MAX_BYTES, LagMeter, commit_offsets, can_checkpoint
 from .wire import decode_envelope
 
 log = logging.getLogger("stream_lis.eval")
@@ -165,10 +165,11 @@ class EvalStage(ConsumerRebalanceListener):
     def on_partitions_revoked(self, revoked: Any) -> None:
         with self.lock:
             parts = {tp.partition for tp in revoked} & set(self.parts)
+            save = bool(parts) and can_checkpoint(self.lag_meter, "partitions revoked")
             # The saver takes no lock of ours: waiting for it here cannot deadlock, and the
             # checkpoint below then comes after (overwrites) the one it was sending.
-            self.saver.wait()
-            if parts:
+            if save:
+                self.saver.wait()
                 self._checkpoint(parts)
             for p in parts:
                 del self.parts[p]
@@ -352,8 +353,10 @@ class EvalStage(ConsumerRebalanceListener):
                 if self.lag_meter.measure():
                     self.lag = self.lag_meter.lag
                 last_lag = now
-        self.saver.wait()
+        save = not self.parts or can_checkpoint(self.lag_meter, "stopping")
+        if save:  # else a save on its way is abandoned: the broker would not take it either
+            self.saver.wait()
         with self.lock:
-            committed = self._checkpoint(set(self.parts)) if self.parts else {}
+            committed = self._checkpoint(set(self.parts)) if self.parts and save else {}
         commit_offsets(self.consumer, committed, log)
         self.consumer.close()

@@ -63,7 +63,7 @@ from .delivery import Delivery
 from .produce import dead_letter_sink
 from .rebalance import listener_for
 from .settings import consumer_tuning
-from .topics import LagMeter, commit_offsets, copartition_message
+from .topics import LagMeter, commit_offsets, copartition_message, can_checkpoint
 from .wire import Envelope, arm_partition, encode_envelope, slim
 
 log = logging.getLogger("stream_lis.join")
@@ -84,6 +84,9 @@ _release_order = itemgetter(_TS, _RANK, _OFF)
 
 #: Seconds between two measurements of the consumer's lag (one request to the broker).
 LAG_EVERY_S = 0.25
+#: How long a periodic checkpoint waits for the stage's sends to reach the broker before it
+#: is put off to the next interval.
+CHECKPOINT_FLUSH_S = 2.0
 #: A lag measured longer ago than this no longer says whether a partition is read to its end
 #: (two measurements' timeouts: a slow broker still answers within it).
 LAG_CURRENT_S = 2 * LagMeter.TIMEOUT_MS / 1000
@@ -182,10 +185,13 @@ class JoinStage(ConsumerRebalanceListener):
 
     # -- rebalance ---------------------------------------------------------------------
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.delivery.flush(self.producer)  # without the lock (see run); the checkpoint's own flush is then quick
+        parts = {tp.partition for tp in revoked} & set(self.labellers)
+        save = bool(parts) and can_checkpoint(self.lag_meter, "partitions revoked")
+        if save:
+            self.delivery.flush(self.producer)  # without the lock (see run); the checkpoint's own flush is then quick
         with self.lock:
             parts = {tp.partition for tp in revoked} & set(self.labellers)
-            if parts:
+            if parts and save:
                 self._checkpoint(parts)
             for p in parts:
                 # Its counts travel with its checkpoint to the next owner, who reports them.
@@ -487,12 +493,16 @@ class JoinStage(ConsumerRebalanceListener):
             self.delivery.check()
             batch = self.consumer.poll(timeout_ms=200)
             now = time.monotonic()
-            checkpoint = now - last_ck >= self._ckpt_s and bool(self.labellers) and not self.saver.busy()
+            # None while the broker does not answer: it would not take one.
+            checkpoint = (now - last_ck >= self._ckpt_s and bool(self.labellers) and not self.saver.busy()
+                          and self.lag_meter.answering)
             if checkpoint:
                 # What was sent must be on the broker before a checkpoint claims its input.
-                # Waited for here, without the lock: a broker that does not answer holds up
-                # the stage, not /metrics (a scrape takes the lock).
-                self.delivery.flush(self.producer)
+                # Waited for here, without the lock (a scrape takes it), and briefly: a broker
+                # that does not answer postpones the checkpoint, not the stage or its stop.
+                checkpoint = self.delivery.try_flush(self.producer, CHECKPOINT_FLUSH_S)
+                if not checkpoint:
+                    last_ck = now  # put off to the next interval
             with self.lock:
                 # Frozen here, under the lock, before the batch is read (its sends are not
                 # flushed yet); encoded, compressed and sent by the saver while the stage goes
@@ -518,7 +528,8 @@ class JoinStage(ConsumerRebalanceListener):
                     self.lag, self._lag_at = self.lag_meter.lag, measured
                 last_lag = now
         with self.lock:
-            committed = self._checkpoint(set(self.labellers)) if self.labellers else {}
+            committed = (self._checkpoint(set(self.labellers))
+                         if self.labellers and can_checkpoint(self.lag_meter, "stopping") else {})
         commit_offsets(self.consumer, committed, log)
         self.consumer.close()
 

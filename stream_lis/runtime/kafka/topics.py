@@ -89,6 +89,18 @@ class LagMeter:
         return True
 
 
+def can_checkpoint(meter: LagMeter, why: str) -> bool:
+    """Whether a stage saves a checkpoint in the foreground now (``why``: stopping, partitions
+    revoked): not while the broker does not answer. Each save would wait out the client's
+    timeouts, minutes in all, past Kubernetes' grace period; the partitions' next owner
+    resumes from their last checkpoint and drops what it applied twice."""
+    if meter.answering:
+        return True
+    meter.log.warning("%s without a checkpoint: the broker does not answer; the next owner of the partitions "
+                      "resumes from their last one", why)
+    return False
+
+
 def topic_specs(cfg: Config) -> list[NewTopic]:
     k, t = cfg.kafka, cfg.kafka.topics
     n, r = k.partitions, k.replication_factor

@@ -288,21 +288,42 @@ class Worker:
         for t in self._threads:
             while t.is_alive():
                 t.join(0.5)
+        # Bounded: a client stuck after a broker stall must not keep a stopping worker up, and
+        # while the broker does not answer there is no checkpoint these sends would back.
+        answering = all(st.lag_meter.answering for st in self._running)
+        unsent = False
         for producer in (self.producer, self.checkpoint_producer):
-            # Bounded: a client stuck after a broker stall must not keep a stopping worker up.
             try:
-                producer.flush(timeout=producer.config["delivery_timeout_ms"] / 1000 + FLUSH_GRACE_S)
+                producer.flush(timeout=producer.config["delivery_timeout_ms"] / 1000 + FLUSH_GRACE_S if answering else 5)
+                producer.close(timeout=10)
             except KafkaTimeoutError:
-                log.warning("the producer did not finish sending before the worker stopped: a restart resumes "
-                            "from the last checkpoint and sends it again")
-            producer.close(timeout=10)
+                unsent = True
+                try:  # nothing more to wait for; its close raises again while records are pending
+                    producer.close(timeout=0)
+                except KafkaTimeoutError:
+                    # and stays open, so that its __del__ raises once more at exit (a traceback
+                    # in the log of a clean stop): kafka-python's own mark of a closed producer.
+                    producer._closed = True
+        if unsent:
+            log.warning("the producer did not finish sending before the worker stopped: a restart resumes from the "
+                        "last checkpoint and sends it again")
         if self.server is not None:
             self.server.close()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        """The first signal stops the worker cleanly (final checkpoints); a second one, sent
+        while that waits on a broker, ends the process now: the restart resumes from the
+        last checkpoint."""
+        if any(st.stopping.is_set() for st in self._running):
+            log.warning("%s again: exiting now, without final checkpoints", signal.Signals(signum).name)
+            logging.shutdown()
+            os._exit(128 + signum)
+        self.stop()
 
     def run_forever(self) -> int:
         """Until SIGTERM/SIGINT: then a final checkpoint, leave the groups, exit."""
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+            signal.signal(sig, self._on_signal)
         self.start()
         self.wait()
         log.info("stopped%s", " after a stage failed (see above)" if self.failed else "")
