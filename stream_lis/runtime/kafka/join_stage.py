@@ -253,7 +253,7 @@ class JoinStage(ConsumerRebalanceListener):
         releases examples as each message arrives, and a batch caught up from a backlog spans
         hours of event time, so an earlier message saying ``wm`` released examples whose
         future window (the later messages' impressions and clicks) was still unread, and the
-        probes saw a cut-off behaviour log (LIS 20% low on a backlog)."""
+        probes saw a cut-off behaviour log (LIS far too low on a backlog)."""
         if not recs:
             return
         n = self._labelled_parts
@@ -303,8 +303,8 @@ class JoinStage(ConsumerRebalanceListener):
         a lag measured after the partition's last input: an older one may predate records
         still on their way."""
         last = self.last_input.get(p, 0.0)
-        caught_up = self._lag_at > last and self._lag_current() and all(self.lag.get((topic, p), 1) == 0 and not self.held[p][topic]
-                                                for topic in (self.t.impressions, self.t.clicks))
+        caught_up = self._lag_at > last and self._lag_current() and all(
+            self.lag.get((topic, p), 1) == 0 and not self.held[p][topic] for topic in (self.t.impressions, self.t.clicks))
         return caught_up and time.monotonic() - last >= self._idle_s
 
     def _heartbeat(self) -> None:
