@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -44,6 +45,28 @@ def require_broker() -> None:
     if os.environ.get("CI"):
         pytest.fail(f"no Kafka broker at {BOOTSTRAP}: `make test` starts one (scripts/kafka-broker.sh)")
     pytest.skip(f"no Kafka broker at {BOOTSTRAP}; run `make test` or scripts/kafka-broker.sh start")
+
+
+def broker_pid() -> int:
+    """The test broker's process (scripts/kafka-broker.sh writes it beside its data), for tests
+    that freeze it; skipped (failed under CI) where there is none."""
+    pid_file = Path(os.environ.get("STREAM_LIS_KAFKA_DIR", "/tmp/stream-lis-kafka-test")) / "broker.pid"
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        if os.environ.get("CI"):
+            pytest.fail(f"no broker pid at {pid_file}: `make test` starts the broker with scripts/kafka-broker.sh")
+        pytest.skip(f"no broker pid at {pid_file} (a broker this test can pause: scripts/kafka-broker.sh)")
+
+
+@contextlib.contextmanager
+def broker_frozen(pid: int):
+    """The broker stops answering (SIGSTOP) for the block, and goes on after it, whatever happens."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def free_port() -> int:

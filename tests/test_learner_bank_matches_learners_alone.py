@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 
 import stream_lis.evaluator as evaluator_mod
-from _helpers import small_cfg
+from _helpers import sim_records, small_cfg
 from stream_lis.engine import Engine
 from stream_lis.features import Hashed
 from stream_lis.learners import FeatureBatch, FMClassifier, FTRLLogisticRegression
 from stream_lis.learners.bank import FTRLBank
-from test_evaluator_prequential import _records
 
 HYPER = dict(bits=8, alpha=0.3, beta=1.0, l1=0.2, l2=0.1)  # 256 columns: many collisions
 
@@ -101,7 +100,7 @@ def _cfg():
 
 
 def test_an_arm_restored_from_its_checkpoint_goes_on_as_if_never_stopped():
-    records = _records(6_000, seed=5)
+    records = sim_records(6_000, seed=5)
     eng = Engine(_cfg())
     eng.process_records(records[:3_000])
     evaluators = list(eng.arms.values())
@@ -120,7 +119,7 @@ def test_an_arm_restored_from_its_checkpoint_goes_on_as_if_never_stopped():
 
 
 def test_engine_figures_are_the_same_with_and_without_the_bank(monkeypatch):
-    records = _records(8_000, seed=9)
+    records = sim_records(8_000, seed=9)
 
     def figures() -> list:
         eng = Engine(_cfg())

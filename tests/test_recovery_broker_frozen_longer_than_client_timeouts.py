@@ -5,34 +5,21 @@ once, nothing lost, no restart needed. Its /metrics answers meanwhile."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
-from pathlib import Path
 
 import pytest
 
-from kafka_harness import WorkerProc, counted_once, fresh_input, replay_in_background, require_broker, total, wait_for
+from kafka_harness import (WorkerProc, broker_frozen, broker_pid, counted_once, fresh_input,
+                           replay_in_background, require_broker, total, wait_for)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 FROZEN_S = 40
 
 
-def _broker_pid() -> int:
-    """The test broker's process (scripts/kafka-broker.sh writes it beside its data)."""
-    pid_file = Path(os.environ.get("STREAM_LIS_KAFKA_DIR", "/tmp/stream-lis-kafka-test")) / "broker.pid"
-    try:
-        return int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        if os.environ.get("CI"):
-            pytest.fail(f"no broker pid at {pid_file}: `make test` starts the broker with scripts/kafka-broker.sh")
-        pytest.skip(f"no broker pid at {pid_file} (a broker this test can pause: scripts/kafka-broker.sh)")
-
-
 def test_worker_survives_a_broker_frozen_past_the_client_timeouts(tmp_path):
     require_broker()
-    pid = _broker_pid()
+    pid = broker_pid()
     ov, path, n_imps = fresh_input(tmp_path, 12_000, seed=9)
     worker = WorkerProc(ov, tmp_path / "worker.log")
     try:
@@ -40,9 +27,8 @@ def test_worker_survives_a_broker_frozen_past_the_client_timeouts(tmp_path):
         replay = replay_in_background(path, ov, rate=1500)
         wait_for(lambda: total(worker.metrics(), "stream_lis_labelled_examples_total") >= 500, 120,
                  "labels before the broker freezes", worker.alive)
-        os.kill(pid, signal.SIGSTOP)
         said, scrapes = set(), []
-        try:
+        with broker_frozen(pid):
             deadline = time.monotonic() + FROZEN_S
             while time.monotonic() < deadline:
                 worker.alive()  # the worker must not give up while the broker is away
@@ -52,8 +38,6 @@ def test_worker_survives_a_broker_frozen_past_the_client_timeouts(tmp_path):
                 if m:
                     said.add(total(m, "stream_lis_broker_answering"))
                 time.sleep(1)
-        finally:
-            os.kill(pid, signal.SIGCONT)
         # /metrics answers while the broker is away (a stage waiting on it does not hold the
         # scrape), and says so (alert KafkaBrokerNotAnswering)
         assert scrapes.count(200) >= len(scrapes) / 2, scrapes

@@ -8,14 +8,13 @@ answer (the restart resumes from the last one), and a second signal ends the pro
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
 import pytest
 
-from kafka_harness import WorkerProc, fresh_input, replay_in_background, require_broker, total, wait_for
-from test_recovery_broker_frozen_longer_than_client_timeouts import _broker_pid
+from kafka_harness import (WorkerProc, broker_frozen, broker_pid, fresh_input, replay_in_background,
+                           require_broker, total, wait_for)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -23,7 +22,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 @pytest.mark.parametrize("signals", [1, 2], ids=["one_sigterm", "a_second_sigterm"])
 def test_a_worker_stopped_while_the_broker_is_frozen_exits_in_time(tmp_path, signals):
     require_broker()
-    pid = _broker_pid()
+    pid = broker_pid()
     ov, path, _ = fresh_input(tmp_path, 3_000, seed=4)
     worker = WorkerProc(ov, tmp_path / "worker.log")
     try:
@@ -31,8 +30,7 @@ def test_a_worker_stopped_while_the_broker_is_frozen_exits_in_time(tmp_path, sig
         replay_in_background(path, ov, rate=3000).join(120)
         wait_for(lambda: total(worker.metrics(), "stream_lis_labelled_examples_total") > 0, 120,
                  "labels before the broker freezes", worker.alive)
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with broker_frozen(pid):
             wait_for(lambda: worker.metrics().get("stream_lis_broker_answering", [None])[0] is not None
                      and total(worker.metrics(), "stream_lis_broker_answering") == 0, 60,
                      "the worker to see the broker is not answering", worker.alive)
@@ -43,8 +41,6 @@ def test_a_worker_stopped_while_the_broker_is_frozen_exits_in_time(tmp_path, sig
                 worker.proc.send_signal(signal.SIGTERM)
             rc = worker.proc.wait(timeout=120)
             took = time.monotonic() - t0
-        finally:
-            os.kill(pid, signal.SIGCONT)
         log = worker.log.read_text()
         if signals == 2:
             assert rc == 128 + signal.SIGTERM and took < 10, (rc, took, log[-2000:])

@@ -64,46 +64,42 @@ class Delivery:
         """Whether everything sent is on the broker, waiting at most ``timeout_s``: the stage
         checkpoints when it is, and otherwise goes on and tries again next interval (a
         stalled broker holds up its checkpoints, not its loop, its stop or /metrics). Sends
-        that never finish, past the producer's delivery timeout, are ``DeliveryFailed``."""
-        config = getattr(producer, "config", None) or {}
-        limit_s = config.get("delivery_timeout_ms", 120_000) / 1000 + FLUSH_GRACE_S
+        that never finish, past ``flush_limit_s``, are ``DeliveryFailed``."""
         try:
-            producer.flush(timeout=timeout_s)
+            self._flush(producer, timeout_s)
         except KafkaTimeoutError as exc:
-            self.check()
             if self._waiting_since is None:
                 self._waiting_since = time.monotonic()
-            elif time.monotonic() - self._waiting_since > limit_s:
-                raise DeliveryFailed(f"the producer has not finished sending for {limit_s:g} s, past its "
-                                     f"delivery_timeout_ms: stopping; a restart resumes from the last checkpoint "
-                                     f"({exc})") from exc
+            elif time.monotonic() - self._waiting_since > flush_limit_s(producer):
+                raise _never_ends(f"for {flush_limit_s(producer):g} s", exc) from exc
             return False
         self._waiting_since = None
-        self.check()
         return True
 
     def flush(self, producer: Any, wait_s: float = 5.0) -> None:
-        """``producer.flush()``, then ``check()``.
+        """``producer.flush()``, then ``check()``; a flush still waiting ``flush_limit_s``
+        later never ends (the client was seen stuck in flush for good after a broker
+        stalled): ``DeliveryFailed``, and the worker's restart resumes from its last
+        checkpoint."""
+        try:
+            self._flush(producer, flush_limit_s(producer), wait_s)
+        except KafkaTimeoutError as exc:
+            raise _never_ends(f"after {flush_limit_s(producer):g} s", exc) from exc
+
+    def _flush(self, producer: Any, timeout_s: float, wait_s: float = 5.0) -> None:
+        """``producer.flush(timeout_s)`` and ``check()``; ``KafkaTimeoutError`` when it did
+        not finish in time (and no watched send failed).
 
         kafka-python's flush can itself raise while a send fails for good under it
         (``UnknownError('Future not done')``: it found a batch the sender was aborting); the
         failure reaches the watched future a moment later. Then what is said is that failure,
         once it arrives (up to ``wait_s``), not the client's nameless error.
-
-        A send fails for good after the producer's ``delivery_timeout_ms``, so a flush ends
-        by then; one still waiting ``FLUSH_GRACE_S`` later never will (the client was seen
-        stuck in flush for good after a broker stalled): ``DeliveryFailed``, and the worker's
-        restart resumes from its last checkpoint.
         """
-        config = getattr(producer, "config", None) or {}
-        timeout_s = config.get("delivery_timeout_ms", 120_000) / 1000 + FLUSH_GRACE_S
         try:
             producer.flush(timeout=timeout_s)
-        except KafkaTimeoutError as exc:
+        except KafkaTimeoutError:
             self.check()
-            raise DeliveryFailed(f"the producer has not finished sending after {timeout_s:g} s, past its "
-                                 f"delivery_timeout_ms: stopping; a restart resumes from the last checkpoint "
-                                 f"({exc})") from exc
+            raise
         except Exception:
             deadline = time.monotonic() + wait_s
             while self.error is None and time.monotonic() < deadline:
@@ -111,3 +107,15 @@ class Delivery:
             self.check()
             raise
         self.check()
+
+
+def flush_limit_s(producer: Any) -> float:
+    """How long a flush may wait: a send fails for good after the producer's
+    ``delivery_timeout_ms``, so one still waiting ``FLUSH_GRACE_S`` later never ends."""
+    config = getattr(producer, "config", None) or {}
+    return config.get("delivery_timeout_ms", 120_000) / 1000 + FLUSH_GRACE_S
+
+
+def _never_ends(waited: str, exc: BaseException) -> DeliveryFailed:
+    return DeliveryFailed(f"the producer has not finished sending {waited}, past its delivery_timeout_ms: "
+                          f"stopping; a restart resumes from the last checkpoint ({exc})")

@@ -185,13 +185,13 @@ class JoinStage(ConsumerRebalanceListener):
 
     # -- rebalance ---------------------------------------------------------------------
     def on_partitions_revoked(self, revoked: Any) -> None:
+        # (The listener runs on the stage's thread: the labellers cannot change meanwhile.)
         parts = {tp.partition for tp in revoked} & set(self.labellers)
         save = bool(parts) and can_checkpoint(self.lag_meter, "partitions revoked")
         if save:
             self.delivery.flush(self.producer)  # without the lock (see run); the checkpoint's own flush is then quick
         with self.lock:
-            parts = {tp.partition for tp in revoked} & set(self.labellers)
-            if parts and save:
+            if save:
                 self._checkpoint(parts)
             for p in parts:
                 # Its counts travel with its checkpoint to the next owner, who reports them.

@@ -34,7 +34,7 @@ from ...labeller import LabelCounters
 from ...watermark import NEG_INF
 from ..process import tune_gc
 from .checkpoints import CheckpointStore
-from .delivery import FLUSH_GRACE_S
+from .delivery import flush_limit_s
 from .eval_stage import EvalStage
 from .join_stage import JoinStage
 from .tables import APPLIED, feeds_for
@@ -294,7 +294,7 @@ class Worker:
         unsent = False
         for producer in (self.producer, self.checkpoint_producer):
             try:
-                producer.flush(timeout=producer.config["delivery_timeout_ms"] / 1000 + FLUSH_GRACE_S if answering else 5)
+                producer.flush(timeout=flush_limit_s(producer) if answering else 5)
                 producer.close(timeout=10)
             except KafkaTimeoutError:
                 unsent = True
