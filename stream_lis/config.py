@@ -423,6 +423,16 @@ def validate(cfg: Config) -> None:
            k.producer_batch_bytes) < 1:
         raise ConfigError("kafka.max_poll_records, envelope_records, fetch_min_bytes, max_partition_fetch_bytes "
                           "and producer_batch_bytes must be >= 1")
+    if not k.group_id.strip() or not k.client_id.strip():
+        # An empty group id is kafka-python's "no group": no offsets committed, no partitions
+        # shared, every worker reading everything.
+        raise ConfigError("kafka.group_id and kafka.client_id must not be empty")
+    # Zero would checkpoint (or send a heartbeat envelope) on every poll: a flood, not a cadence.
+    if parse_duration(k.checkpoint_interval) < 100:
+        raise ConfigError("kafka.checkpoint_interval must be at least 100ms (each checkpoint writes the state)")
+    if parse_duration(k.heartbeat_interval) < 10:
+        raise ConfigError("kafka.heartbeat_interval must be at least 10ms (each heartbeat is a message per arm "
+                          "partition)")
     if parse_duration(k.side_topic_refresh) < 100:
         raise ConfigError("kafka.side_topic_refresh must be at least 100ms (each look asks the broker for metadata)")
     if k.max_checkpoint_bytes < 64 * 1024:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 
 from stream_lis.simulator import Simulator, SimulatorConfig
 
@@ -44,6 +44,11 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(tmp_path):
     worker = WorkerProc(ov, tmp_path / "worker.log")
     try:
         worker.wait_ready()
+        # A null value (a tombstone) is no event: dead-lettered, saying so.
+        prod = KafkaProducer(bootstrap_servers=BOOTSTRAP)
+        prod.send(ov["kafka.topics.impressions"], key=b"gone", value=None)
+        prod.flush()
+        prod.close()
         rep = cli("replay", str(path), ov=ov)
         assert rep.returncode == 1, rep.stderr.decode()
         err = rep.stderr.decode()
@@ -77,6 +82,8 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(tmp_path):
             assert topic in (ov["kafka.topics.impressions"], ov["kafka.topics.clicks"])
             assert int(partition) >= 0 and int(offset) >= 0
             assert d["detail"] and (d.get("raw") is not None or d.get("raw_base64") is not None)
+        tomb = [d for d in letters if "tombstone" in d["detail"]]
+        assert len(tomb) == 1 and tomb[0]["reason"] == "unparseable", tomb
         bad_json = next(d for d in letters if d["reason"] == "unparseable" and d.get("raw") == "{this is not json")
         assert bad_json["source"].startswith(ov["kafka.topics.impressions"])
     finally:

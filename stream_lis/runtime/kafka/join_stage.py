@@ -73,6 +73,9 @@ log = logging.getLogger("stream_lis.join")
 #: caps its record count.
 ENVELOPE_BYTES = 1 << 20
 
+#: A record with a null value (a tombstone, as a compacting producer writes) on an input topic.
+TOMBSTONE = Invalid("unparseable", "null value (a tombstone): an input event is one JSON object", b"")
+
 #: Held record: (merge time, offset, event or Invalid, original bytes, topic rank); rank 0 is
 #: ``impressions``, 1 ``clicks`` (ties release impressions first). The merge time is the
 #: largest event time of its topic's partition up to this record: the two topics are merged by
@@ -392,6 +395,8 @@ class JoinStage(ConsumerRebalanceListener):
             append = held.append
             values = [m.value if m.value is not None else b"" for m in msgs]
             for m, raw, ev in zip(msgs, values, decode(values)):
+                if m.value is None:  # msgspec would say "Input data was truncated"
+                    ev = TOMBSTONE
                 if type(ev) is Invalid:
                     if held:  # keep offset order: it is rejected when its turn comes
                         append((top, m.offset, ev, raw, rank))
