@@ -49,7 +49,7 @@ class _AnySource:
 
 _ANY_EXTERNAL_SOURCE = _AnySource()
 
-#: Released examples between two prunes of an arm's behaviour log.
+#: Released examples between two prunes of an arm's behaviour log, at least (see ``release``).
 PRUNE_EVERY = 2_000
 
 
@@ -122,7 +122,12 @@ class ArmPipeline:
                 self._check_embeddings(ready)
         self.evaluator.add_many(ready, leaked, complete)
         self._since_prune += len(ready)
-        if self._since_prune >= PRUNE_EVERY:
+        # A prune is a pass over the log: every PRUNE_EVERY examples, or an eighth of the log
+        # when that is more (a dense stream's window holds millions of events; pruning it every
+        # 2,000 examples cost more per example than the probes). Before shedding, always: what
+        # a prune drops is not load.
+        if self._since_prune >= PRUNE_EVERY and (self._since_prune >= self.log.size >> 3 or
+                                                 self.log.size > self.max_log):
             oldest = self.horizon.oldest_ts()
             floor = watermark - self.window_ms if oldest is None else min(oldest, watermark - self.window_ms)
             self.log.prune(floor)

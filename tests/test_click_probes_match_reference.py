@@ -176,7 +176,7 @@ def test_an_impression_id_clicked_twice_is_left_out_entirely():
     _check(log, clicks, ex)
     log.add_click("u", "c", 75, "x")  # arrives last, dated between the two: a prune keeps the id
     log.prune(80)
-    assert log.clicked == {"x": 90} and log.item_clicks("a", 0, 200) == [(90, "u", "x")]
+    assert log.clicked.get("x") == 90 and log.item_clicks("a", 0, 200) == [(90, "u", "x")]
 
 
 def test_an_early_dated_first_click_does_not_blind_the_probes():

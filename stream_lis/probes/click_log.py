@@ -18,8 +18,8 @@ order.
 [(60, 'u1', 'i1'), (61, 'u2', 'i2')]
 >>> log.user_clicks("u1", 60, 100)
 [(70, 'b', 'i3')]
->>> log.prune(60); len(log), log.clicked
-(2, {'i2': 61, 'i3': 70})
+>>> log.prune(60); len(log), log.item_clicks("a", 0, 100)
+(2, [(61, 'u2', 'i2')])
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ class ClickLog:
         if self.base is not None:
             i, u = self.by_item, self.by_user
             kernels.co_click(i.comp, i.other, i.serial, u.comp, u.other, u.serial, items, t_rel, end_rel, own,
-                             len(self.items.names), max_users, top, n_users)
+                             len(self.items.names), len(self.users.names), max_users, top, n_users)
         return top, n_users
 
     def next_clicked(self, examples: Sequence[LabelledExample], horizon_ms: int) -> tuple[np.ndarray, np.ndarray]:
@@ -262,8 +262,14 @@ class ClickLog:
         cut = int(self._rel(np.int64(before)))
         for view in (self.by_item, self.by_user):
             view.keep((view.comp & TIME_MASK) > cut)
-        self.clicked = {iid: ts for iid, ts in self.clicked.items() if ts > before}
-        self._serial = {iid: s for iid, s in self._serial.items() if iid in self.clicked}
+        if len(self.clicked) > 2 * len(self.by_item.comp) + 64:
+            # Rebuilt once they hold as many stale ids as live ones (a pass per doubling): a
+            # prune every few thousand examples rebuilding dicts of a dense stream's window of
+            # clicks cost more than the probes. A stale id is harmless meanwhile: it is looked
+            # up only for an example of the same impression id, whose window starts after the
+            # pruned time, and its serial is in no column any more.
+            self.clicked = {iid: ts for iid, ts in self.clicked.items() if ts > before}
+            self._serial = {iid: s for iid, s in self._serial.items() if iid in self.clicked}
         self._last = self._iids = None
         if not len(self.by_item.comp):
             self.base = None  # empty: the next clicks choose it afresh

@@ -36,60 +36,78 @@ def right(a, x):  # pragma: no cover
     return lo
 
 
-@njit(f"void({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, int64, int64, int64[:, ::1], {_I})", **_JIT)
+@njit(f"void({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, int64, int64, int64, int64[:, ::1], {_I})",
+      **_JIT)
 def co_click(item_comp, item_user, item_serial, user_comp, user_item, user_serial, items, t_rel, end_rel, own,
-             n_items, max_users, out_top, out_users):  # pragma: no cover
+             n_items, n_users, max_users, out_top, out_users):  # pragma: no cover
     """For each example: the users who clicked its item in ``(t, end]`` (its own click left
     out; at most ``max_users``, first clickers first), and the items those users clicked in
     the same window, most co-clicked first (ties: first seen first) into ``out_top[r]``
     (``-1`` past the last); ``out_users[r]``: how many users (0: none, ``out_top`` untouched).
 
-    ``items[r] < 0``: the example's item has no click in the log."""
+    ``items[r] < 0``: the example's item has no click in the log. ``n_users``: user codes
+    are below it (a user is told seen by a mark, not by a scan of the users so far: on a dense
+    stream an item's window holds dozens of clickers)."""
     top_k = out_top.shape[1]
     cnt = np.zeros(n_items, np.int64)
     touched = np.empty(n_items, np.int64)
     users = np.empty(max_users, np.int64)
+    marked = np.zeros(n_users, np.bool_)
+    best = np.empty(top_k, np.int64)
+    n_item_clicks, n_user_clicks = len(item_comp), len(user_comp)
     for r in range(len(items)):
         it = items[r]
         if it < 0:
             continue
         key = it << TIME_BITS
+        end = key | end_rel[r]
         nu = 0
-        for j in range(right(item_comp, key | t_rel[r]), right(item_comp, key | end_rel[r])):
-            if item_serial[j] == own[r]:
-                continue  # the example's own click is its label
-            u = item_user[j]
-            seen = False
-            for q in range(nu):
-                if users[q] == u:
-                    seen = True
-                    break
-            if not seen:
-                users[nu] = u
-                nu += 1
-                if nu == max_users:
-                    break
+        # One search for a window's start; its end is found by the scan (a few clicks on).
+        j = right(item_comp, key | t_rel[r])
+        while j < n_item_clicks and item_comp[j] <= end:
+            if item_serial[j] != own[r]:  # the example's own click is its label
+                u = item_user[j]
+                if not marked[u]:
+                    marked[u] = True
+                    users[nu] = u
+                    nu += 1
+                    if nu == max_users:
+                        break
+            j += 1
+        for q in range(nu):
+            marked[users[q]] = False
         if nu == 0:
             continue
         m = 0
         for q in range(nu):
             ukey = users[q] << TIME_BITS
-            for j in range(right(user_comp, ukey | t_rel[r]), right(user_comp, ukey | end_rel[r])):
+            uend = ukey | end_rel[r]
+            j = right(user_comp, ukey | t_rel[r])
+            while j < n_user_clicks and user_comp[j] <= uend:
                 o = user_item[j]
-                if o == it:
-                    continue
-                if cnt[o] == 0:
-                    touched[m] = o
-                    m += 1
-                cnt[o] += 1
-        for s in range(min(top_k, m)):
-            best, best_count = -1, 0
-            for q in range(m):
-                c = cnt[touched[q]]
-                if c > best_count:  # strict: the first seen wins a tie
-                    best, best_count = q, c
-            out_top[r, s] = touched[best]
-            cnt[touched[best]] = 0  # taken
+                if o != it:
+                    if cnt[o] == 0:
+                        touched[m] = o
+                        m += 1
+                    cnt[o] += 1
+                j += 1
+        # The top_k by count in one pass, by insertion into ``best``; a later item displaces
+        # an equal one never (first seen first).
+        nb = 0
+        for q in range(m):
+            o = touched[q]
+            c = cnt[o]
+            if nb == top_k and c <= cnt[best[nb - 1]]:
+                continue
+            p = nb if nb < top_k else top_k - 1
+            while p > 0 and cnt[best[p - 1]] < c:
+                best[p] = best[p - 1]
+                p -= 1
+            best[p] = o
+            if nb < top_k:
+                nb += 1
+        for s in range(nb):
+            out_top[r, s] = best[s]
         for q in range(m):
             cnt[touched[q]] = 0
         out_users[r] = nu

@@ -75,16 +75,26 @@ def refit_base(base: int | None, lo: int, hi: int, held: list[np.ndarray]) -> tu
 
 
 class WindowIndex:
-    """A sorted multiset of ``(key, ts)``; counts per key over windows ``(start, end]``."""
+    """A sorted multiset of ``(key, ts)``; counts per key over windows ``(start, end]``.
+
+    Two sorted runs: ``_sorted`` and a smaller ``_recent`` that new events are merged into,
+    folded into ``_sorted`` once it is an eighth of it. A count searches both. Merging every
+    release's events into one array copied the whole window of events per release: on a
+    dense stream (a window of millions of events) that cost more than everything else.
+    """
+
+    #: Older checkpoints hold no recent run: the class's empty one stands in.
+    _recent = np.zeros(0, dtype=np.int64)
 
     def __init__(self) -> None:
         self._keys: list[int] = []
         self._ts: list[int] = []
         self._sorted = np.zeros(0, dtype=np.int64)
+        self._recent = np.zeros(0, dtype=np.int64)
         self.base: int | None = None
 
     def __len__(self) -> int:
-        return len(self._sorted) + len(self._keys)
+        return len(self._sorted) + len(self._recent) + len(self._keys)
 
     def add(self, key: int, ts: int) -> None:
         self._keys.append(key)
@@ -93,36 +103,55 @@ class WindowIndex:
     def _rel(self, ts: np.ndarray) -> np.ndarray:
         return relative_times(ts, self.base)
 
-    def composite(self) -> np.ndarray:
-        """The sorted composite keys, with everything added so far merged in."""
+    def _take_new(self) -> None:
+        """Merge the events added since the last query into the recent run (and that into
+        the main one when it has grown to an eighth of it)."""
         if self._keys:
             ts = np.array(self._ts, dtype=np.int64)
-            self.base, delta = refit_base(self.base, int(ts.min()), int(ts.max()), [self._sorted])
+            self.base, delta = refit_base(self.base, int(ts.min()), int(ts.max()), [self._sorted, self._recent])
             if delta:
                 self._sorted = shift_times(self._sorted, delta)
+                self._recent = shift_times(self._recent, delta)
             new = (np.array(self._keys, dtype=np.int64) << TIME_BITS) | self._rel(ts)
             self._keys, self._ts = [], []
-            merged = np.concatenate([self._sorted, new])
-            merged.sort(kind="stable")  # two sorted runs: a merge
-            self._sorted = merged
+            merged = np.concatenate([self._recent, new])
+            merged.sort(kind="stable")  # the sorted run and the new events: a sort of the new ones and a merge
+            self._recent = merged
+        if len(self._recent) > (len(self._sorted) >> 3) + 1024:
+            self._fold()
+
+    def _fold(self) -> None:
+        if len(self._recent):
+            merged = np.concatenate([self._sorted, self._recent])
+            merged.sort(kind="stable")
+            self._sorted, self._recent = merged, self._recent[:0]
+
+    def composite(self) -> np.ndarray:
+        """The sorted composite keys, with everything added so far merged in."""
+        self._take_new()
+        self._fold()
         return self._sorted
 
     def count(self, keys: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         """Events of ``keys[k]`` with ``start[k] < ts <= end[k]``, for every k."""
-        comp = self.composite()
-        if self.base is None or not len(comp):
+        self._take_new()
+        if self.base is None:
             return np.zeros(len(keys), dtype=np.int64)
         hi_key = keys.astype(np.int64) << TIME_BITS
-        lo = np.searchsorted(comp, hi_key | self._rel(start), side="right")
-        hi = np.searchsorted(comp, hi_key | self._rel(end), side="right")
-        return hi - lo
+        lo_key, hi_key = hi_key | self._rel(start), hi_key | self._rel(end)
+        out = np.searchsorted(self._sorted, hi_key, side="right") - np.searchsorted(self._sorted, lo_key, side="right")
+        if len(self._recent):
+            out += np.searchsorted(self._recent, hi_key, side="right") - np.searchsorted(self._recent, lo_key, side="right")
+        return out
 
     def prune(self, before: int) -> None:
         """Drop events with ``ts <= before``."""
-        comp = self.composite()
-        if self.base is not None and len(comp):
-            self._sorted = comp[(comp & TIME_MASK) > self._rel(np.int64(before))]
-        if not len(self._sorted):
+        self._take_new()
+        if self.base is not None:
+            cut = self._rel(np.int64(before))
+            self._sorted = self._sorted[(self._sorted & TIME_MASK) > cut]
+            self._recent = self._recent[(self._recent & TIME_MASK) > cut]
+        if not len(self._sorted) and not len(self._recent):
             self.base = None  # empty: the next events choose it afresh
 
     def times(self, key: int) -> np.ndarray:
