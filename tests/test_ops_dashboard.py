@@ -103,11 +103,13 @@ def test_the_dashboard_has_the_panels_the_issue_asks_for() -> None:
              for prop in o["properties"] if prop["id"] == "custom.fillBelowTo"}
     for probe in ("future_item", "next_click", "co_click", "noise", "external"):
         assert fills[f"{probe} upper"] == f"{probe} lower"
-    ais = panel(r"^AIS, 95% band")
+    ais = panel(r"^AIS, interval band")
     assert any(prop["value"] == "AIS lower" for o in ais["fieldConfig"]["overrides"] for prop in o["properties"]
                if prop["id"] == "custom.fillBelowTo")
     assert "alignment_efficiency" in exprs[panel(r"^Alignment efficiency")["title"]]
-    assert "learner" in exprs[panel(r"^AUC per learner")["title"]]
+    auc = panel(r"^AUC per learner")
+    assert "learner" in exprs[auc["title"]]
+    assert auc["fieldConfig"]["defaults"]["unit"] == "none"  # an AUC, not a share: LIS beside it is in AUC
     ctr, volume = panel(r"^CTR per arm$"), panel(r"^Volume")
     assert ctr["gridPos"]["y"] == volume["gridPos"]["y"] and ctr["gridPos"]["x"] != volume["gridPos"]["x"]  # side by side
     assert "impressions" in exprs[volume["title"]]
