@@ -42,16 +42,28 @@ class _Sorted:
     """Clicks sorted by one key (item or user): composite keys and, parallel, the other id's
     code and the click's serial number."""
 
-    __slots__ = ("comp", "other", "serial")
+    __slots__ = ("comp", "other", "serial", "_starts")
 
     def __init__(self) -> None:
         self.comp, self.other, self.serial = _EMPTY, _EMPTY, _EMPTY
+        self._starts: tuple[np.ndarray, np.ndarray, int] | None = None
 
     def __getstate__(self) -> tuple:
         return self.comp, self.other, self.serial
 
     def __setstate__(self, s: tuple) -> None:
         self.comp, self.other, self.serial = s
+        self._starts = None
+
+    def starts(self, n_codes: int) -> np.ndarray:
+        """Where each code's run begins (``n_codes + 1`` entries, the last the end): the
+        kernels search one code's clicks, not the whole log. Kept while ``comp`` is the same
+        array (every change replaces it)."""
+        st = self._starts
+        if st is None or st[0] is not self.comp or st[2] != n_codes:
+            keys = np.arange(n_codes + 1, dtype=np.int64) << TIME_BITS
+            st = self._starts = (self.comp, np.searchsorted(self.comp, keys), n_codes)
+        return st[1]
 
     def merge(self, comp: np.ndarray, other: np.ndarray, serial: np.ndarray) -> None:
         """Insert new clicks; after equal keys already held, in arrival order. Costs a binary
@@ -203,8 +215,9 @@ class ClickLog:
         n_users = np.zeros(len(examples), dtype=np.int64)
         if self.base is not None:
             i, u = self.by_item, self.by_user
-            kernels.co_click(i.comp, i.other, i.serial, u.comp, u.other, u.serial, items, t_rel, end_rel, own,
-                             len(self.items.names), len(self.users.names), max_users, top, n_users)
+            n_i, n_u = len(self.items.names), len(self.users.names)
+            kernels.co_click(i.comp, i.other, i.serial, i.starts(n_i), u.comp, u.other, u.serial, u.starts(n_u),
+                             items, t_rel, end_rel, own, n_i, n_u, max_users, top, n_users)
         return top, n_users
 
     def next_clicked(self, examples: Sequence[LabelledExample], horizon_ms: int) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +227,8 @@ class ClickLog:
         out = np.full(len(examples), -1, dtype=np.int64)
         if self.base is not None:
             u = self.by_user
-            kernels.next_click(u.comp, u.other, u.serial, users, t_rel, end_rel, own, out)
+            kernels.next_click(u.comp, u.other, u.serial, u.starts(len(self.users.names)), users, t_rel, end_rel, own,
+                               out)
         return out, items
 
     def item_tokens(self, prefix: str) -> tuple[np.ndarray, np.ndarray]:

@@ -36,10 +36,23 @@ def right(a, x):  # pragma: no cover
     return lo
 
 
-@njit(f"void({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, int64, int64, int64, int64[:, ::1], {_I})",
-      **_JIT)
-def co_click(item_comp, item_user, item_serial, user_comp, user_item, user_serial, items, t_rel, end_rel, own,
-             n_items, n_users, max_users, out_top, out_users):  # pragma: no cover
+@njit(f"int64({_I}, int64, int64, int64)", **_JIT)
+def right_in(a, lo, hi, x):  # pragma: no cover
+    """``right`` within ``a[lo:hi]`` (one code's run: a handful of steps, not a search of the
+    whole log per window)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(f"void({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, int64, int64, int64, "
+      f"int64[:, ::1], {_I})", **_JIT)
+def co_click(item_comp, item_user, item_serial, item_starts, user_comp, user_item, user_serial, user_starts, items,
+             t_rel, end_rel, own, n_items, n_users, max_users, out_top, out_users):  # pragma: no cover
     """For each example: the users who clicked its item in ``(t, end]`` (its own click left
     out; at most ``max_users``, first clickers first), and the items those users clicked in
     the same window, most co-clicked first (ties: first seen first) into ``out_top[r]``
@@ -47,14 +60,14 @@ def co_click(item_comp, item_user, item_serial, user_comp, user_item, user_seria
 
     ``items[r] < 0``: the example's item has no click in the log. ``n_users``: user codes
     are below it (a user is told seen by a mark, not by a scan of the users so far: on a dense
-    stream an item's window holds dozens of clickers)."""
+    stream an item's window holds dozens of clickers). ``*_starts[c]``: where code ``c``'s run
+    begins in its sorted columns (``_Sorted.starts``)."""
     top_k = out_top.shape[1]
     cnt = np.zeros(n_items, np.int64)
     touched = np.empty(n_items, np.int64)
     users = np.empty(max_users, np.int64)
     marked = np.zeros(n_users, np.bool_)
     best = np.empty(top_k, np.int64)
-    n_item_clicks, n_user_clicks = len(item_comp), len(user_comp)
     for r in range(len(items)):
         it = items[r]
         if it < 0:
@@ -63,8 +76,9 @@ def co_click(item_comp, item_user, item_serial, user_comp, user_item, user_seria
         end = key | end_rel[r]
         nu = 0
         # One search for a window's start; its end is found by the scan (a few clicks on).
-        j = right(item_comp, key | t_rel[r])
-        while j < n_item_clicks and item_comp[j] <= end:
+        stop = item_starts[it + 1]
+        j = right_in(item_comp, item_starts[it], stop, key | t_rel[r])
+        while j < stop and item_comp[j] <= end:
             if item_serial[j] != own[r]:  # the example's own click is its label
                 u = item_user[j]
                 if not marked[u]:
@@ -80,10 +94,12 @@ def co_click(item_comp, item_user, item_serial, user_comp, user_item, user_seria
             continue
         m = 0
         for q in range(nu):
-            ukey = users[q] << TIME_BITS
+            u = users[q]
+            ukey = u << TIME_BITS
             uend = ukey | end_rel[r]
-            j = right(user_comp, ukey | t_rel[r])
-            while j < n_user_clicks and user_comp[j] <= uend:
+            stop = user_starts[u + 1]
+            j = right_in(user_comp, user_starts[u], stop, ukey | t_rel[r])
+            while j < stop and user_comp[j] <= uend:
                 o = user_item[j]
                 if o != it:
                     if cnt[o] == 0:
@@ -113,8 +129,8 @@ def co_click(item_comp, item_user, item_serial, user_comp, user_item, user_seria
         out_users[r] = nu
 
 
-@njit(f"void({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I})", **_JIT)
-def next_click(user_comp, user_item, user_serial, users, t_rel, end_rel, own, out_item):  # pragma: no cover
+@njit(f"void({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I}, {_I})", **_JIT)
+def next_click(user_comp, user_item, user_serial, user_starts, users, t_rel, end_rel, own, out_item):  # pragma: no cover
     """For each example: the item of its user's first click in ``(t, end]`` other than its own
     (``out_item[r]``; untouched when there is none). ``users[r] < 0``: a user with no click."""
     for r in range(len(users)):
@@ -122,7 +138,11 @@ def next_click(user_comp, user_item, user_serial, users, t_rel, end_rel, own, ou
         if u < 0:
             continue
         key = u << TIME_BITS
-        for j in range(right(user_comp, key | t_rel[r]), right(user_comp, key | end_rel[r])):
+        end = key | end_rel[r]
+        stop = user_starts[u + 1]
+        j = right_in(user_comp, user_starts[u], stop, key | t_rel[r])
+        while j < stop and user_comp[j] <= end:
             if user_serial[j] != own[r]:
                 out_item[r] = user_item[j]
                 break
+            j += 1
