@@ -14,7 +14,13 @@ arm, AUC windows) on the same JSON Lines file, each in its own process so peak R
   learners alone bring; naive / river is the cost of evaluating one example at a time.
 
 Usage: python benchmarks/bench_engine.py [--impressions N] [--seed S] [--rounds 3] [--naive-rounds N]
-                                         [--live-items N] [--users N] [--no-naive]
+                                         [--live-items N] [--users N] [--impressions-per-s R]
+                                         [--set KEY=VALUE ...] [--no-naive]
+
+The simulator's stream carries 4 impressions per second of event time: an arm's windows hold
+a few thousand events. ``--impressions-per-s`` makes it denser, as production streams are;
+what the probes keep per example then grows with the rate times the windows (``--set
+time.attribution_window=5m --set time.horizon=10m`` keeps memory in hand at 1,000/s).
 Prints impressions and labelled examples per second for each (its fastest round, every
 round's seconds beside it), the ratios against the targets (100,000 impressions/s; 20x the
 naive loop), peak RSS and the commit measured. Ratios are also given by CPU time (the
@@ -65,6 +71,11 @@ def main() -> None:
                     help="items on offer at once (the simulator's default: 400); a small catalogue concentrates "
                          "clicks, the co-click probe's worst case")
     ap.add_argument("--users", type=int, default=None, help="users (the simulator's default: 5,000)")
+    ap.add_argument("--impressions-per-s", type=float, default=None,
+                    help="impressions per second of event time (the simulator's default: 4); a denser stream "
+                         "fills the windows with more events")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for every variant, e.g. time.horizon=10m (repeatable)")
     ap.add_argument("--no-naive", action="store_true", help="the engine variant only (no ratios)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -75,12 +86,17 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         path, prefs = os.path.join(tmp, "stream.jsonl"), os.path.join(tmp, "preferences.jsonl")
-        sim = {k: v for k, v in (("live_items", args.live_items), ("users", args.users)) if v is not None}
+        sim = {k: v for k, v in (("live_items", args.live_items), ("users", args.users),
+                                 ("impressions_per_s", args.impressions_per_s)) if v is not None}
+        try:
+            sets = dict(kv.split("=", 1) for kv in args.set)
+        except ValueError:
+            ap.error("--set takes KEY=VALUE")
         write_stream(path, args.impressions, args.seed, preferences=prefs, **sim)
-        probes = all_probes(prefs)
-        shape = "".join(f", {v:,} {k.replace('_', ' ')}" for k, v in sim.items())
+        probes = {**all_probes(prefs), **sets}
+        shape = "".join(f", {v:,g} {k.replace('_', ' ')}" for k, v in sim.items())
         print(f"stream: {args.impressions:,} impressions (seed {args.seed}{shape}), {os.path.getsize(path) / 1e6:.0f} MB; "
-              f"probes {', '.join(probes['probes.enabled'])}; {revision()}; "
+              f"probes {', '.join(probes['probes.enabled'])}{''.join(f'; {kv}' for kv in args.set)}; {revision()}; "
               f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
         # Rounds alternate the variants, and each variant's fastest round counts: on a shared
         # machine a slow round says more about the neighbours than about the code.
@@ -123,7 +139,9 @@ def main() -> None:
                       f"{ratio:.1f}x by the wall clock, {cpu_ratio:.1f}x by CPU time")
         rate = results["engine"]["imp_rate"]
         print(f"engine impressions/s: {rate:,.0f} (target 100,000: {'PASS' if rate >= 100_000 else 'FAIL'})")
-        extra = "".join(f" --{k.replace('_', '-')} {v}" for k, v in sim.items()) + (" --no-naive" if args.no_naive else "")
+        extra = "".join(f" --{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f" --{k.replace('_', '-')} {v}"
+                        for k, v in sim.items())
+        extra += "".join(f" --set {kv}" for kv in args.set) + (" --no-naive" if args.no_naive else "")
         print(f"reproduce: python benchmarks/bench_engine.py --impressions {args.impressions} --seed {args.seed} "
               f"--rounds {args.rounds} --naive-rounds {args.naive_rounds}{extra}")
 
