@@ -33,6 +33,8 @@ def test_checkpoint_benchmark_restores_what_it_saved_and_compares_layouts():
 
 
 def test_engine_benchmark_prints_throughput_against_its_target():
-    out = _run("bench_engine.py", "--impressions", "3000", "--rounds", "1", "--no-naive")
+    out = _run("bench_engine.py", "--impressions", "3000", "--rounds", "1", "--no-naive", "--impressions-per-s", "50",
+               "--set", "time.horizon=10m")
     assert re.search(r"^engine\s+[\d,]+\s+[\d,]+", out, re.M), out
     assert "target 100,000" in out
+    assert "50 impressions per s" in out and "--impressions-per-s 50 --set time.horizon=10m" in out, out
