@@ -97,6 +97,17 @@ def _seconds(zero_ok: bool) -> Callable[[str], float]:
     return parse
 
 
+def _rate(text: str) -> float:
+    """``--rate``: records per second, a finite number above 0 (leave it out for full speed)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of records per second: {text!r}") from None
+    if not math.isfinite(x) or x <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0 (leave --rate out for full speed), got {text}")
+    return x
+
+
 def _split(text: str) -> str:
     """``--split-at``, checked when parsed (``offline.split_from_text``); kept as given, which
     the result quotes."""
@@ -157,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming Leakage Impact Score (LIS), AUC Improvement Score (AIS) and alignment "
         "efficiency AIS/LIS per experiment arm, exported as Prometheus metrics.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run `stream-lis run` for a first look: it evaluates the built-in simulator's stream.",
+        epilog="Run `stream-lis run` for a first look: it evaluates the built-in simulator's stream (so does "
+        "`stream-lis` without a command).",
     )
     p.add_argument("--version", action="version", version=f"stream-lis {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -241,14 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--impressions", type=_count(1, MAX_IMPRESSIONS), default=300_000,
                     help=f"impressions to generate (default 300000, at most {MAX_IMPRESSIONS:,})")
     pr.add_argument("--seed", type=_count(0), default=7, help="random seed (default 7)")
-    pr.add_argument("--rate", type=float, default=None, metavar="N", help="records per second (default: as fast as possible)")
+    pr.add_argument("--rate", type=_rate, default=None, metavar="N", help="records per second (default: as fast as possible)")
 
     rp = sub.add_parser("replay", help="send a JSON Lines file of events to Kafka",
                         description="Send a JSON Lines file (or '-' for stdin) to the impressions and clicks topics. "
                         "Unreadable lines are sent too, unkeyed, so the worker dead-letters them with a reason.")
     rp.add_argument("file", help="JSON Lines events, '-' for stdin")
     _common(rp)
-    rp.add_argument("--rate", type=float, default=None, metavar="N", help="records per second (default: as fast as possible)")
+    rp.add_argument("--rate", type=_rate, default=None, metavar="N", help="records per second (default: as fast as possible)")
 
     pf = sub.add_parser("preferences", help="send a preference dataset to the compacted preferences topic",
                         description="Send a preference dataset (JSON Lines of {\"item_id\": ..., \"vector\": [...]} or "
@@ -510,7 +522,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = err if "-" in (args.summary_json, args.history, args.dead_letters) else sys.stdout
     print(f"final ({res.stopped_by}: {res.records:,} records read in {res.seconds:.1f} s, {res.rate:,.0f} records/s)",
           file=out)
-    print(render(res.snapshot, res.records, res.rate, level=cfg.evaluation.confidence_level), file=out)
+    print(render(res.snapshot, res.records, res.rate, level=cfg.evaluation.confidence_level,
+                 ended=list(engine.ended.values())), file=out)
     if dead.written and args.dead_letters != "-":
         print(f"\n{dead.written:,} rejected records written to {args.dead_letters}", file=out)
     if args.summary_json and args.summary_json != "-":
@@ -731,11 +744,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return run(args)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (what `timeout`, CI runners and container stops send), raised where Ctrl-C would
+    be: the same clean-up (``simulate`` removes the event log it had begun), exit 143."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["run", *(argv or [])])
+    if args.command not in ("run", "worker") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)  # run and worker stop cleanly on their own
     try:
         commands = {"run": cmd_run, "simulate": cmd_simulate, "config": cmd_config, "worker": cmd_worker,
                     "topics": cmd_topics, "produce": cmd_produce, "replay": cmd_produce, "report": _cmd_report,
@@ -745,7 +769,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"stream-lis: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C: said in one line (`run` and `report --scrape` stop cleanly first)
+    except KeyboardInterrupt as exc:  # Ctrl-C: said in one line (`run` and `report --scrape` stop cleanly first)
+        if isinstance(exc, _Terminated):
+            print(f"stream-lis {args.command}: terminated", file=sys.stderr)
+            return 128 + signal.SIGTERM
         print(f"\nstream-lis {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .engine import Counters, Snapshot
 from .evaluator import ArmStats, Interval
@@ -124,9 +124,12 @@ def why_no_arm(c: Counters, read: int) -> str | None:
             + (f", {rejected:,} records rejected ({_reasons(c.invalid)})" if rejected else ""))
 
 
-def render(s: Snapshot, records: int, rate: float, progress: str = "", level: float | None = None) -> str:
+def render(s: Snapshot, records: int, rate: float, progress: str = "", level: float | None = None,
+           ended: Sequence[ArmStats] = ()) -> str:
     """The table; ``records``: records read (accepted + invalid); ``level``: the intervals'
-    confidence level (``evaluation.confidence_level``; None: not said)."""
+    confidence level (``evaluation.confidence_level``; None: not said); ``ended``: arms of
+    experiments that ended during the run (idle past ``time.experiment_idle_timeout``), shown
+    with their final figures after the live ones."""
     c = s.counters
     invalid = sum(c.invalid.values())
     head = (f"records read {records:,} | accepted {c.records:,} | invalid {invalid:,} | {rate:,.0f} rec/s | "
@@ -135,11 +138,17 @@ def render(s: Snapshot, records: int, rate: float, progress: str = "", level: fl
     out = [head]
     dropped = _shed_text(c.shed)
     if dropped:
-        out.append(f"shed (dropped unevaluated at a memory bound): {dropped}")
+        out.append(f"shed (dropped at a memory bound): {dropped}")
     for a in s.arms:
         out.append("")
         out.extend(render_arm(a, level, c.shed))
-    if s.arms:
+    for exp in dict.fromkeys(a.experiment for a in ended):
+        out += ["", f"experiment {exp} ended (no impression for time.experiment_idle_timeout); its final figures:"]
+        for a in ended:
+            if a.experiment == exp:
+                out.append("")
+                out.extend(render_arm(a, level, c.shed))
+    if s.arms or ended:
         out.append("")
         out.append(f"  * the {level_text(level)}interval excludes 0; AIS/LIS shown where LIS is significantly positive")
     elif not s.pending_impressions:

@@ -64,6 +64,23 @@ def test_simulate_interrupted_removes_its_cut_off_output(tmp_path):
     assert not out.exists()
 
 
+def test_simulate_terminated_removes_its_cut_off_output_too(tmp_path):
+    """SIGTERM (`timeout`, a CI runner, a container stop) cleans up as Ctrl-C does: exit 143."""
+    out, err = tmp_path / "ev.jsonl", tmp_path / "err.txt"
+    proc = _start(["simulate", "--impressions", "5000000", "-o", str(out)], err)
+    _wait(lambda: out.exists() and out.stat().st_size > 0)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    said = err.read_text()
+    assert proc.returncode == 143 and "Traceback" not in said, said
+    assert f"removed the partial {out}" in said and "stream-lis simulate: terminated" in said
+    assert not out.exists()
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to see the input opened")
 def test_offline_interrupted_ends_in_one_line(tmp_path):
     events, err = tmp_path / "ev.jsonl", tmp_path / "err.txt"

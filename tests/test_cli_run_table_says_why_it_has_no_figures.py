@@ -44,7 +44,7 @@ def test_examples_dropped_at_a_memory_bound_are_counted_in_the_table_and_the_sum
     assert proc.returncode == 0, proc.stderr
     shed = json.loads(summary.read_text())["counters"]["shed"]
     assert shed["lookahead"] > 1_000
-    assert f"shed (dropped unevaluated at a memory bound): {shed['lookahead']:,} at limits.max_held_examples" in proc.stdout
+    assert f"shed (dropped at a memory bound): {shed['lookahead']:,} at limits.max_held_examples" in proc.stdout
     # the arms kept 200 examples each, all within the horizon of the end: the cause is the bound
     assert "examples were dropped at memory bounds" in proc.stdout and "raise the limit" in proc.stdout
     assert "give a longer input" not in proc.stdout
@@ -105,3 +105,22 @@ def test_the_live_table_says_the_configured_level(events):
     EmbeddedRuntime(cfg, port=None).run(events.read_bytes().splitlines(), report_every_s=0, out=live)
     tables = live.getvalue()
     assert "gain over clean (80% CI)" in tables and "the 80% interval excludes 0" in tables and "95%" not in tables
+
+
+def test_an_experiment_that_ended_during_the_run_keeps_its_figures_in_the_table(events, tmp_path):
+    """An experiment idle past ``time.experiment_idle_timeout`` ends (its arms' figures are
+    final): the final table still shows them, under a line saying it ended, as the summary
+    does (``ended_arms``)."""
+    last = max(json.loads(r)["ts"] for r in events.read_bytes().splitlines())
+    path = tmp_path / "end.jsonl"
+    # a stray click hours later moves the clock past the idle timeout (1h by default)
+    path.write_bytes(events.read_bytes() + json.dumps({"type": "click", "impression_id": "x", "ts": last + 8 * 3600_000}).encode() + b"\n")
+    summary = tmp_path / "s.json"
+    proc = _run(path, tmp_path, *FAST, "--summary-json", str(summary))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(summary.read_text())
+    assert doc["arms"] == [] and {a["arm"] for a in doc["ended_arms"]} == {"control", "treatment"}
+    assert "experiment lis_demo ended (no impression for time.experiment_idle_timeout); its final figures:" in proc.stdout
+    for a in doc["ended_arms"]:
+        assert f"lis_demo / {a['arm']}: impressions {a['impressions']:,}" in proc.stdout
+    assert "leaky:future_item" in proc.stdout and "interval excludes 0" in proc.stdout

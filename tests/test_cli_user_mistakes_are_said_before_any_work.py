@@ -58,6 +58,10 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     (["run", "--duration", "-1"], ["--duration", "must be a finite number > 0"]),
     (["run", "--duration", "nan"], ["--duration", "must be a finite number > 0"]),
     (["run", "--report-every", "inf"], ["--report-every", "must be a finite number >= 0"]),
+    # a rate of 0, below 0 or not a number would mean full speed, silently
+    (["produce", "--rate", "0"], ["--rate", "must be a finite number > 0"]),
+    (["produce", "--rate", "-5"], ["--rate", "must be a finite number > 0"]),
+    (["replay", "{ev}", "--rate", "nan"], ["--rate", "must be a finite number > 0"]),
     (["report", "--scrape", "127.0.0.1:1", "--every", "nan"], ["--every a finite number"]),
     (["report", "--scrape", "127.0.0.1:1", "--timeout", "inf"], ["--timeout a finite number"]),
     (["report", "--scrape", "http://[::1", "--samples", "1"], ["--scrape: not a URL"]),
