@@ -147,7 +147,7 @@ def _check(ev: Impression | Click, data: bytes, max_embedding_dims: int, max_str
     if type(ts) is not int:
         ts = ev.ts = _to_ms(ts)
     if not 0 <= ts <= MAX_TS_MS:
-        return Invalid("wrong_type", f"ts must be epoch milliseconds in [0, {MAX_TS_MS}] (year 9999)", data)
+        return Invalid("out_of_range", f"ts must be epoch milliseconds in [0, {MAX_TS_MS}] (year 9999)", data)
     if type(ev) is Impression:
         bad = _finite(ev)
         if bad:

@@ -88,8 +88,6 @@ def test_missing_field(raw):
     click_json(ts=1.5),
     click_json(ts=True),
     click_json(ts=None),
-    click_json(ts=-1),  # before the epoch
-    click_json(ts="1960-01-01T00:00:00Z"),
     click_json(impression_id=7),
     click_json(impression_id=""),  # ids must be non-empty
     impression_json(score="0.5"),
@@ -102,6 +100,16 @@ def test_missing_field(raw):
 ])
 def test_wrong_type(raw):
     assert reason(raw) == "wrong_type"
+
+
+@pytest.mark.parametrize("raw", [
+    click_json(ts=-1),  # before the epoch
+    click_json(ts="1960-01-01T00:00:00Z"),
+    click_json(ts=253_402_300_800_000),  # after 9999: a unit mistake
+])
+def test_a_time_outside_the_epoch_range_is_out_of_range(raw):
+    inv = decode_event(raw)
+    assert inv.reason == "out_of_range" and "epoch milliseconds" in inv.detail
 
 
 @pytest.mark.parametrize("raw", [impression_json(score=1.5), impression_json(score=-0.01)])
