@@ -308,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--passes", type=_count(1, 1000), default=5, metavar="N",
                    help="training passes over the pre-split examples (default 5, at most 1000)")
     o.add_argument("--seed", type=_count(0), default=7, help="seed of the shuffled training order (default 7)")
+    o.add_argument("--dead-letters", metavar="PATH", default="dead-letters.jsonl",
+                   help="append rejected records with their reason here (default dead-letters.jsonl; '-': stdout)")
     o.add_argument("--json", metavar="PATH", help="write the figures per experiment and arm as JSON ('-': stdout, "
                    "the table then goes to stderr)")
     o.add_argument("--compare-stream", action="store_true",
@@ -580,24 +582,34 @@ class _StopOnSignal:
 
 
 def cmd_offline(args: argparse.Namespace) -> int:
+    from .deadletter import DeadLetterWriter
     from .offline import OfflineDataError, OfflineError, render_offline, run_offline_file, to_json
 
     cfg = _load(args)
     check_learner(cfg.learner)
-    if not _files_ok("offline", inputs=[("", args.file)], outputs=[("--json", args.json)]):
+    if not _files_ok("offline", inputs=[("", args.file)],
+                     outputs=[("--json", args.json), ("--dead-letters", args.dead_letters)]):
         return 2
+    if args.json == "-" and args.dead_letters == "-":
+        print("stream-lis offline: --json and --dead-letters cannot both be stdout", file=sys.stderr)
+        return 2
+    dead = DeadLetterWriter.open(args.dead_letters)
     try:
         res = run_offline_file(args.file, cfg, args.split_at, passes=args.passes, seed=args.seed,
-                               stream=args.compare_stream)
+                               stream=args.compare_stream, on_invalid=dead.write)
     except OfflineError as exc:
         print(f"stream-lis offline: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, OfflineDataError) else 2  # nothing to evaluate / a split that cannot be
+    finally:
+        dead.close()
     if args.json:  # before the table: a closed stdout must not cost the file
         doc = to_json(res, source=args.file)
         with output(args.json) as fh:
             fh.write(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
-    out = sys.stderr if args.json == "-" else sys.stdout  # the JSON on stdout: the table goes to stderr
+    out = sys.stderr if "-" in (args.json, args.dead_letters) else sys.stdout  # a result on stdout: the table to stderr
     print(render_offline(res), file=out)
+    if dead.written and args.dead_letters != "-":
+        print(f"\n{dead.written:,} rejected records written to {args.dead_letters}", file=out)
     if args.json and args.json != "-":
         print(f"\njson: {args.json}", file=out)
     return 0

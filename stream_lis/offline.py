@@ -89,6 +89,7 @@ from .events import MAX_TS_MS
 from .evaluator import ArmEvaluator, ArmStats, Interval, LearnerStats
 from .features import Hashed
 from .join import LabelledExample
+from .labeller import InvalidSink
 from .learners import FeatureBatch, Learner, make_learner
 from .learners.hashed import HashedLearner
 from .probes import Probe, build_probes
@@ -444,28 +445,37 @@ def _fit_arm(cap: _ArmCapture, cfg: Config, probe_names: list[str], split_ms: in
 
 def run_offline(records: Iterable[bytes | str], cfg: Config, split: str | tuple[str, float | int], *,
                 passes: int = 5, seed: int = 7, probes: Sequence[Probe] | None = None, stream: bool = False,
-                batch: int = 5_000) -> OfflineResult:
+                batch: int = 5_000, on_invalid: InvalidSink | None = None,
+                where: Callable[[int], str] | None = None) -> OfflineResult:
     """Offline LIS of an event log (raw JSON records in arrival order); see the module doc.
 
     ``stream=True`` also runs the streaming learners in the same pass (bit-identical to a plain
     ``Engine`` run) and reports, per arm, their prequential figures on exactly the test
-    examples and their own final window.
+    examples and their own final window. ``on_invalid(invalid, source)``: each rejected record
+    (a dead-letter file), its source ``where(k)`` for the ``k``-th record when given.
     """
     if passes < 1:
         raise OfflineError("--passes must be >= 1")
     spec = split_from_text(split) if isinstance(split, str) else split
     t0 = time.perf_counter()
     probe_list = list(probes) if probes is not None else build_probes(cfg.probes)
-    eng = Engine(cfg, probes=probe_list)
+    eng = Engine(cfg, probes=probe_list, on_invalid=on_invalid)
     # The engine's second stage, with capturing evaluators; everything else is the stream's.
     armset = eng.armset = _CaptureArmSet(cfg, lambda: probe_list, stream, eng.armset.embeddings)
     buf: list[bytes | str] = []
+    done = 0
+
+    def process(buf: list[bytes | str]) -> None:
+        nonlocal done
+        eng.process_records(buf, where=(lambda k, base=done: where(base + k)) if where is not None else None)
+        done += len(buf)
+
     for rec in records:
         buf.append(rec)
         if len(buf) >= batch:
-            eng.process_records(buf)
+            process(buf)
             buf = []
-    eng.process_records(buf)
+    process(buf)
     eng.flush()
     caps = [armset.captures[k] for k in sorted(armset.captures)]
     all_ts = np.concatenate([np.asarray(c.ts, dtype=np.int64) for c in caps]) if caps else np.zeros(0, np.int64)
@@ -510,10 +520,11 @@ def _why_empty(eng: Engine) -> str:
 
 
 def run_offline_file(path: str, cfg: Config, split: str, **kw: Any) -> OfflineResult:
-    """``run_offline`` on a JSON Lines file (``-`` for stdin)."""
-    from .runtime.sources import file_records
+    """``run_offline`` on a JSON Lines file (``-`` for stdin); dead letters name ``file:line``."""
+    from .runtime.sources import numbered_file_records
 
-    return run_offline(file_records(path, cfg.limits.max_event_bytes), cfg, split, **kw)
+    records, where = numbered_file_records(path, cfg.limits.max_event_bytes)
+    return run_offline(records, cfg, split, where=where, **kw)
 
 
 # -- output --------------------------------------------------------------------------------

@@ -155,6 +155,25 @@ def small_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default dead-letters.jsonl lands there, not in the checkout
+
+
+def test_cli_writes_rejected_records_to_the_dead_letters(small_file, tmp_path):
+    path, dead = tmp_path / "mixed.jsonl", tmp_path / "d.jsonl"
+    lines = small_file.read_bytes().splitlines()
+    lines[100:100] = [b"{not json", b'{"type": "click", "ts": 5}']
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    proc = subprocess.run([*CLI, "offline", str(path), "--split-at", "0.6", "--passes", "1", "--dead-letters", str(dead),
+                           *FAST_ARGS], capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    letters = [json.loads(x) for x in dead.read_text().splitlines()]
+    assert {(d["reason"], d["source"]) for d in letters} >= {("unparseable", f"{path}:101"), ("missing_field", f"{path}:102")}
+    invalid = int(re.search(r"invalid ([\d,]+)", proc.stdout.decode()).group(1).replace(",", ""))
+    assert len(letters) == invalid and f"{invalid:,} rejected records written to {dead}" in proc.stdout.decode()
+
+
 def test_cli_writes_json_matching_the_printed_table(small_file, tmp_path):
     out_json = tmp_path / "offline.json"
     proc = subprocess.run([*CLI, "offline", str(small_file), "--split-at", "0.6", "--passes", "3",
