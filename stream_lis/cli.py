@@ -618,6 +618,7 @@ def cmd_offline(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import logging
 
+    from .exporter import address_family
     from .runtime.kafka.worker import Worker
     from .runtime.log_repeats import limit_repeats
 
@@ -631,7 +632,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # The metrics port is bound after the broker is reached and the topics exist: find out
     # now that it is taken, before any of that.
     try:
-        with socket.create_server((args.host, args.port)):
+        with socket.create_server((args.host, args.port), family=address_family(args.host, args.port)):
             pass
     except OSError as exc:
         return _port_taken("worker", args, exc, "0 = any free port")

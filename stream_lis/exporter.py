@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import platform
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +41,12 @@ ARM = ["experiment", "arm"]
 
 def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
+
+
+def address_family(host: str, port: int) -> int:
+    """The socket family ``host`` resolves to first (``::1`` is IPv6): the HTTP server binds IPv4
+    unless told otherwise, and refused an IPv6 address as "not supported"."""
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
 
 
 class SnapshotCollector:
@@ -215,7 +222,8 @@ class MetricsServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        server = type("_HTTPServer", (ThreadingHTTPServer,), {"address_family": address_family(host, port)})
+        self.httpd = server((host, port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http", daemon=True)

@@ -1,0 +1,39 @@
+"""``--host ::1`` (or any IPv6 address) serves /metrics there: the server binds the family the
+address resolves to, not IPv4 whatever it is given."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from stream_lis.exporter import MetricsServer
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.create_server(("::1", 0), family=socket.AF_INET6):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+def test_metrics_are_served_on_ipv6_loopback():
+    srv = MetricsServer(CollectorRegistry(), port=0, host="::1")
+    try:
+        with urllib.request.urlopen(f"http://[::1]:{srv.port}/healthz", timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        srv.close()
+
+
+def test_ipv4_hosts_are_served_as_before():
+    srv = MetricsServer(CollectorRegistry(), port=0, host="127.0.0.1")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/healthz", timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        srv.close()
