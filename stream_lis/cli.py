@@ -337,8 +337,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    if getattr(args, "bootstrap", None):
-        os.environ["STREAM_LIS_BOOTSTRAP"] = args.bootstrap
+    bootstrap = getattr(args, "bootstrap", None)
+    if bootstrap is not None:
+        if not bootstrap.strip():  # not "use the default": an empty value from a script's unset variable
+            raise ConfigError("--bootstrap is empty: give HOST:PORT, or leave it out for kafka.bootstrap_servers")
+        os.environ["STREAM_LIS_BOOTSTRAP"] = bootstrap
     return load_config(args.config, dict(args.overrides))
 
 

@@ -423,6 +423,8 @@ def validate(cfg: Config) -> None:
            k.producer_batch_bytes) < 1:
         raise ConfigError("kafka.max_poll_records, envelope_records, fetch_min_bytes, max_partition_fetch_bytes "
                           "and producer_batch_bytes must be >= 1")
+    if not k.bootstrap_servers.strip():
+        raise ConfigError("kafka.bootstrap_servers must not be empty (HOST:PORT[,HOST:PORT...])")
     if not k.group_id.strip() or not k.client_id.strip():
         # An empty group id is kafka-python's "no group": no offsets committed, no partitions
         # shared, every worker reading everything.

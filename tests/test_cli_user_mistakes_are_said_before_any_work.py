@@ -62,6 +62,9 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     (["produce", "--rate", "0"], ["--rate", "must be a finite number > 0"]),
     (["produce", "--rate", "-5"], ["--rate", "must be a finite number > 0"]),
     (["replay", "{ev}", "--rate", "nan"], ["--rate", "must be a finite number > 0"]),
+    # an empty --bootstrap (a script's unset variable) is not the default address
+    (["worker", "--bootstrap", ""], ["--bootstrap is empty"]),
+    (["topics", "create", "--bootstrap", " "], ["--bootstrap is empty"]),
     (["report", "--scrape", "127.0.0.1:1", "--every", "nan"], ["--every a finite number"]),
     (["report", "--scrape", "127.0.0.1:1", "--timeout", "inf"], ["--timeout a finite number"]),
     (["report", "--scrape", "http://[::1", "--samples", "1"], ["--scrape: not a URL"]),
