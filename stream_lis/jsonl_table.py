@@ -45,14 +45,25 @@ def apply_lines(lines: Iterable[bytes], update: Update) -> list[tuple[int, str]]
 
 def load_file(path: str, key: str, update: Update, log: logging.Logger, loaded: Callable[[], str]) -> list[tuple[int, str]]:
     """``apply_lines`` on the file the config ``key`` names; an unreadable file is a config
-    error, rejected lines a warning (the first ten named) that ends with ``loaded()``."""
+    error, rejected lines a warning (the first ten named) that ends with ``loaded()``, and so
+    is a file without a record (a truncated export: the table is empty, which the figures
+    would only show as a missing LIS or AIS)."""
     try:
         fh = open(path, "rb")
     except OSError as exc:
         raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
+    records = 0
+
+    def counted(raw: bytes) -> str | None:
+        nonlocal records
+        records += 1
+        return update(raw)
+
     with fh:
         skip_bom(fh)
-        rejected = apply_lines(fh, update)
+        rejected = apply_lines(fh, counted)
+    if not records:
+        log.warning("%s %s: the file has no record; %s", key, path, loaded())
     if rejected:
         shown = ", ".join(f"line {n}: {r}" for n, r in rejected[:10])
         more = f" and {len(rejected) - 10} more" if len(rejected) > 10 else ""

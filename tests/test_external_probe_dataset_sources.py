@@ -34,6 +34,17 @@ def test_a_clean_file_logs_nothing(tmp_path, caplog):
     assert not caplog.records
 
 
+@pytest.mark.parametrize("text", ["", "\n\n"])
+def test_a_file_without_a_record_is_said(tmp_path, caplog, text):
+    """An empty dataset (a truncated export) would show only as a missing LIS: said at load."""
+    path = tmp_path / "prefs.jsonl"
+    path.write_text(text)
+    with caplog.at_level(logging.WARNING, logger="stream_lis.probes.external"):
+        probe = ExternalProbe.from_file(str(path))
+    assert probe.n_items == 0 and probe.rejected == []
+    assert "the file has no record" in caplog.records[-1].getMessage() and str(path) in caplog.records[-1].getMessage()
+
+
 def test_deleting_an_item_removes_its_features():
     p = ExternalProbe()
     p.update(b'{"item_id": "a", "vector": [1.0], "items": ["b"]}')
