@@ -402,10 +402,13 @@ def validate(cfg: Config) -> None:
         # A River class by dotted path: import it now, not when the first arm is built.
         module, _, name = model.rpartition(".")
         try:
-            getattr(importlib.import_module(module), name)
+            obj = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError, ValueError) as exc:
             raise ConfigError(f"learner.model: {model!r} is neither {' nor '.join(BUILTIN_LEARNERS)} nor an importable "
                               f"class ({exc})") from None
+        if not isinstance(obj, type):
+            raise ConfigError(f"learner.model: {model!r} is a {type(obj).__name__}, not a class (a River classifier, "
+                              f"e.g. river.linear_model.LogisticRegression)")
     for cross in cfg.learner.crosses:
         if len(cross) != 2:
             raise ConfigError(f"learner.crosses entries are pairs, got {cross}")

@@ -19,6 +19,7 @@ from stream_lis.config import ConfigError, load_config
     ("kafka.producer_linger", -1, "kafka.producer_linger"),
     ("kafka.side_topic_refresh", "0s", "kafka.side_topic_refresh"),
     ("kafka.group_id", "", "kafka.group_id"),
+    ("learner.model", "os.path", "not a class"),
     ("kafka.bootstrap_servers", "", "kafka.bootstrap_servers"),
     ("kafka.client_id", " ", "kafka.client_id"),
     ("kafka.checkpoint_interval", "0s", "kafka.checkpoint_interval"),
