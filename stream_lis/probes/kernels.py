@@ -64,7 +64,7 @@ def co_click(item_comp, item_user, item_serial, item_starts, user_comp, user_ite
     begins in its sorted columns (``_Sorted.starts``)."""
     top_k = out_top.shape[1]
     cnt = np.zeros(n_items, np.int64)
-    touched = np.empty(n_items, np.int64)
+    touched = np.empty(n_items + 1, np.int64)  # + 1: written ahead of the count (see below)
     users = np.empty(max_users, np.int64)
     marked = np.zeros(n_users, np.bool_)
     best = np.empty(top_k, np.int64)
@@ -99,19 +99,22 @@ def co_click(item_comp, item_user, item_serial, item_starts, user_comp, user_ite
             uend = ukey | end_rel[r]
             stop = user_starts[u + 1]
             j = right_in(user_comp, user_starts[u], stop, ukey | t_rel[r])
+            # Without branches (half the time here was mispredicted ones): an item is written
+            # at ``touched[m]`` always and kept by moving ``m`` on when it is new; the
+            # example's own item is counted too and passed over below.
             while j < stop and user_comp[j] <= uend:
                 o = user_item[j]
-                if o != it:
-                    if cnt[o] == 0:
-                        touched[m] = o
-                        m += 1
-                    cnt[o] += 1
+                touched[m] = o
+                m += cnt[o] == 0
+                cnt[o] += 1
                 j += 1
         # The top_k by count in one pass, by insertion into ``best``; a later item displaces
         # an equal one never (first seen first).
         nb = 0
         for q in range(m):
             o = touched[q]
+            if o == it:
+                continue
             c = cnt[o]
             if nb == top_k and c <= cnt[best[nb - 1]]:
                 continue
