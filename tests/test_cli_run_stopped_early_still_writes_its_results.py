@@ -71,6 +71,55 @@ def test_a_signal_ends_a_live_run_with_its_results_written(sig, tmp_path):
     assert last["final"] is True and last["stopped_by"] == name
 
 
+def test_a_signal_mid_stream_counts_every_record_the_run_took_off_its_input(tmp_path):
+    """Stopped while a producer is still writing, a live run evaluates the records it had read
+    ahead (up to 20,000 queued by its reader): only what is still in the pipe stays unread."""
+    import threading
+
+    records = sim_records(60_000, seed=3)
+    summary, err = tmp_path / "s.json", tmp_path / "err.txt"
+    with open(err, "w") as fh:
+        proc = subprocess.Popen([*CLI, "run", "--input", "-", "--port", "-1", "-q", "--summary-json", str(summary),
+                                 "--dead-letters", str(tmp_path / "d.jsonl"), *FAST],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=fh)
+    written, stop = 0, threading.Event()
+
+    def produce() -> None:
+        nonlocal written
+        try:
+            for rec in records:
+                if stop.is_set():
+                    return
+                proc.stdin.write(rec + b"\n")
+                written += 1
+        except (BrokenPipeError, ValueError):
+            pass
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    try:
+        end = time.monotonic() + 60
+        while written < 40_000 and time.monotonic() < end:  # the run is busy, its reader ahead of it
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        stop.set()
+        t.join(timeout=10)
+        proc.stdout.read()
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+    assert proc.returncode == 0, err.read_text()
+    read = json.loads(summary.read_text())["run"]["records"]
+    in_pipe = 65_536 // min(map(len, records)) + 2  # what a pipe holds, and a line half read
+    assert written - in_pipe <= read <= written, (written, read)
+
+
 def test_the_result_files_do_not_depend_on_stdout_being_read(tmp_path):
     events = tmp_path / "ev.jsonl"
     events.write_bytes(b"\n".join(sim_records(2_000, seed=4)) + b"\n")

@@ -87,7 +87,8 @@ class EmbeddedRuntime:
         it = iter(records)
         if max_records is not None:
             it = itertools.islice(it, max_records)
-        take = _LiveReader(it).take if live else (lambda: list(itertools.islice(it, BATCH)))
+        reader = _LiveReader(it) if live else None
+        take = reader.take if reader is not None else (lambda: list(itertools.islice(it, BATCH)))
         deadline = ChunkDeadline(parse_duration(self.cfg.runtime.max_batch_delay) / 1000) if live else None
         n, stopped_by = 0, "end of input"
         while True:
@@ -120,6 +121,15 @@ class EmbeddedRuntime:
                 print("", file=out, flush=True)
                 if on_report is not None:
                     on_report(snap)
+        if reader is not None and stopped_by != "end of input":
+            # Records the reader took off the input but the loop did not: evaluated too (up
+            # to a queue's worth, 20,000 records, would otherwise be read and never counted).
+            rest = reader.stop()
+            for k in range(0, len(rest), BATCH):
+                with self.lock:
+                    self.engine.process_records(rest[k:k + BATCH], source,
+                                                (lambda j, base=n: where(base + j)) if where else None)
+                n += len(rest[k:k + BATCH])
         with self.lock:
             self.engine.flush(input_ended=stopped_by == "end of input")
         seconds = time.monotonic() - start
@@ -137,14 +147,39 @@ class _LiveReader:
     def __init__(self, it: Iterable[bytes]) -> None:
         self._q: queue.Queue = queue.Queue(maxsize=BATCH * 20)
         self._done = False
-        threading.Thread(target=self._pump, args=(it,), name="live-input", daemon=True).start()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._pump, args=(it,), name="live-input", daemon=True)
+        self._thread.start()
 
     def _pump(self, it: Iterable[bytes]) -> None:
         try:
             for rec in it:
-                self._q.put(rec)
+                self._q.put(rec)  # a record read is queued before the stop is looked at
+                if self._stopping:
+                    return
         finally:
             self._q.put(_END)
+
+    def stop(self, settle_s: float = 0.2) -> list[bytes]:
+        """Stop reading; every record read and not taken yet. The reader may be blocked in a
+        read (no more input), or about to queue a record it read: it is waited for until
+        ``settle_s`` passes without one."""
+        self._stopping = True
+        out: list[bytes] = []
+        quiet_since = time.monotonic()
+        while not self._done:
+            try:
+                rec = self._q.get(timeout=0.05)
+            except queue.Empty:
+                if not self._thread.is_alive() or time.monotonic() - quiet_since > settle_s:
+                    break
+                continue
+            if rec is _END:
+                self._done = True
+            else:
+                out.append(rec)
+                quiet_since = time.monotonic()
+        return out
 
     def take(self) -> list[bytes] | None:
         if self._done:
