@@ -126,8 +126,7 @@ class ArmPipeline:
         # when that is more (a dense stream's window holds millions of events; pruning it every
         # 2,000 examples cost more per example than the probes). Before shedding, always: what
         # a prune drops is not load.
-        if self._since_prune >= PRUNE_EVERY and (self._since_prune >= self.log.size >> 3 or
-                                                 self.log.size > self.max_log):
+        if (self._since_prune >= PRUNE_EVERY and self._since_prune >= self.log.size >> 3) or self.log.size > self.max_log:
             oldest = self.horizon.oldest_ts()
             floor = watermark - self.window_ms if oldest is None else min(oldest, watermark - self.window_ms)
             self.log.prune(floor)

@@ -176,7 +176,7 @@ def test_an_impression_id_clicked_twice_is_left_out_entirely():
     _check(log, clicks, ex)
     log.add_click("u", "c", 75, "x")  # arrives last, dated between the two: a prune keeps the id
     log.prune(80)
-    assert log.clicked.get("x") == 90 and log.item_clicks("a", 0, 200) == [(90, "u", "x")]
+    assert log.clicked == {"x": 90} and log.item_clicks("a", 0, 200) == [(90, "u", "x")]
 
 
 def test_an_early_dated_first_click_does_not_blind_the_probes():
@@ -233,3 +233,50 @@ def test_window_counts_survive_an_early_dated_first_event():
     assert idx.count(np.array([1]), np.array([t0 - 21]), np.array([t0])).tolist() == [2]
     idx.prune(t0 + 10)
     assert len(idx) == 0 and idx.base is None
+
+
+def test_a_click_shed_from_the_log_is_not_left_out_of_future_item_twice():
+    """``shed_oldest`` can drop clicks inside a waiting example's window: its own click then
+    leaves the counts and the clicked ids together, or future_item subtracts a click it never
+    counted (a negative CTR lift on the old code's view of it)."""
+    from stream_lis.probes import FutureItemProbe
+    from stream_lis.probes.log import BehaviourLog
+
+    def filled() -> BehaviourLog:
+        log = BehaviourLog()
+        for k in range(10):
+            log.add_impression("a", 101 + k)
+        log.add_click("u0", "a", 105, "x0")
+        for k in range(5):
+            log.add_click(f"u{k + 1}", "a", 120 + k, f"y{k}")
+        return log
+
+    log = filled()
+    log.shed_oldest(8)
+    kept_ts = set(log.clks.times(0).tolist())
+    assert 105 not in kept_ts and "x0" not in log.clicked
+    # the same log built from what the shed kept
+    fresh = BehaviourLog()
+    for t in log.imps.times(0).tolist():
+        fresh.add_impression("a", t)
+    for k in range(5):
+        if 120 + k in kept_ts:
+            fresh.add_click(f"u{k + 1}", "a", 120 + k, f"y{k}")
+    imp = Impression(impression_id="x0", ts=100, user_id="u0", item_id="a", experiment="e", arm="c")
+    ex = [LabelledExample(imp, 1, 105, 105)]
+    assert FutureItemProbe().leaked(ex, log, H) == FutureItemProbe().leaked(ex, fresh, H)
+
+
+def test_a_click_log_checkpointed_before_the_prune_heap_prunes_its_ids():
+    from stream_lis.probes.click_log import ClickLog
+
+    log = ClickLog()
+    for k, ts in enumerate((10, 20, 30)):
+        log.add("u", "a", ts, f"i{k}")
+    state = log.__getstate__()
+    del state["_by_time"]  # the layout of older checkpoints
+    old = ClickLog.__new__(ClickLog)
+    old.__setstate__(state)
+    restored = pickle.loads(pickle.dumps(old))
+    restored.prune(20)
+    assert restored.clicked == {"i2": 30} and len(restored) == 1

@@ -18,12 +18,14 @@ order.
 [(60, 'u1', 'i1'), (61, 'u2', 'i2')]
 >>> log.user_clicks("u1", 60, 100)
 [(70, 'b', 'i3')]
->>> log.prune(60); len(log), log.item_clicks("a", 0, 100)
-(2, [(61, 'u2', 'i2')])
+>>> log.prune(60); len(log), log.clicked
+(2, {'i2': 61, 'i3': 70})
 """
 
 from __future__ import annotations
 
+import heapq
+import weakref
 from itertools import repeat
 from typing import Sequence
 from zlib import crc32
@@ -46,7 +48,7 @@ class _Sorted:
 
     def __init__(self) -> None:
         self.comp, self.other, self.serial = _EMPTY, _EMPTY, _EMPTY
-        self._starts: tuple[np.ndarray, np.ndarray, int] | None = None
+        self._starts: tuple[weakref.ref, np.ndarray, int] | None = None
 
     def __getstate__(self) -> tuple:
         return self.comp, self.other, self.serial
@@ -60,9 +62,10 @@ class _Sorted:
         kernels search one code's clicks, not the whole log. Kept while ``comp`` is the same
         array (every change replaces it)."""
         st = self._starts
-        if st is None or st[0] is not self.comp or st[2] != n_codes:
+        if st is None or st[0]() is not self.comp or st[2] != n_codes:
             keys = np.arange(n_codes + 1, dtype=np.int64) << TIME_BITS
-            st = self._starts = (self.comp, np.searchsorted(self.comp, keys), n_codes)
+            # a weak reference: the columns a prune replaced are not kept alive for this
+            st = self._starts = (weakref.ref(self.comp), np.searchsorted(self.comp, keys), n_codes)
         return st[1]
 
     def merge(self, comp: np.ndarray, other: np.ndarray, serial: np.ndarray) -> None:
@@ -132,6 +135,9 @@ class ClickLog:
         self._iids: dict[int, str] | None = None  # serial -> impression id, built on demand
         #: impression id -> event time of its logged click
         self.clicked: dict[str, int] = {}
+        # (ts, impression id) of every entry ``clicked`` was given, a heap: a prune takes off
+        # what it drops instead of rebuilding the dicts (a pass over a dense stream's window).
+        self._by_time: list[tuple[int, str]] = []
         # token prefix -> (column hash, token string) per item code
         self._tokens: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         # the last release asked about and its kernel arguments (see ``_args``)
@@ -139,6 +145,16 @@ class ClickLog:
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_last": None, "_iids": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "_by_time" not in state:  # a checkpoint from before the heap
+            self.reindex()
+
+    def reindex(self) -> None:
+        """Rebuild the prune heap from ``clicked`` (after ``clicked`` was set wholesale)."""
+        self._by_time = [(ts, iid) for iid, ts in self.clicked.items()]
+        heapq.heapify(self._by_time)
 
     def __len__(self) -> int:
         return len(self.by_item.comp) + len(self._new[0])
@@ -166,6 +182,7 @@ class ClickLog:
         prev = self.clicked.get(impression_id)
         if prev is None or ts > prev:  # its latest click: a prune keeps the id while any is held
             self.clicked[impression_id] = ts
+            heapq.heappush(self._by_time, (ts, impression_id))
 
     def _rel(self, ts: np.ndarray) -> np.ndarray:
         return relative_times(ts, self.base)
@@ -276,14 +293,14 @@ class ClickLog:
         cut = int(self._rel(np.int64(before)))
         for view in (self.by_item, self.by_user):
             view.keep((view.comp & TIME_MASK) > cut)
-        if len(self.clicked) > 2 * len(self.by_item.comp) + 64:
-            # Rebuilt once they hold as many stale ids as live ones (a pass per doubling): a
-            # prune every few thousand examples rebuilding dicts of a dense stream's window of
-            # clicks cost more than the probes. A stale id is harmless meanwhile: it is looked
-            # up only for an example of the same impression id, whose window starts after the
-            # pruned time, and its serial is in no column any more.
-            self.clicked = {iid: ts for iid, ts in self.clicked.items() if ts > before}
-            self._serial = {iid: s for iid, s in self._serial.items() if iid in self.clicked}
+        # The ids whose latest click is dropped, from the heap: an id clicked again later has a
+        # newer entry in ``clicked`` than the one taken off, and stays.
+        heap, clicked, serial = self._by_time, self.clicked, self._serial
+        while heap and heap[0][0] <= before:
+            ts, iid = heapq.heappop(heap)
+            if clicked.get(iid) == ts:
+                del clicked[iid]
+                serial.pop(iid, None)
         self._last = self._iids = None
         if not len(self.by_item.comp):
             self.base = None  # empty: the next clicks choose it afresh

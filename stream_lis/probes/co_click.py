@@ -38,6 +38,8 @@ class CoClickProbe(Probe):
     name = "co_click"
 
     def __init__(self, top_k: int = 5) -> None:
+        if top_k < 1:  # the kernel's top-k buffer has no room below 1 (and no bounds checks)
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
         self.top_k = top_k
 
     def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog, horizon_ms: int) -> Leaked:

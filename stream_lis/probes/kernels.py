@@ -2,12 +2,13 @@
 
 Clicks are kept sorted by composite key ``code << TIME_BITS | (ts - base)`` (see
 ``ClickLog``), so the clicks of one item or user in a window ``(t, end]`` are a contiguous
-slice found by two binary searches. Each function answers a whole release of examples in
-one call: a few hundred nanoseconds per example where the Python loop took microseconds.
+slice: a binary search within the code's run (``_Sorted.starts``) finds its start, a scan its
+end. Each function answers a whole release of examples in one call: a few hundred
+nanoseconds per example where the Python loop took microseconds.
 
 >>> import numpy as np
 >>> comp = np.array([(1 << 40) | 5, (1 << 40) | 9, (2 << 40) | 7])
->>> int(right(comp, (1 << 40) | 5)), int(right(comp, (1 << 40) | 100))
+>>> int(right_in(comp, 0, 2, (1 << 40) | 5)), int(right_in(comp, 0, 2, (1 << 40) | 100))
 (1, 2)
 """
 
@@ -21,19 +22,6 @@ from .window_index import TIME_BITS
 
 _JIT = JIT(__file__)
 _I = "int64[::1]"
-
-
-@njit(f"int64({_I}, int64)", **_JIT)
-def right(a, x):  # pragma: no cover
-    """``np.searchsorted(a, x, side="right")`` for one value."""
-    lo, hi = 0, len(a)
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] <= x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 @njit(f"int64({_I}, int64, int64, int64)", **_JIT)

@@ -79,6 +79,7 @@ class BehaviourLog:
             for ts, user, item, iid in rows:
                 clicks.add(user, item, ts, iid)
             clicks.clicked = dict(state.pop("clicked", clicks.clicked))
+            clicks.reindex()
             for stale in ("user_clk", "item_ts", "user_ts"):
                 state.pop(stale, None)
             state["clicks"] = clicks

@@ -2,9 +2,9 @@
 
 The future-behaviour probes ask, for every example of a release, "how many events of this
 key lie in ``(t, t + H]``?". Asked one example at a time that is a few bisections and a
-Python call each; here the events are kept as one sorted array of composite keys
-``key << 40 | (ts - base)``, so a whole release is answered by two ``np.searchsorted`` calls.
-Events are appended to plain lists and merged into the sorted array on the next query (a
+Python call each; here the events are kept as sorted arrays of composite keys
+``key << 40 | (ts - base)``, so a whole release is answered by a few ``np.searchsorted`` calls.
+Events are appended to plain lists and merged into the sorted arrays on the next query (a
 release), which keeps the per-event cost at two list appends.
 
 >>> idx = WindowIndex()
@@ -78,7 +78,8 @@ class WindowIndex:
     """A sorted multiset of ``(key, ts)``; counts per key over windows ``(start, end]``.
 
     Two sorted runs: ``_sorted`` and a smaller ``_recent`` that new events are merged into,
-    folded into ``_sorted`` once it is an eighth of it. A count searches both. Merging every
+    folded into ``_sorted`` once it is longer than an eighth of it plus 1,024. A count searches
+    both. Merging every
     release's events into one array copied the whole window of events per release: on a
     dense stream (a window of millions of events) that cost more than everything else.
     """
@@ -115,7 +116,7 @@ class WindowIndex:
             new = (np.array(self._keys, dtype=np.int64) << TIME_BITS) | self._rel(ts)
             self._keys, self._ts = [], []
             merged = np.concatenate([self._recent, new])
-            merged.sort(kind="stable")  # the sorted run and the new events: a sort of the new ones and a merge
+            merged.sort(kind="stable")  # the recent run and the new events: a sort of the new ones and a merge
             self._recent = merged
         if len(self._recent) > (len(self._sorted) >> 3) + 1024:
             self._fold()
@@ -124,7 +125,7 @@ class WindowIndex:
         if len(self._recent):
             merged = np.concatenate([self._sorted, self._recent])
             merged.sort(kind="stable")
-            self._sorted, self._recent = merged, self._recent[:0]
+            self._sorted, self._recent = merged, np.zeros(0, dtype=np.int64)
 
     def composite(self) -> np.ndarray:
         """The sorted composite keys, with everything added so far merged in."""
