@@ -341,7 +341,7 @@ def _load(args: argparse.Namespace) -> Config:
     if bootstrap is not None:
         if not bootstrap.strip():  # not "use the default": an empty value from a script's unset variable
             raise ConfigError("--bootstrap is empty: give HOST:PORT, or leave it out for kafka.bootstrap_servers")
-        os.environ["STREAM_LIS_BOOTSTRAP"] = bootstrap
+        os.environ["STREAM_LIS_BOOTSTRAP"] = bootstrap.strip()
     return load_config(args.config, dict(args.overrides))
 
 
@@ -774,8 +774,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["run", *(argv or [])])
+    term_before = None
     if args.command not in ("run", "worker") and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)  # run and worker stop cleanly on their own
+        term_before = signal.signal(signal.SIGTERM, _terminate)  # run and worker stop cleanly on their own
     try:
         commands = {"run": cmd_run, "simulate": cmd_simulate, "config": cmd_config, "worker": cmd_worker,
                     "topics": cmd_topics, "produce": cmd_produce, "replay": cmd_produce, "report": _cmd_report,
@@ -806,6 +807,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"stream-lis: Kafka: {exc} (is the broker at the bootstrap address reachable?)", file=sys.stderr)
             return 1
         raise
+    finally:
+        if term_before is not None:
+            signal.signal(signal.SIGTERM, term_before)
 
 
 if __name__ == "__main__":

@@ -44,9 +44,14 @@ def _finite(x: float | None) -> bool:
 
 
 def address_family(host: str, port: int) -> int:
-    """The socket family ``host`` resolves to first (``::1`` is IPv6): the HTTP server binds IPv4
-    unless told otherwise, and refused an IPv6 address as "not supported"."""
-    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    """IPv6 for a host that has only IPv6 addresses (``::1``), else IPv4 as before: the HTTP
+    server binds IPv4 whatever it is given, and refused an IPv6 address as "not supported". A
+    name with both (``localhost`` on many systems) stays IPv4, where scrapes of 127.0.0.1 go;
+    ``''`` is every IPv4 interface."""
+    if not host:
+        return socket.AF_INET
+    families = {ai[0] for ai in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+    return socket.AF_INET if socket.AF_INET in families or not families else socket.AF_INET6
 
 
 class SnapshotCollector:

@@ -37,3 +37,15 @@ def test_ipv4_hosts_are_served_as_before():
             assert resp.status == 200
     finally:
         srv.close()
+
+
+def test_an_empty_host_is_every_ipv4_interface_as_before():
+    from stream_lis.exporter import address_family
+
+    assert address_family("", 0) == socket.AF_INET and address_family("127.0.0.1", 0) == socket.AF_INET
+    srv = MetricsServer(CollectorRegistry(), port=0, host="")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/healthz", timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        srv.close()
