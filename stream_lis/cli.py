@@ -16,13 +16,16 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
 import msgspec
 
 from . import __version__
 from .config import Config, ConfigError, LearnerConfig, load_config, to_dict
 from .paths import first_problem, output
+
+if TYPE_CHECKING:
+    from .deadletter import DeadLetterWriter
 
 DEFAULT_PORT = 9464
 
@@ -82,30 +85,24 @@ def _count(lowest: int, highest: int | None = None) -> Callable[[str], int]:
     return _whole(lowest, highest)
 
 
-def _seconds(zero_ok: bool) -> Callable[[str], float]:
-    """An argparse type: a finite number of seconds, above 0 (or from 0 with ``zero_ok``)."""
+def _seconds(zero_ok: bool, what: str = "seconds", hint: str = "") -> Callable[[str], float]:
+    """An argparse type: a finite number of ``what``, above 0 (or from 0 with ``zero_ok``);
+    ``hint`` is added to the refusal."""
 
     def parse(text: str) -> float:
         try:
             x = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+            raise argparse.ArgumentTypeError(f"not a number of {what}: {text!r}") from None
         if not math.isfinite(x) or x < 0 or (x == 0 and not zero_ok):
-            raise argparse.ArgumentTypeError(f"must be a finite number {'>=' if zero_ok else '>'} 0, got {text}")
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>=' if zero_ok else '>'} 0{hint}, got {text}")
         return x
 
     return parse
 
 
-def _rate(text: str) -> float:
-    """``--rate``: records per second, a finite number above 0 (leave it out for full speed)."""
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of records per second: {text!r}") from None
-    if not math.isfinite(x) or x <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0 (leave --rate out for full speed), got {text}")
-    return x
+#: ``--rate``: 0, below 0 or not a number would mean full speed, silently.
+_rate = _seconds(False, "records per second", " (leave --rate out for full speed)")
 
 
 def _split(text: str) -> str:
@@ -529,8 +526,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           file=out)
     print(render(res.snapshot, res.records, res.rate, level=cfg.evaluation.confidence_level,
                  ended=list(engine.ended.values())), file=out)
-    if dead.written and args.dead_letters != "-":
-        print(f"\n{dead.written:,} rejected records written to {args.dead_letters}", file=out)
+    _say_dead_letters(dead, args.dead_letters, out)
     if args.summary_json and args.summary_json != "-":
         print(f"summary: {args.summary_json}", file=out)
     accepted = res.snapshot.counters.records
@@ -584,6 +580,12 @@ class _StopOnSignal:
         return self.why
 
 
+def _say_dead_letters(dead: "DeadLetterWriter", path: str, out: TextIO) -> None:
+    """The line after a result's table naming the dead-letter file (none on stdout)."""
+    if dead.written and path != "-":
+        print(f"\n{dead.written:,} rejected records written to {path}", file=out)
+
+
 def cmd_offline(args: argparse.Namespace) -> int:
     from .deadletter import DeadLetterWriter
     from .offline import OfflineDataError, OfflineError, render_offline, run_offline_file, to_json
@@ -611,8 +613,7 @@ def cmd_offline(args: argparse.Namespace) -> int:
             fh.write(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
     out = sys.stderr if "-" in (args.json, args.dead_letters) else sys.stdout  # a result on stdout: the table to stderr
     print(render_offline(res), file=out)
-    if dead.written and args.dead_letters != "-":
-        print(f"\n{dead.written:,} rejected records written to {args.dead_letters}", file=out)
+    _say_dead_letters(dead, args.dead_letters, out)
     if args.json and args.json != "-":
         print(f"\njson: {args.json}", file=out)
     return 0

@@ -54,6 +54,10 @@ def address_family(host: str, port: int) -> int:
     return socket.AF_INET if socket.AF_INET in families or not families else socket.AF_INET6
 
 
+class _HTTPServerIPv6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class SnapshotCollector:
     """Yields every stream_lis metric family from a fresh snapshot."""
 
@@ -227,8 +231,8 @@ class MetricsServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        server = type("_HTTPServer", (ThreadingHTTPServer,), {"address_family": address_family(host, port)})
-        self.httpd = server((host, port), Handler)
+        ipv6 = address_family(host, port) == socket.AF_INET6
+        self.httpd = (_HTTPServerIPv6 if ipv6 else ThreadingHTTPServer)((host, port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http", daemon=True)

@@ -73,6 +73,7 @@ stream_lis.offline.OfflineError: --split-at '1e300': an event time must lie in [
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -462,20 +463,10 @@ def run_offline(records: Iterable[bytes | str], cfg: Config, split: str | tuple[
     eng = Engine(cfg, probes=probe_list, on_invalid=on_invalid)
     # The engine's second stage, with capturing evaluators; everything else is the stream's.
     armset = eng.armset = _CaptureArmSet(cfg, lambda: probe_list, stream, eng.armset.embeddings)
-    buf: list[bytes | str] = []
-    done = 0
-
-    def process(buf: list[bytes | str]) -> None:
-        nonlocal done
+    it, done = iter(records), 0
+    while buf := list(itertools.islice(it, batch)):
         eng.process_records(buf, where=(lambda k, base=done: where(base + k)) if where is not None else None)
         done += len(buf)
-
-    for rec in records:
-        buf.append(rec)
-        if len(buf) >= batch:
-            process(buf)
-            buf = []
-    process(buf)
     eng.flush()
     caps = [armset.captures[k] for k in sorted(armset.captures)]
     all_ts = np.concatenate([np.asarray(c.ts, dtype=np.int64) for c in caps]) if caps else np.zeros(0, np.int64)

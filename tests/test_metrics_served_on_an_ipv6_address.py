@@ -12,6 +12,16 @@ from prometheus_client import CollectorRegistry
 from stream_lis.exporter import MetricsServer
 
 
+def _healthz(host: str, url_host: str) -> int:
+    """The status of /healthz from a server bound to ``host``, asked at ``url_host``."""
+    srv = MetricsServer(CollectorRegistry(), port=0, host=host)
+    try:
+        with urllib.request.urlopen(f"http://{url_host}:{srv.port}/healthz", timeout=10) as resp:
+            return resp.status
+    finally:
+        srv.close()
+
+
 def _has_ipv6_loopback() -> bool:
     try:
         with socket.create_server(("::1", 0), family=socket.AF_INET6):
@@ -22,30 +32,15 @@ def _has_ipv6_loopback() -> bool:
 
 @pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
 def test_metrics_are_served_on_ipv6_loopback():
-    srv = MetricsServer(CollectorRegistry(), port=0, host="::1")
-    try:
-        with urllib.request.urlopen(f"http://[::1]:{srv.port}/healthz", timeout=10) as resp:
-            assert resp.status == 200
-    finally:
-        srv.close()
+    assert _healthz("::1", "[::1]") == 200
 
 
 def test_ipv4_hosts_are_served_as_before():
-    srv = MetricsServer(CollectorRegistry(), port=0, host="127.0.0.1")
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/healthz", timeout=10) as resp:
-            assert resp.status == 200
-    finally:
-        srv.close()
+    assert _healthz("127.0.0.1", "127.0.0.1") == 200
 
 
 def test_an_empty_host_is_every_ipv4_interface_as_before():
     from stream_lis.exporter import address_family
 
     assert address_family("", 0) == socket.AF_INET and address_family("127.0.0.1", 0) == socket.AF_INET
-    srv = MetricsServer(CollectorRegistry(), port=0, host="")
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/healthz", timeout=10) as resp:
-            assert resp.status == 200
-    finally:
-        srv.close()
+    assert _healthz("", "127.0.0.1") == 200
