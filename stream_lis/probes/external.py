@@ -28,6 +28,7 @@ import numpy as np
 from ..events import validation_reason
 from ..join import LabelledExample
 from ..jsonl_table import apply_lines, load_file
+from . import release
 from .base import Leaked, Probe
 from .log import BehaviourLog
 
@@ -61,6 +62,8 @@ class ExternalProbe(Probe):
         self.vectors: dict[str, array] = {}
         self.similar: dict[str, list[str]] = {}
         self._dims = 0
+        self._missing = array("d")  # the row of an item without a vector: NaN, ``_dims`` long
+        self._columns: list[str] = []
         #: (line number, reason) of every record of ``records`` that was rejected.
         self.rejected = apply_lines(records, self.update)
 
@@ -119,15 +122,27 @@ class ExternalProbe(Probe):
         return (self.similar.pop(item_id, None) is not None) or had
 
     def columns(self, examples: Sequence[LabelledExample], log: BehaviourLog | None, horizon_ms: int) -> Leaked:
-        items = [ex.impression.item_id for ex in examples]
-        d = self._dims
+        items = release.columns(examples).item_ids
+        n, d = len(items), self._dims
         values = None
         if d:
-            values = np.full((len(items), d), np.nan)
+            miss = self._missing
+            if len(miss) != d:
+                miss = self._missing = array("d", [np.nan]) * d
             get = self.vectors.get
-            for k, item in enumerate(items):
-                v = get(item)
-                if v is not None:
+            vecs = [get(item, miss) for item in items]
+            if min(map(len, vecs), default=d) == d:
+                # Every vector at full length (the usual dataset): one copy of their packed
+                # doubles, not a numpy slice assignment per example.
+                values = np.frombuffer(bytearray().join(vecs), dtype=np.float64).reshape(n, d)
+            else:
+                values = np.full((n, d), np.nan)
+                for k, v in enumerate(vecs):
                     values[k, :len(v)] = v
         tokens = [self.similar.get(item, []) for item in items] if self.similar else None
-        return Leaked([f"ext:v{k}" for k in range(d)], values, tokens, n=len(items))
+        return Leaked(self._names(d), values, tokens, n=n)
+
+    def _names(self, d: int) -> list[str]:
+        if len(self._columns) != d:
+            self._columns = [f"ext:v{k}" for k in range(d)]
+        return self._columns

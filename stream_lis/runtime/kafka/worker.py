@@ -33,6 +33,7 @@ from ...exporter import MetricsServer, SnapshotCollector
 from ...labeller import LabelCounters
 from ...watermark import NEG_INF
 from ..process import tune_gc
+from . import fetch
 from .checkpoints import CheckpointStore
 from .delivery import flush_limit_s
 from .eval_stage import EvalStage
@@ -87,6 +88,10 @@ class Worker:
             if problem is not None:
                 raise ConfigError(problem)
         tune_gc(cfg.runtime.gc_threshold)
+        if cfg.kafka.fast_fetch:
+            fetch.install()
+        else:
+            fetch.uninstall()
         if not crc_accelerated():
             log.warning("the crc32c package is not installed: kafka-python computes record-batch CRC32Cs in pure "
                         "Python, which can take half of this worker's CPU (pip install crc32c)")
