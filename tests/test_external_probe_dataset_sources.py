@@ -89,3 +89,27 @@ def test_a_missing_dataset_file_is_named_not_a_traceback(tmp_path, key):
     assert out.returncode == 2
     assert f"{key}: cannot read {tmp_path / 'nope.jsonl'}: No such file or directory" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_vectors_of_every_length_give_their_columns_padded_with_nan():
+    """Vectors shorter than the longest, items without one and items added between releases:
+    each example's row holds its item's vector and NaN after it (none: all NaN)."""
+    import numpy as np
+
+    from stream_lis.events import Impression
+    from stream_lis.join import LabelledExample
+
+    def release(items):
+        return [LabelledExample(Impression(impression_id=f"i{k}", ts=k, user_id="u", item_id=item, experiment="e",
+                                           arm="c"), 0, None, k) for k, item in enumerate(items)]
+
+    p = ExternalProbe([b'{"item_id": "a", "vector": [1, 2]}', b'{"item_id": "b", "vector": [3, 4]}'])
+    full = p.columns(release(["a", "x", "b"]), None, 0)
+    assert full.names == ["ext:v0", "ext:v1"]
+    np.testing.assert_array_equal(full.values, [[1, 2], [np.nan, np.nan], [3, 4]])
+    p.update(b'{"item_id": "c", "vector": [5, 6, 7]}')
+    mixed = p.columns(release(["c", "a", "x"]), None, 0)
+    assert mixed.names == ["ext:v0", "ext:v1", "ext:v2"]
+    np.testing.assert_array_equal(mixed.values, [[5, 6, 7], [1, 2, np.nan], [np.nan] * 3])
+    mixed.values[0, 0] = 0.0  # a block's values are its own: the probe's table is not changed
+    np.testing.assert_array_equal(p.columns(release(["c"]), None, 0).values, [[5, 6, 7]])
