@@ -33,11 +33,10 @@ import argparse
 import os
 import pickle
 import platform
-import sys
 import time
 from typing import Any, Callable
 
-from common import revision  # noqa: E402  (also puts this checkout first on the import path)
+from common import machine_pace, revision  # noqa: E402  (also puts this checkout first on the import path)
 
 
 def best_of(rounds: int, fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -78,6 +77,7 @@ def main() -> None:
     eng.process_records(chunk)
     print(f"{args.impressions:,} impressions at {args.rate:g}/s of event time through the engine in "
           f"{time.perf_counter() - t0:.1f} s; {revision()}; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {machine_pace()}")
     print(f"{'state':<28}{'size':>22}{'pause ms':>9}{'save ms':>9}{'restore ms':>11}{'MB':>7}"
           f"{'previous layout ms':>20}{'MB':>7}{'old/(pause+save)':>18}")
 

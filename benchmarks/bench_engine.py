@@ -38,7 +38,7 @@ import resource
 import sys
 import tempfile
 
-from common import all_probes, replay, revision, run_child, write_stream
+from common import all_probes, machine_pace, replay, revision, run_child, write_stream
 
 VARIANTS = {
     "engine": {},
@@ -98,6 +98,7 @@ def main() -> None:
         print(f"stream: {args.impressions:,} impressions (seed {args.seed}{shape}), {os.path.getsize(path) / 1e6:.0f} MB; "
               f"probes {', '.join(probes['probes.enabled'])}{''.join(f'; {kv}' for kv in args.set)}; {revision()}; "
               f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+        print(f"machine: {machine_pace()}")
         # Rounds alternate the variants, and each variant's fastest round counts: on a shared
         # machine a slow round says more about the neighbours than about the code.
         results: dict[str, dict] = {}

@@ -43,7 +43,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from common import revision, write_stream
+from common import machine_pace, revision, write_stream
 
 CLI = [sys.executable, "-m", "stream_lis"]
 
@@ -227,6 +227,7 @@ def main() -> None:
         n, imps = write_stream(path, args.impressions, args.seed)
         print(f"stream: {n:,} records ({imps:,} impressions); {revision()}; {os.cpu_count()} cores; broker {args.bootstrap}; "
               f"mode {args.mode}; crc32c {'C' if crc_accelerated() else 'pure Python (pip install crc32c)'}")
+        print(f"machine: {machine_pace()}")
         print(f"{'layout':>18}{'workers':>8}{'produce s':>10}{'ingest rec/s':>14}{'end-to-end s':>14}{'e2e rec/s':>11}{'imp/s':>9}"
               f"{'max lag':>9}{'cpu s':>7}{'rec/cpu-s':>10}")
         for layout, w in ((lay, w) for lay in args.layout for w in args.workers):

@@ -32,6 +32,29 @@ def revision() -> str:
     return f"commit {head}" + (" +changes in stream_lis/" if dirty else "")
 
 
+def machine_pace(rounds: int = 3) -> str:
+    """How fast this machine runs plain Python right now: the best of ``rounds`` timings of
+    one fixed workload (dict, attribute and string operations, as the engine's per-event
+    code does). The machines these benchmarks run on are shared, and the same commit's
+    figures move with them from day to day (2.5x seen); quoting this beside a figure lets
+    figures from two days be compared. About 0.1 s a round on a quiet machine."""
+    def work() -> int:
+        d: dict[str, int] = {}
+        total = 0
+        for k in range(200_000):
+            key = "k" + str(k % 4096)
+            total += d.get(key, 0)
+            d[key] = k
+        return total
+
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - t0)
+    return f"reference Python workload {best * 1000:.0f} ms (benchmarks/common.py machine_pace; lower: a faster machine)"
+
+
 def write_stream(path: str, impressions: int, seed: int, preferences: str | None = None,
                  **simulator: Any) -> tuple[int, int]:
     """The simulator's stream as JSON Lines; returns (records, impressions). ``simulator``:
