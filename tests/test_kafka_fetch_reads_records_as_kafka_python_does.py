@@ -26,8 +26,13 @@ GZIP = 1
 
 
 @pytest.fixture(autouse=True)
-def _restore():
-    """Each test chooses the reader; the process's choice is put back after it."""
+def _restore(request):
+    """Each test chooses the reader; the process's choice is put back after it. Where the
+    compiled reader cannot be installed (a kafka-python release it was not tested with), the
+    worker keeps kafka-python's reader and there is nothing to compare: said as a skip."""
+    why = fetch.unavailable()
+    if why is not None and request.node.name != "test_install_says_why_it_cannot":
+        pytest.skip(f"the compiled reader is not installed here: {why}")
     was = fetch.installed()
     yield
     if was:
