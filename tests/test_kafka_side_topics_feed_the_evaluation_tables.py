@@ -139,5 +139,18 @@ def test_side_topics_give_the_file_and_inline_figures_then_take_updates(tmp_path
         wait_for(lambda: _outcomes(worker.metrics(), "embeddings") == {"upserted": n_vectors, "deleted": 1, "absent": 1},
                  30, "the embedding deletions", worker.alive)
         assert _entries(worker.metrics(), "embeddings") == n_vectors - 1
+
+        # The table still lacks what the rejected record stood for, until its key gets a good
+        # record: the gauge the alert reads says so (a restart reading the topic again counts
+        # the rejected record again, but it is still one key).
+        assert _rejected_keys(worker.metrics()) == {"preferences": 1, "embeddings": 0}
+        producer.send(ov["kafka.topics.preferences"], key=b"item-bad", value=b'{"item_id": "item-bad", "vector": [1.0]}')
+        producer.flush()
+        wait_for(lambda: _rejected_keys(worker.metrics())["preferences"] == 0, 30, "the bad key fixed", worker.alive)
     finally:
+        producer.close()
         worker.stop()
+
+
+def _rejected_keys(m: dict) -> dict[str, float]:
+    return {s.labels["table"]: s.value for s in m["stream_lis_table_rejected_keys"]}

@@ -69,12 +69,29 @@ def test_dashboard_is_schema_39_with_a_prometheus_datasource_variable() -> None:
 
 def test_experiment_and_arm_are_multi_select_query_variables_with_all() -> None:
     v = _variables()
-    for name, query in (("experiment", "label_values(stream_lis_lis, experiment)"),
-                        ("arm", 'label_values(stream_lis_lis{experiment=~"$experiment"}, arm)')):
+    for name, query in (("experiment", 'label_values(stream_lis_lis{namespace=~"$namespace"}, experiment)'),
+                        ("arm", 'label_values(stream_lis_lis{namespace=~"$namespace", experiment=~"$experiment"}, arm)')):
         var = v[name]
         assert var["type"] == "query" and var["multi"] and var["includeAll"], name
         assert var["definition"] == query and var["query"]["query"] == query, name
         assert var["datasource"]["uid"] == "${datasource}"
+
+
+def test_every_query_keeps_to_the_chosen_namespace() -> None:
+    """One Prometheus may scrape several deployments (staging, production) under the same job:
+    a namespace variable chooses one ("All": every one, and series without the label, as a
+    plain scrape gives), and every query keeps to it."""
+    var = _variables()["namespace"]
+    assert var["type"] == "query" and var["includeAll"] and var["allValue"] == ".*"
+    assert var["definition"] == 'label_values(up{job="stream-lis"}, namespace)'
+    names = list(_variables())
+    assert names.index("namespace") < names.index("experiment")  # experiments of the chosen namespace
+    for title, ref, expr in _targets():
+        assert 'namespace=~"$namespace"' in expr, f"{title}:{ref} {expr}"
+        # each metric the query reads carries the matcher (not only one of them)
+        metrics = re.findall(r"(?<![\w:$])((?:stream_lis|[a-z_]+:stream_lis)[a-zA-Z0-9_:]*|up)(\{[^}]*\})?", expr)
+        for metric, sel in metrics:
+            assert 'namespace=~"$namespace"' in sel, f"{title}:{ref}: {metric} without the namespace matcher"
 
 
 def test_ids_are_unique_and_panels_are_on_the_grid() -> None:
@@ -145,7 +162,9 @@ def values(ops_stack: OpsStack) -> dict[str, list[str]]:  # noqa: F811
     assert experiments == ["lis_demo"]
     arms = ops_stack.api("label/arm/values", **{"match[]": 'stream_lis_lis{experiment=~"lis_demo"}'})
     assert arms == ["control", "treatment"]
-    return {"experiment": experiments, "arm": arms}
+    # The stack's scrape is a plain one, without a namespace label: the only value its series
+    # hold is the empty one (what "All", ``.*``, also matches).
+    return {"experiment": experiments, "arm": arms, "namespace": [""]}
 
 
 @pytest.mark.slow  # runs on the Prometheus stack of the integration test

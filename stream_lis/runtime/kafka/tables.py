@@ -21,7 +21,11 @@ applies from the next evaluated chunk on, whatever the event time of the example
 table is "what the team has now", as a later model snapshot would be.
 
 A record the table rejects is counted by reason and sent to the dead-letter topic with its
-bytes and ``topic/partition@offset``; the feed goes on.
+bytes and ``topic/partition@offset``; the feed goes on. Each start reads the topic again, so
+the same bad records are counted again (compaction keeps a key's latest record, and never
+compacts the active segment): what says whether the table is still missing data is
+``rejected_keys``, the keys whose latest record was rejected. It clears when the publisher
+sends a good record (or a tombstone) for each.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ class TableFeed:
         self._apply, self.size, self.details = apply, size, details
         self.dead_letter = dead_letter
         self.counts: Counter[str] = Counter()
+        #: Keys whose latest record the table rejected (a record without a key: ``None``, once).
+        self.rejected_keys: set[bytes | None] = set()
         self.recovered = threading.Event()  # read to the end offsets found at start
         self.stopping = threading.Event()
         self.lag: dict[tuple[str, int], int] = {}
@@ -94,7 +100,10 @@ class TableFeed:
         it is a rejection)."""
         outcome = self._apply(key, value)
         self.counts[outcome] += 1
-        if outcome not in APPLIED:
+        if outcome in APPLIED:
+            self.rejected_keys.discard(key)
+        else:
+            self.rejected_keys.add(key)
             detail = self.details.get(outcome, outcome) if value is not None else "a tombstone without a key"
             self.dead_letter(Invalid(outcome, detail, value or b""), source)
         return outcome

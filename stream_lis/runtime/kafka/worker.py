@@ -259,6 +259,10 @@ class Worker:
                                        labels=["table", "outcome"])
             entries = GaugeMetricFamily("stream_lis_table_entries", "Entries a side table holds (items; vectors).",
                                         labels=["table"])
+            bad = GaugeMetricFamily("stream_lis_table_rejected_keys", "Keys of a side topic whose latest record the "
+                                    "table rejected: data the table lacks until the publisher sends a good record "
+                                    "(or a tombstone) for each. Unlike the rejected records' counts, not raised "
+                                    "again by the restart that reads the topic again.", labels=["table"])
             for feed in self.feeds:
                 counts = dict(feed.counts)
                 # Every outcome from 0, rejection reasons too: a series born at its first
@@ -266,7 +270,8 @@ class Worker:
                 for outcome in sorted(set(APPLIED) | set(feed.details) | set(counts)):
                     recs.add_metric([feed.name, outcome], counts.get(outcome, 0))
                 entries.add_metric([feed.name], feed.size())
-            yield from (recs, entries)
+                bad.add_metric([feed.name], len(feed.rejected_keys))  # len(): one atomic read, no lock
+            yield from (recs, entries, bad)
         yield from (reb, ck, failed, owned)
 
     def _run(self, stage: Any) -> None:
