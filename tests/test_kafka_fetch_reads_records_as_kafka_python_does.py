@@ -42,24 +42,36 @@ def _restore(request):
 
 
 def _batch(rng: random.Random, magic: int, codec: int, offset: int, n: int, headers: bool = True) -> bytes:
-    b = MemoryRecordsBuilder(magic=magic, compression_type=codec, batch_size=1 << 24, offset=offset)
+    # Format 2 as a broker writes it: the base offset in the header, deltas from 0.
+    b = MemoryRecordsBuilder(magic=magic, compression_type=codec, batch_size=1 << 24, offset=0 if magic == 2 else offset)
     for k in range(n):
         key = None if rng.random() < 0.3 else b"key-%d" % rng.randrange(1000)
         value = None if rng.random() < 0.1 else bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300)))
         hdrs = [(f"h{j}", None if rng.random() < 0.2 else b"v%d" % j) for j in range(rng.randrange(3))] if headers and magic == 2 else []
         b.append(timestamp=1_700_000_000_000 + rng.randrange(10**6), key=key, value=value, headers=hdrs)
     b.close()
-    return bytes(b.buffer())
+    return _patch(bytes(b.buffer()), base_offset=offset) if magic == 2 else bytes(b.buffer())
+
+
+def _patch(batch: bytes, base_offset: int | None = None, attributes: int = 0, tail: int = 0,
+           max_timestamp: int | None = None) -> bytes:
+    """A format-2 batch's header changed as a broker may write it, CRC redone: its base offset,
+    attribute bits (0x08 LogAppendTime, 0x10 transactional, 0x20 control), ``tail`` more
+    offsets after its last record (compaction removed them), its max timestamp."""
+    buf = bytearray(batch)
+    if base_offset is not None:
+        struct.pack_into(">q", buf, 0, base_offset)  # outside the CRC
+    struct.pack_into(">h", buf, 21, struct.unpack_from(">h", buf, 21)[0] | attributes)
+    struct.pack_into(">i", buf, 23, struct.unpack_from(">i", buf, 23)[0] + tail)
+    if max_timestamp is not None:
+        struct.pack_into(">q", buf, 35, max_timestamp)
+    struct.pack_into(">I", buf, 17, calc_crc32c(memoryview(buf)[21:]))
+    return bytes(buf)
 
 
 def _control(batch: bytes, leader_epoch: int = 0) -> bytes:
-    """The same format-2 batch marked as a control batch (a transaction marker), CRC redone."""
-    buf = bytearray(batch)
-    buf[12:16] = struct.pack(">i", leader_epoch)
-    attrs = struct.unpack_from(">h", buf, 21)[0] | 0x20
-    struct.pack_into(">h", buf, 21, attrs)
-    struct.pack_into(">I", buf, 17, calc_crc32c(memoryview(buf)[21:]))
-    return bytes(buf)
+    """The same format-2 batch marked as a control batch (a transaction marker)."""
+    return _epoch(_patch(batch, attributes=0x20), leader_epoch)
 
 
 def _epoch(batch: bytes, leader_epoch: int) -> bytes:
@@ -76,7 +88,9 @@ def _fetch(buf: bytes, fetch_offset: int = 0, take: int | None = None, check_crc
     try:
         while recs:
             got = recs.take(take)
-            out.append((got, recs.next_fetch_offset, recs.leader_epoch, recs.records_read))
+            # == alone would take bytearray for bytes, a list for a tuple: the types count too
+            types = [tuple(type(x).__name__ for x in (r.key, r.value, r.headers, r.timestamp)) for r in got]
+            out.append((got, types, recs.next_fetch_offset, recs.leader_epoch, recs.records_read))
             if not got:
                 break
     except CorruptRecordError as exc:
@@ -127,6 +141,13 @@ def test_fetches_of_every_kind_of_batch_give_the_same_records_and_positions():
                 batch = _epoch(batch, rng.randrange(0, 50))
             if magic == 2 and rng.random() < 0.15:
                 batch = _control(batch, rng.randrange(0, 50))
+            elif magic == 2 and rng.random() < 0.2:  # broker time instead of the producer's
+                batch = _patch(batch, attributes=0x08, max_timestamp=1_800_000_000_000 + trial)
+            elif magic == 2 and rng.random() < 0.2:  # a transaction's records (not its marker)
+                batch = _patch(batch, attributes=0x10)
+            if magic == 2 and rng.random() < 0.2:  # compaction removed the batch's last records
+                gap = rng.randrange(1, 4)
+                batch, n = _patch(batch, tail=gap), n + gap
             parts.append(batch)
             offset += n + rng.randrange(0, 3)  # gaps, as compaction leaves
         buf = b"".join(parts)
@@ -169,6 +190,21 @@ def test_a_record_the_compiled_reader_refuses_goes_to_kafka_pythons_reader():
     assert fast == library
     assert [r.offset for r in library[0][0]] == [0, 1, 2, 3] and library[-1][0] == "CorruptRecordError"
     assert COMPILED[-1] is False  # the compiled reader refused the batch: kafka-python's read it
+
+
+def test_a_fetch_read_while_installed_is_taken_after_uninstall():
+    """``kafka.fast_fetch = false`` in a later worker of the process uninstalls the reader while
+    fetches built with it wait to be taken (a paused partition, a full poll)."""
+    assert fetch.install()
+    started = Fetcher.PartitionRecords(0, TP, MemoryRecords(_plain(0, 10)))
+    unstarted = Fetcher.PartitionRecords(0, TP, MemoryRecords(_plain(0, 10)))
+    first = started.take(3)
+    fetch.uninstall()
+    assert [r.offset for r in first + started.take()] == list(range(10))
+    assert [r.offset for r in unstarted.take()] == list(range(10))
+    assert fetch.install() and fetch.install() and fetch.installed()  # twice: still one patch
+    fetch.uninstall()
+    assert [r.offset for r in Fetcher.PartitionRecords(0, TP, MemoryRecords(_plain(0, 4))).take()] == [0, 1, 2, 3]
 
 
 def test_install_says_why_it_cannot(monkeypatch):

@@ -29,7 +29,8 @@ only on the kafka-python release series it was written and tested against (``TES
 >>> def fetched():
 ...     recs = Fetcher.PartitionRecords(1, TopicPartition("t", 0), MemoryRecords(bytes(b.buffer())))
 ...     return [(r.offset, r.timestamp, r.key, r.value) for r in recs.take()]
->>> was = install()
+>>> was = installed()
+>>> _ = install()
 >>> fast = fetched()
 >>> uninstall()
 >>> fast == fetched(), fast
@@ -41,19 +42,27 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from typing import Any, Callable, Iterator
 
 log = logging.getLogger("stream_lis.kafka.fetch")
 
-#: kafka-python release series whose fetcher internals this module was written against.
+#: kafka-python release series whose fetcher internals this module was written against, and
+#: aiokafka releases whose compiled reader it was tested with.
 TESTED = ("3.0.",)
+TESTED_AIOKAFKA = ("0.11.", "0.12.", "0.13.", "0.14.")
 
-_original: Callable[..., Iterator[Any]] | None = None
+#: kafka-python's own ``_unpack_records``, kept from the first ``install`` on and never
+#: cleared: a fetch taken after ``uninstall`` may still be one built while installed.
+_library: Callable[..., Iterator[Any]] | None = None
+_installed = False
+_lock = threading.Lock()
 
 
 def unavailable() -> str | None:
     """Why ``install`` would do nothing (``None``: it can install)."""
     try:
+        import aiokafka
         import kafka
         importlib.import_module("aiokafka.record._crecords")  # the compiled reader (not the Python fallback)
         from kafka.consumer.fetcher import Fetcher
@@ -62,6 +71,8 @@ def unavailable() -> str | None:
         return f"not importable: {exc}"
     if not kafka.__version__.startswith(TESTED):
         return f"kafka-python {kafka.__version__} is not a release this was tested with ({', '.join(TESTED)}x)"
+    if not aiokafka.__version__.startswith(TESTED_AIOKAFKA):
+        return f"aiokafka {aiokafka.__version__} is not a release this was tested with ({', '.join(TESTED_AIOKAFKA)}x)"
     if not (hasattr(Fetcher, "PartitionRecords") and hasattr(Fetcher.PartitionRecords, "_unpack_records")
             and "_buffer" in LibraryBatch.__slots__):
         return "kafka-python's fetcher is not laid out as expected"
@@ -71,31 +82,35 @@ def unavailable() -> str | None:
 def install() -> bool:
     """Read fetched records with aiokafka's reader from now on, in every consumer of the
     process; False (and nothing changed) when ``unavailable()`` says why not."""
-    global _original
+    global _library, _installed
     why = unavailable()
     if why is not None:
         log.info("kafka-python reads fetched records itself: %s", why)
         return False
     from kafka.consumer.fetcher import Fetcher
 
-    if _original is None:
-        _original = Fetcher.PartitionRecords._unpack_records
-        Fetcher.PartitionRecords._unpack_records = _unpack_records
+    with _lock:
+        if _library is None:
+            _library = Fetcher.PartitionRecords._unpack_records
+        if not _installed:
+            Fetcher.PartitionRecords._unpack_records = _unpack_records
+            _installed = True
     return True
 
 
 def uninstall() -> None:
     """kafka-python's own reader again (for fetches started from now on)."""
-    global _original
-    if _original is not None:
-        from kafka.consumer.fetcher import Fetcher
+    global _installed
+    with _lock:
+        if _installed:
+            from kafka.consumer.fetcher import Fetcher
 
-        Fetcher.PartitionRecords._unpack_records = _original
-        _original = None
+            Fetcher.PartitionRecords._unpack_records = _library
+            _installed = False
 
 
 def installed() -> bool:
-    return _original is not None
+    return _installed
 
 
 def _header_size(headers: list) -> int:
@@ -130,10 +145,10 @@ def _unpack_records(self: Any, tp: Any, records: Any, key_deserializer: Any, val
     from kafka import errors
     from kafka.consumer.fetcher import ConsumerRecord, IsolationLevel
 
-    assert _original is not None
+    assert _library is not None  # set before this function is ever installed
     if (key_deserializer is not None or value_deserializer is not None
             or self.isolation_level != IsolationLevel.READ_UNCOMMITTED):
-        yield from _original(self, tp, records, key_deserializer, value_deserializer)
+        yield from _library(self, tp, records, key_deserializer, value_deserializer)
         return
     topic, partition, new = tp.topic, tp.partition, tuple.__new__
     try:

@@ -72,8 +72,9 @@ class TableFeed:
         self._apply, self.size, self.details = apply, size, details
         self.dead_letter = dead_letter
         self.counts: Counter[str] = Counter()
-        #: Keys whose latest record the table rejected (a record without a key: ``None``, once).
-        self.rejected_keys: set[bytes | None] = set()
+        #: Keys whose latest record the table rejected. A record without a key is not counted
+        #: here (no later record can replace it; a compacted topic refuses it anyway).
+        self.rejected_keys: set[bytes] = set()
         self.recovered = threading.Event()  # read to the end offsets found at start
         self.stopping = threading.Event()
         self.lag: dict[tuple[str, int], int] = {}
@@ -100,10 +101,11 @@ class TableFeed:
         it is a rejection)."""
         outcome = self._apply(key, value)
         self.counts[outcome] += 1
-        if outcome in APPLIED:
-            self.rejected_keys.discard(key)
-        else:
-            self.rejected_keys.add(key)
+        if key is not None:
+            if outcome in APPLIED:
+                self.rejected_keys.discard(key)
+            else:
+                self.rejected_keys.add(key)
             detail = self.details.get(outcome, outcome) if value is not None else "a tombstone without a key"
             self.dead_letter(Invalid(outcome, detail, value or b""), source)
         return outcome
