@@ -353,7 +353,7 @@ class EvalStage(ConsumerRebalanceListener):
                 if self.lag_meter.measure():
                     self.lag = self.lag_meter.lag
                 last_lag = now
-        save = not self.parts or can_checkpoint(self.lag_meter, "stopping")
+        save = not self.parts or can_checkpoint(self.lag_meter, "stopping", ask=True)
         if save:  # else a save on its way is abandoned: the broker would not take it either
             self.saver.wait()
         with self.lock:

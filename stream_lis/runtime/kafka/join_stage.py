@@ -532,9 +532,10 @@ class JoinStage(ConsumerRebalanceListener):
                 if self.lag_meter.measure():
                     self.lag, self._lag_at = self.lag_meter.lag, measured
                 last_lag = now
+        # Asked before the lock: a broker that does not answer takes up to 5 s to say so.
+        save = bool(self.labellers) and can_checkpoint(self.lag_meter, "stopping", ask=True)
         with self.lock:
-            committed = (self._checkpoint(set(self.labellers))
-                         if self.labellers and can_checkpoint(self.lag_meter, "stopping") else {})
+            committed = self._checkpoint(set(self.labellers)) if save and self.labellers else {}
         commit_offsets(self.consumer, committed, log)
         self.consumer.close()
 

@@ -89,11 +89,18 @@ class LagMeter:
         return True
 
 
-def can_checkpoint(meter: LagMeter, why: str) -> bool:
+def can_checkpoint(meter: LagMeter, why: str, ask: bool = False) -> bool:
     """Whether a stage saves a checkpoint in the foreground now (``why``: stopping, partitions
     revoked): not while the broker does not answer. Each save would wait out the client's
     timeouts, minutes in all, past Kubernetes' grace period; the partitions' next owner
-    resumes from their last checkpoint and drops what it applied twice."""
+    resumes from their last checkpoint and drops what it applied twice.
+
+    ``ask``: measure first (up to ``LagMeter.TIMEOUT_MS``), for a stage stopping on its own
+    thread: its last measurement may predate an outage (another stage saw it first, and the
+    stage was asked to stop before its next one). Not from a rebalance listener, which the
+    consumer's IO loop awaits."""
+    if ask:
+        meter.measure()
     if meter.answering:
         return True
     meter.log.warning("%s without a checkpoint: the broker does not answer; the next owner of the partitions "
