@@ -101,13 +101,14 @@ class TableFeed:
         it is a rejection)."""
         outcome = self._apply(key, value)
         self.counts[outcome] += 1
-        if key is not None:
-            if outcome in APPLIED:
+        if outcome in APPLIED:
+            if key is not None:
                 self.rejected_keys.discard(key)
-            else:
-                self.rejected_keys.add(key)
-            detail = self.details.get(outcome, outcome) if value is not None else "a tombstone without a key"
-            self.dead_letter(Invalid(outcome, detail, value or b""), source)
+            return outcome
+        if key is not None:
+            self.rejected_keys.add(key)
+        detail = self.details.get(outcome, outcome) if value is not None else "a tombstone without a key"
+        self.dead_letter(Invalid(outcome, detail, value or b""), source)
         return outcome
 
     def run(self) -> None:
