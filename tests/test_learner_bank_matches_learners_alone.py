@@ -70,7 +70,7 @@ def test_a_banked_learner_is_still_a_whole_river_classifier():
     for _ in range(50):
         ms[1].learn_one({"good": 1.0}, True)
         ms[1].learn_one({"bad": 1.0}, False)
-    assert ms[1].predict_proba_one({"good": 1.0})[True] > 0.8
+    assert ms[1].predict_proba_one({"good": 1.0})[True] > 0.7
     assert ms[0].predict_proba_one({"good": 1.0})[True] == 0.5  # its neighbour's column is untouched
     restored = pickle.loads(pickle.dumps(ms[1]))
     assert restored.zn.base is None and np.array_equal(restored.zn, ms[1].zn)

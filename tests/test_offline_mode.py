@@ -41,13 +41,14 @@ SPLIT = "0.6"
 
 #: Largest |streaming - offline| accepted for LIS[future_item] and for AIS. Measured on this
 #: world (80k impressions, H = 1 h, split 0.6) over seeds 1-8, both arms (16 arm-runs): streaming
-#: minus offline LIS[future_item] in [-0.0040, +0.0099], AIS in [-0.0033, +0.0129], for the
-#: stream's final window and for its prequential scores on exactly the test examples alike.
+#: minus offline LIS[future_item] in [-0.0018, +0.0115], AIS in [-0.0025, +0.0151] (ftrl's
+#: defaults alpha 0.1, beta 5, l1 3; with the former 0.05, 1, 1: [-0.0040, +0.0099] and
+#: [-0.0033, +0.0129]), for the stream's final window and for its prequential scores on exactly the test examples alike.
 #: The gap is systematic, not sampling noise (both are scored on the same examples): the online
 #: learners' clean baseline is weaker (it saw each example once, while it was learning), which
 #: leaves a leak or an embedding a little more to add; the frozen batch baseline does better on
-#: items seen before T. The tolerance is about 1.5x the largest gap seen, and about the offline
-#: intervals' half-width here (0.011-0.016 for LIS, 0.015-0.018 for AIS), i.e. the streaming value
+#: items seen before T. The tolerance is about 1.3x the largest gap seen, and about the offline
+#: intervals' half-width here (0.010-0.015 for LIS, 0.014-0.018 for the treatment's AIS), i.e. the streaming value
 #: lies within the offline value's own uncertainty.
 TOL_LIS = 0.015
 TOL_AIS = 0.020

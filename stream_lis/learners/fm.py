@@ -86,7 +86,7 @@ class FMClassifier(HashedLearner):
     feature, NaN where absent) and give the same numbers.
     """
 
-    def __init__(self, bits: int = 20, k: int = 8, alpha: float = 0.05, beta: float = 1.0, l1: float = 1.0,
+    def __init__(self, bits: int = 20, k: int = 8, alpha: float = 0.1, beta: float = 5.0, l1: float = 3.0,
                  l2: float = 1.0, lr: float = 0.02, l2_v: float = 1e-4, init_std: float = 0.01,
                  seed: int = 0, warmup: float = 0.125) -> None:
         check_hyper({"bits": bits, "k": k}, {"alpha": alpha, "lr": lr},
