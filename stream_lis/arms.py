@@ -27,6 +27,7 @@ from .embedding_table import EmbeddingTable
 from .evaluator import ArmEvaluator, ArmStats
 from .horizon import LookAheadBuffer
 from .labeller import ArmRecord, Clicked, Labelled, Seen
+from .learners import make_learner
 from .overload import WARNINGS
 from .packing import Pickled, pack
 from .probes import BehaviourLog, Probe, build_probes
@@ -174,6 +175,8 @@ class ArmSet:
         self.experiments_ended = 0
         #: What arms that ended had shed (their pipelines are gone; the counter must not drop).
         self.shed_ended: Counter[str] = Counter()
+        #: Whether a resumed arm's differing learner values were said (``_check_hyperparameters``).
+        self._hyper_warned = False
 
     @property
     def probes(self) -> Sequence[Probe]:
@@ -318,4 +321,26 @@ class ArmSet:
         a.impressions, a.clicks, a.last_seen = s["impressions"], s["clicks"], s["last_seen"]
         a.shed.update(s.get("shed", {}))
         self.arms[key] = a
+        self._check_hyperparameters(key, a.evaluator)
         return True
+
+    def _check_hyperparameters(self, key: ArmKey, evaluator: ArmEvaluator) -> None:
+        """Say when a resumed arm's learners were built with other values than this config
+        builds now: the fingerprint holds ``learner.params`` as written, so a release with new
+        defaults resumes an arm on the old ones. Said once per worker, naming the first arm."""
+        if self._hyper_warned:
+            return
+        built = next(iter(evaluator.learners.values()), None)
+        if built is None:
+            return
+        try:
+            then, now = built.hyperparameters(), make_learner(self.cfg.learner).hyperparameters()
+            differ = {k: (then.get(k), v) for k, v in now.items() if then.get(k) != v}
+        except Exception:  # a River model whose params do not compare: nothing to say
+            return
+        if differ:
+            self._hyper_warned = True
+            log.warning("arm %s/%s (and any other resumed arm like it) resumed with the learner values it was "
+                        "built with, not this config's: %s (checkpoint -> now). They stay until the arm "
+                        "restarts; any change of learner.params restarts it (learners, windows, counts)",
+                        *key, ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in sorted(differ.items())))

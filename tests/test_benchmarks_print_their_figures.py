@@ -38,3 +38,12 @@ def test_engine_benchmark_prints_throughput_against_its_target():
     assert re.search(r"^engine\s+[\d,]+\s+[\d,]+", out, re.M), out
     assert "target 100,000" in out
     assert "50 impressions per s" in out and "--impressions-per-s 50 --set time.horizon=10m" in out, out
+
+
+def test_quality_benchmark_gives_no_verdict_on_a_stream_too_short_for_an_auc():
+    # 3,000 impressions end before the default 1 h horizon closes: no column has an AUC, and
+    # neither the columns' nor the LIS verdict may read as a perfect match.
+    out = _run("bench_quality.py", "--impressions", "3000", "--models", "ftrl")
+    assert "FAIL ftrl@512: a column has no AUC" in out, out
+    assert "largest LIS difference ftrl@512 - River LR: n/a (no AUC)" in out, out
+    assert "+0.0000" not in out, out

@@ -104,6 +104,11 @@ class Learner(ABC):
     def learn_batch(self, batch: FeatureBatch, y: np.ndarray) -> None:
         """Learn from the rows with labels ``y`` (0/1)."""
 
+    def hyperparameters(self) -> dict[str, Any]:
+        """The values the learner was built with: a resumed learner keeps them, so a worker
+        compares them with what its config builds now (``ArmSet.load_arm``)."""
+        return {}
+
     def state(self) -> Any:
         """Plain data or picklable object that restores the learner (checkpoints)."""
         return self

@@ -44,7 +44,7 @@ class FTRLLogisticRegression(HashedLearner):
     per-event River ``LogisticRegression`` (the reference ``benchmarks/bench_quality.py``
     compares against): with the former ``alpha`` 0.05, ``beta`` 1 and ``l1`` 1, FTRL learnt
     rare user and item ids that River's single SGD rate learns slowly, so its clean learner was
-    the stronger and its LIS smaller (up to 0.0097 below River's on the simulator, now 0.0042).
+    the stronger and its LIS smaller (up to 0.0097 below River's on the simulator, now within 0.0042).
     A River ``MiniBatchClassifier``:
 
     >>> m = FTRLLogisticRegression(bits=12, alpha=0.3)

@@ -104,6 +104,9 @@ class HashedLearner(Learner, river_base.MiniBatchClassifier):
     #: Examples learnt from so far.
     seen: int = 0
 
+    def hyperparameters(self) -> dict[str, Any]:
+        return self._get_params()
+
     # -- hot path --------------------------------------------------------------------------
     def _forward(self, batch: FeatureBatch) -> tuple[np.ndarray, Any]:
         raise NotImplementedError

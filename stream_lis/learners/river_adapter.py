@@ -13,6 +13,8 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .base import FeatureBatch, Learner
@@ -23,6 +25,9 @@ class RiverLearner(Learner):
 
     def __init__(self, model) -> None:
         self.model = model
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return self.model._get_params()
 
     def predict_batch(self, batch: FeatureBatch) -> np.ndarray:
         predict = self.model.predict_proba_one

@@ -1,0 +1,57 @@
+"""An arm checkpointed by a release whose learners had other defaults resumes on the values it
+was built with (its learners cannot switch mid-stream), and the worker says so once, naming
+each value that differs from what its config builds now."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+import stream_lis.evaluator as evaluator_mod
+from _helpers import feed, sim_records
+from stream_lis.config import load_config
+from stream_lis.engine import Engine
+from stream_lis.learners import make_learner
+
+CFG = {"time.attribution_window": "5m", "time.horizon": "10m", "learner.hash_bits": 12, "learner.batch_size": 64}
+
+
+def _trained_by_the_former_release(monkeypatch) -> Engine:
+    """Learners built as a release with ``alpha`` 0.05 and ``l1`` 1 by default would build them."""
+    def former(cfg):
+        return make_learner(msgspec.structs.replace(cfg, params={"alpha": 0.05, "l1": 1.0, **cfg.params}))
+
+    monkeypatch.setattr(evaluator_mod, "make_learner", former)
+    eng = Engine(load_config(None, CFG))
+    feed(eng, sim_records(3_000, seed=2), 500)
+    monkeypatch.undo()
+    return eng
+
+
+def test_resumed_arms_keep_their_values_and_the_worker_says_which_differ(monkeypatch, caplog):
+    eng = _trained_by_the_former_release(monkeypatch)
+    keys = eng.armset.keys()
+    assert len(keys) >= 2
+    fresh = Engine(load_config(None, CFG))
+    with caplog.at_level(logging.WARNING, logger="stream_lis.arms"):
+        for key in keys:
+            assert fresh.armset.load_arm(key, eng.armset.dump_arm(key))
+    said = [r.getMessage() for r in caplog.records if "resumed with the learner values" in r.getMessage()]
+    assert len(said) == 1, said  # once per worker, not once per arm
+    assert "alpha 0.05 -> 0.1" in said[0] and "l1 1.0 -> 3.0" in said[0]
+    assert "beta" not in said[0]  # only what differs
+    for key in keys:
+        learners = fresh.armset.arms[key].evaluator.learners.values()
+        assert {(m.alpha, m.l1) for m in learners} == {(0.05, 1.0)}
+        assert fresh.armset.arms[key].evaluator.stats().learners == eng.armset.arms[key].evaluator.stats().learners
+
+
+def test_an_arm_resumed_on_the_same_values_is_not_reported(caplog):
+    eng = Engine(load_config(None, CFG))
+    feed(eng, sim_records(3_000, seed=2), 500)
+    fresh = Engine(load_config(None, CFG))
+    with caplog.at_level(logging.WARNING, logger="stream_lis.arms"):
+        for key in eng.armset.keys():
+            assert fresh.armset.load_arm(key, eng.armset.dump_arm(key))
+    assert not [r for r in caplog.records if "resumed with the learner values" in r.getMessage()]
