@@ -641,6 +641,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _port_taken("worker", args, exc, "0 = any free port")
     stages = ("join", "eval") if args.stage == "all" else (args.stage,)
+
+    def stop_while_starting(signum: int, _frame: Any) -> None:
+        # Until the stages run (the broker reached, topics made) there is no state to save: a
+        # stop now, e.g. a pod deleted while its broker is unreachable, ends the process at once
+        # and says so, rather than waiting out the client's 30 s bootstrap timeout.
+        logging.getLogger("stream_lis.worker").warning(
+            "%s while starting (connecting to Kafka, nothing to checkpoint yet): exiting", signal.Signals(signum).name)
+        logging.shutdown()
+        os._exit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):  # run_forever installs the running worker's handlers
+        signal.signal(sig, stop_while_starting)
     worker = Worker(cfg, port=args.port, host=args.host, stages=stages)
     if worker.server is not None:
         print(f"metrics: http://{_shown(args.host)}:{worker.server.port}/metrics  ready: /readyz", file=sys.stderr, flush=True)

@@ -6,9 +6,11 @@ client is made, with exit status 2 and no traceback.
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -67,3 +69,26 @@ def test_unreachable_broker_is_said_once_not_at_every_retry():
     assert err.strip().splitlines()[-1].startswith("stream-lis: Kafka:") and "bootstrap address reachable" in err
     refused = [line for line in err.splitlines() if "Connection failed" in line and "ECONNREFUSED" in line]
     assert len(refused) == 1, err
+
+
+def test_stopped_while_the_broker_is_unreachable_exits_at_once_and_says_so():
+    """A pod deleted while its broker is unreachable: SIGTERM during the client's 30 s
+    bootstrap ends the worker at once (nothing to checkpoint yet), with a line saying why."""
+    proc = subprocess.Popen([*CLI, "--port", "0"], stderr=subprocess.PIPE)
+    err = b""
+    try:
+        while b"connecting:" not in err:  # the worker is in the bootstrap wait
+            line = proc.stderr.readline()
+            assert line, err.decode()
+            err += line
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=20)[1]
+        waited = time.monotonic() - t0
+    finally:
+        proc.kill()
+    err = (err + rest).decode()
+    assert proc.returncode == 0, err[-2000:]
+    assert waited < 10, waited  # not the bootstrap timeout's 30 s
+    assert "SIGTERM while starting" in err and "Traceback" not in err, err
