@@ -5,7 +5,8 @@ its own process (the whole pipeline: join, horizon, probes, every learner of eve
 
 * ``river``: ``river.linear_model.LogisticRegression``, one ``learn_one`` per event
   (``learner.batch_size=1``): the reference;
-* ``ftrl`` / ``fm``: the built-in vectorised learners on micro-batches of ``--batch-size``.
+* ``ftrl`` / ``fm``: the built-in vectorised learners on micro-batches of ``--batch-size``;
+* ``river-fm`` (on request): ``river.facto.FMClassifier`` per event, 8 factors like ``fm``.
 
 Every built-in probe runs (``external`` on the simulator's preference dataset). For every arm
 and learner column (clean, leaky:<probe>, mllm) it prints the progressive (since-start,
@@ -17,7 +18,7 @@ per arm and probe beside River LR's, since LIS is a difference of two columns, a
 learner's largest LIS difference to River LR's.
 
 Usage: python benchmarks/bench_quality.py [--impressions N] [--seed S] [--batch-size B ...]
-                                          [--models ftrl,fm] [--params MODEL=JSON ...]
+                                          [--models ftrl,fm,river-fm] [--params MODEL=JSON ...]
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ MODELS = {
     "river": {"learner.model": "river.linear_model.LogisticRegression", "learner.batch_size": 1},
     "ftrl": {"learner.model": "ftrl"},
     "fm": {"learner.model": "fm"},
+    # River's own factorisation machine, per event (the batch sizes do not apply): what a
+    # per-event reference for ``fm`` would be.
+    "river-fm": {"learner.model": "river.facto.FMClassifier", "learner.batch_size": 1,
+                 "learner.params": {"n_factors": 8}},
 }
+#: Models run one event at a time (once, whatever ``--batch-size``).
+PER_EVENT = ("river-fm",)
 
 
 def child(path: str, overrides: str) -> None:
@@ -58,7 +65,9 @@ def main() -> None:
     ap.add_argument("--impressions", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--batch-size", type=int, nargs="+", default=[512], help="micro-batch sizes of the fast learners (default: the config default, 512)")
-    ap.add_argument("--models", default="ftrl,fm", help="fast learners to compare (ftrl, fm)")
+    ap.add_argument("--models", default="ftrl,fm",
+                    help="learners to compare with River LR: ftrl, fm, river-fm (River's FMClassifier per event, "
+                         "8 factors; about 8x as long as River LR)")
     ap.add_argument("--params", action="append", default=[], metavar="MODEL=JSON",
                     help='learner.params of a fast learner, e.g. fm=\'{"lr": 0.02}\'')
     ap.add_argument("--target", type=float, default=0.005)
@@ -68,6 +77,9 @@ def main() -> None:
         child(*args.child)
         return
     models = [m for m in args.models.split(",") if m]
+    unknown = [m for m in models if m not in MODELS or m == REFERENCE]
+    if unknown:
+        ap.error(f"--models: unknown {', '.join(unknown)} (choose from {', '.join(k for k in MODELS if k != REFERENCE)})")
     params = {k: json.loads(v) for k, _, v in (p.partition("=") for p in args.params)}
     cmd = "python benchmarks/bench_quality.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,11 +93,14 @@ def main() -> None:
         runs[REFERENCE] = run_child(__file__, path, {**probes, **MODELS[REFERENCE]})
         for bs in args.batch_size:
             for m in models:
-                ov = {**probes, **MODELS[m], "learner.batch_size": bs}
+                if m in PER_EVENT and bs != args.batch_size[0]:
+                    continue
+                ov = {**probes, **MODELS[m]} if m in PER_EVENT else {**probes, **MODELS[m], "learner.batch_size": bs}
                 if m in params:
                     ov["learner.params"] = params[m]
-                print(f"running {m} (batch {bs}) ...", file=sys.stderr, flush=True)
-                runs[f"{m}@{bs}"] = run_child(__file__, path, ov)
+                label = m if m in PER_EVENT else f"{m}@{bs}"
+                print(f"running {label} ...", file=sys.stderr, flush=True)
+                runs[label] = run_child(__file__, path, ov)
     ref = runs[REFERENCE]["auc"]
     fast = [k for k in runs if k != REFERENCE]
     print("seconds: " + ", ".join(f"{k} {r['seconds']:.1f}" for k, r in runs.items()))
