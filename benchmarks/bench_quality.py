@@ -77,10 +77,14 @@ def main() -> None:
         child(*args.child)
         return
     models = [m for m in args.models.split(",") if m]
+    params = {k: json.loads(v) for k, _, v in (p.partition("=") for p in args.params)}
+    choices = ", ".join(k for k in MODELS if k != REFERENCE)
     unknown = [m for m in models if m not in MODELS or m == REFERENCE]
     if unknown:
-        ap.error(f"--models: unknown {', '.join(unknown)} (choose from {', '.join(k for k in MODELS if k != REFERENCE)})")
-    params = {k: json.loads(v) for k, _, v in (p.partition("=") for p in args.params)}
+        ap.error(f"--models: unknown {', '.join(unknown)} (choose from {choices})")
+    stray = [m for m in params if m not in models]
+    if stray:
+        ap.error(f"--params: {', '.join(stray)} is not in --models ({', '.join(models)})")
     cmd = "python benchmarks/bench_quality.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with tempfile.TemporaryDirectory() as tmp:
         path, prefs = os.path.join(tmp, "stream.jsonl"), os.path.join(tmp, "preferences.jsonl")
@@ -96,8 +100,8 @@ def main() -> None:
                 if m in PER_EVENT and bs != args.batch_size[0]:
                     continue
                 ov = {**probes, **MODELS[m]} if m in PER_EVENT else {**probes, **MODELS[m], "learner.batch_size": bs}
-                if m in params:
-                    ov["learner.params"] = params[m]
+                if m in params:  # on top of the model's own (river-fm's 8 factors)
+                    ov["learner.params"] = {**MODELS[m].get("learner.params", {}), **params[m]}
                 label = m if m in PER_EVENT else f"{m}@{bs}"
                 print(f"running {label} ...", file=sys.stderr, flush=True)
                 runs[label] = run_child(__file__, path, ov)

@@ -37,6 +37,9 @@ from .watermark import NEG_INF
 ArmKey = tuple[str, str]
 log = logging.getLogger("stream_lis.arms")
 
+#: Learner-value differences already logged in this process (``ArmSet._check_hyperparameters``).
+_HYPER_REPORTED: set[str] = set()
+
 #: Layout of a checkpointed arm (behaviour log, buffers, learners); bumped when it changes, so
 #: a checkpoint from an older version starts its arm over (with a warning) instead of failing.
 STATE_VERSION = 2
@@ -175,8 +178,8 @@ class ArmSet:
         self.experiments_ended = 0
         #: What arms that ended had shed (their pipelines are gone; the counter must not drop).
         self.shed_ended: Counter[str] = Counter()
-        #: Whether a resumed arm's differing learner values were said (``_check_hyperparameters``).
-        self._hyper_warned = False
+        #: What this config's learners are built with (``_check_hyperparameters``), once asked.
+        self._built_now: dict | None = None
 
     @property
     def probes(self) -> Sequence[Probe]:
@@ -327,20 +330,23 @@ class ArmSet:
     def _check_hyperparameters(self, key: ArmKey, evaluator: ArmEvaluator) -> None:
         """Say when a resumed arm's learners were built with other values than this config
         builds now: the fingerprint holds ``learner.params`` as written, so a release with new
-        defaults resumes an arm on the old ones. Said once per worker, naming the first arm."""
-        if self._hyper_warned:
-            return
+        defaults resumes an arm on the old ones. Said once per process for each difference
+        (a Kafka worker has an ``ArmSet`` per partition), naming the first arm."""
         built = next(iter(evaluator.learners.values()), None)
         if built is None:
             return
+        if self._built_now is None:  # one fresh learner per ArmSet, not per resumed arm
+            self._built_now = make_learner(self.cfg.learner).hyperparameters()
         try:
-            then, now = built.hyperparameters(), make_learner(self.cfg.learner).hyperparameters()
-            differ = {k: (then.get(k), v) for k, v in now.items() if then.get(k) != v}
-        except Exception:  # a River model whose params do not compare: nothing to say
+            then = built.hyperparameters()
+        except AttributeError as exc:  # a learner pickled before one of its arguments existed
+            log.debug("arm %s/%s: learner values not comparable (%s)", *key, exc)
             return
-        if differ:
-            self._hyper_warned = True
+        differ = sorted((k, then.get(k), v) for k, v in self._built_now.items() if then.get(k) != v)
+        said = ", ".join(f"{k} {a!r} -> {b!r}" for k, a, b in differ)
+        if differ and said not in _HYPER_REPORTED:
+            _HYPER_REPORTED.add(said)
             log.warning("arm %s/%s (and any other resumed arm like it) resumed with the learner values it was "
                         "built with, not this config's: %s (checkpoint -> now). They stay until the arm "
                         "restarts; any change of learner.params restarts it (learners, windows, counts)",
-                        *key, ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in sorted(differ.items())))
+                        *key, said)

@@ -651,9 +651,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         logging.shutdown()
         os._exit(0)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):  # run_forever installs the running worker's handlers
-        signal.signal(sig, stop_while_starting)
-    worker = Worker(cfg, port=args.port, host=args.host, stages=stages)
+    # run_forever installs the running worker's handlers; a start that fails puts back the caller's.
+    before = {sig: signal.signal(sig, stop_while_starting) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker = Worker(cfg, port=args.port, host=args.host, stages=stages)
+    except BaseException:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        raise
     if worker.server is not None:
         print(f"metrics: http://{_shown(args.host)}:{worker.server.port}/metrics  ready: /readyz", file=sys.stderr, flush=True)
     return worker.run_forever()

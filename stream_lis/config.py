@@ -153,7 +153,7 @@ class LearnerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     micro-batches), ``"fm"`` (the built-in hashed factorisation machine: the same linear part
     plus pairwise factor interactions, also vectorised) or the dotted path of any River
     classifier, e.g. ``"river.linear_model.LogisticRegression"`` (run one event at a time).
-    ``params`` are the model's keyword arguments (e.g. ``{"alpha": 0.05, "l1": 1}`` for ftrl,
+    ``params`` are the model's keyword arguments (e.g. ``{"alpha": 0.2}`` for ftrl,
     ``{"k": 8, "lr": 0.02}`` for fm).
     """
 

@@ -1,7 +1,8 @@
 """`stream-lis worker` refuses a bad start in one line, before it reaches for the broker.
 
 The bootstrap address here is closed on purpose: each of these must fail before any Kafka
-client is made, with exit status 2 and no traceback.
+client is made, with exit status 2 and no traceback; the last two reach for it (the
+unreachable broker said once; a stop during that wait).
 """
 
 from __future__ import annotations

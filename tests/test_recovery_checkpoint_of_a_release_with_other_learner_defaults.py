@@ -1,6 +1,7 @@
 """An arm checkpointed by a release whose learners had other defaults resumes on the values it
 was built with (its learners cannot switch mid-stream), and the worker says so once, naming
-each value that differs from what its config builds now."""
+each value that differs from what its config builds now. A River model says nothing: its
+``_get_params`` can read learned state (``FMClassifier``'s intercept), which is no setting."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 
 import msgspec
 
+import stream_lis.arms as arms_mod
 import stream_lis.evaluator as evaluator_mod
 from _helpers import feed, sim_records
 from stream_lis.config import load_config
@@ -31,14 +33,17 @@ def _trained_by_the_former_release(monkeypatch) -> Engine:
 
 def test_resumed_arms_keep_their_values_and_the_worker_says_which_differ(monkeypatch, caplog):
     eng = _trained_by_the_former_release(monkeypatch)
+    monkeypatch.setattr(arms_mod, "_HYPER_REPORTED", set())  # a new process
     keys = eng.armset.keys()
     assert len(keys) >= 2
-    fresh = Engine(load_config(None, CFG))
+    fresh, other = Engine(load_config(None, CFG)), Engine(load_config(None, CFG))
     with caplog.at_level(logging.WARNING, logger="stream_lis.arms"):
         for key in keys:
             assert fresh.armset.load_arm(key, eng.armset.dump_arm(key))
+        # a Kafka worker's next partition: an ArmSet of its own, in the same process
+        assert other.armset.load_arm(keys[0], eng.armset.dump_arm(keys[0]))
     said = [r.getMessage() for r in caplog.records if "resumed with the learner values" in r.getMessage()]
-    assert len(said) == 1, said  # once per worker, not once per arm
+    assert len(said) == 1, said  # once per process, not once per arm or per ArmSet
     assert "alpha 0.05 -> 0.1" in said[0] and "l1 1.0 -> 3.0" in said[0]
     assert "beta" not in said[0]  # only what differs
     for key in keys:
@@ -47,10 +52,23 @@ def test_resumed_arms_keep_their_values_and_the_worker_says_which_differ(monkeyp
         assert fresh.armset.arms[key].evaluator.stats().learners == eng.armset.arms[key].evaluator.stats().learners
 
 
-def test_an_arm_resumed_on_the_same_values_is_not_reported(caplog):
+def test_an_arm_resumed_on_the_same_values_is_not_reported(monkeypatch, caplog):
+    monkeypatch.setattr(arms_mod, "_HYPER_REPORTED", set())
     eng = Engine(load_config(None, CFG))
     feed(eng, sim_records(3_000, seed=2), 500)
     fresh = Engine(load_config(None, CFG))
+    with caplog.at_level(logging.WARNING, logger="stream_lis.arms"):
+        for key in eng.armset.keys():
+            assert fresh.armset.load_arm(key, eng.armset.dump_arm(key))
+    assert not [r for r in caplog.records if "resumed with the learner values" in r.getMessage()]
+
+
+def test_a_river_model_resumed_is_not_reported(monkeypatch, caplog):
+    cfg = {**CFG, "learner.model": "river.facto.FMClassifier", "learner.params": {"n_factors": 2}}
+    monkeypatch.setattr(arms_mod, "_HYPER_REPORTED", set())
+    eng = Engine(load_config(None, cfg))
+    feed(eng, sim_records(3_000, seed=2), 500)
+    fresh = Engine(load_config(None, cfg))
     with caplog.at_level(logging.WARNING, logger="stream_lis.arms"):
         for key in eng.armset.keys():
             assert fresh.armset.load_arm(key, eng.armset.dump_arm(key))

@@ -106,7 +106,8 @@ class Learner(ABC):
 
     def hyperparameters(self) -> dict[str, Any]:
         """The values the learner was built with: a resumed learner keeps them, so a worker
-        compares them with what its config builds now (``ArmSet.load_arm``)."""
+        compares them with what its config builds now (``ArmSet.load_arm``). ``{}``: nothing
+        to compare."""
         return {}
 
     def state(self) -> Any:

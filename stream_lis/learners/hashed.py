@@ -105,6 +105,8 @@ class HashedLearner(Learner, river_base.MiniBatchClassifier):
     seen: int = 0
 
     def hyperparameters(self) -> dict[str, Any]:
+        # Every constructor argument is kept as an attribute of the same name that learning
+        # never changes. Not so for River models in general (``RiverLearner`` says nothing).
         return self._get_params()
 
     # -- hot path --------------------------------------------------------------------------

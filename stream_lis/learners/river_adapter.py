@@ -13,8 +13,6 @@ True
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .base import FeatureBatch, Learner
@@ -25,9 +23,6 @@ class RiverLearner(Learner):
 
     def __init__(self, model) -> None:
         self.model = model
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return self.model._get_params()
 
     def predict_batch(self, batch: FeatureBatch) -> np.ndarray:
         predict = self.model.predict_proba_one
