@@ -260,6 +260,15 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: arm's partition that gets no records from an input partition learns its watermark
     #: only so: part of the freshness budget).
     heartbeat_interval: Duration = "200ms"
+    #: A loop (join or evaluation stage, a side table's feed) that has not gone round for this
+    #: long (wall time) fails ``/healthz``, so the orchestrator restarts a wedged worker
+    #: (which resumes from its last checkpoint). Loops beat while they restore a checkpoint or
+    #: wait for a side table, between the steps of a rebalance, and through broker outages,
+    #: so only a loop stuck in one call trips it. Keep it above 2.5 minutes, the longest
+    #: single wait the worker bounds itself (a flush: the producer's 2-minute delivery
+    #: timeout plus 30 s), so that such a wait stops the worker first, saying why. "0" turns
+    #: the check off.
+    stall_timeout: Duration = "3m"
     #: How often a side-table feed (``preferences``, ``embeddings``) looks for partitions
     #: added to its topic while it runs (a new partition is read from its beginning), and the
     #: join stage for partitions added to one input topic (``stream_lis_input_copartitioned``).
@@ -425,7 +434,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"limits.{key} must be >= 1")
     k = cfg.kafka
     _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "cross_topic_hold", "heartbeat_interval",
-                                  "side_topic_refresh", "fetch_max_wait", "producer_linger"))
+                                  "side_topic_refresh", "stall_timeout", "fetch_max_wait", "producer_linger"))
     if min(k.max_poll_records, k.envelope_records, k.fetch_min_bytes, k.max_partition_fetch_bytes,
            k.producer_batch_bytes) < 1:
         raise ConfigError("kafka.max_poll_records, envelope_records, fetch_min_bytes, max_partition_fetch_bytes "
@@ -442,6 +451,10 @@ def validate(cfg: Config) -> None:
     if parse_duration(k.heartbeat_interval) < 10:
         raise ConfigError("kafka.heartbeat_interval must be at least 10ms (each heartbeat is a message per arm "
                           "partition)")
+    if 0 < parse_duration(k.stall_timeout) < 1000:
+        # Below a second, a poll that waits for the broker (up to fetch_max_wait) or a scrape
+        # holding a stage's lock would read as a stall.
+        raise ConfigError("kafka.stall_timeout must be 0 (off) or at least 1s")
     if parse_duration(k.side_topic_refresh) < 100:
         raise ConfigError("kafka.side_topic_refresh must be at least 100ms (each look asks the broker for metadata)")
     if k.max_checkpoint_bytes < 64 * 1024:

@@ -6,12 +6,14 @@ computed once per scrape rather than per event, and the series of an experiment 
 disappear with it. Labels are bounded: experiment, arm, learner, probe, window, reason,
 outcome; never a user or item id.
 
-The HTTP server adds ``/healthz`` (the process is alive) and ``/readyz`` (the runtime has
-recovered its state and is processing) next to ``/metrics``.
+The HTTP server adds ``/healthz`` (the process is alive and, for a Kafka worker, every loop
+goes round: ``runtime.liveness``) and ``/readyz`` (the runtime has recovered its state and is
+processing) next to ``/metrics``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
 import socket
@@ -200,9 +202,13 @@ class MetricsServer:
     """``/metrics``, ``/healthz`` and ``/readyz`` on a background thread."""
 
     def __init__(self, registry: CollectorRegistry, port: int, host: str = "0.0.0.0",
-                 ready: Callable[[], bool] = lambda: True) -> None:
+                 ready: Callable[[], bool] = lambda: True,
+                 healthy: Callable[[], tuple[bool, str]] = lambda: (True, "ok")) -> None:
+        """``ready()``: what ``/readyz`` answers; ``healthy()``: whether ``/healthz`` answers
+        200, and its body (503 and the reason otherwise)."""
         registry_ = registry
-        ready_ = ready
+        ready_, healthy_ = ready, healthy
+        check_failed = threading.Event()  # said in the log once
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server API)
@@ -213,7 +219,15 @@ class MetricsServer:
                     except Exception as exc:  # noqa: BLE001 - a failed scrape is answered, never a dropped connection
                         body, ctype, code = f"metrics unavailable: {exc}\n".encode(), "text/plain", 503
                 elif path == "/healthz":
-                    body, ctype, code = b"ok\n", "text/plain", 200
+                    try:
+                        ok, why = healthy_()
+                    except Exception as exc:  # noqa: BLE001 - a broken check must not restart the process
+                        ok, why = True, f"ok (the stall check failed: {exc})"
+                        if not check_failed.is_set():
+                            check_failed.set()
+                            logging.getLogger("stream_lis.exporter").exception("the /healthz stall check failed; "
+                                                                               "answering ok")
+                    body, ctype, code = f"{why}\n".encode(), "text/plain", 200 if ok else 503
                 elif path == "/readyz":
                     ok = ready_()
                     body, ctype, code = (b"ready\n" if ok else b"recovering\n"), "text/plain", 200 if ok else 503

@@ -68,7 +68,7 @@ def parts_of(values: dict[str, bytes | None], key: str) -> list[str]:
     return sorted((k for k in values if k.startswith(key + "#")), key=lambda k: int(k.rsplit(".", 1)[1]))
 
 
-def test_a_checkpoint_over_the_limit_goes_in_parts_and_the_next_one_deletes_them(topic):
+def test_a_checkpoint_over_the_limit_goes_in_parts_and_the_next_one_deletes_them(topic, monkeypatch):
     state = {"weights": os.urandom(300_000), "n": 1}  # random bytes: zlib cannot shrink them under the limit
     first = store(topic)
     size = first.save("eval:0", state)
@@ -79,7 +79,13 @@ def test_a_checkpoint_over_the_limit_goes_in_parts_and_the_next_one_deletes_them
     assert values["eval:0"].startswith(MANIFEST)
 
     restarted = store(topic)  # a worker taking the partition over reads the parts back whole
-    assert restarted.load_all("eval:", ["eval:0"]) == {"eval:0": state} and restarted.refused == 0
+    # and says it makes progress meanwhile (a long restore is not a stall): at the polls that
+    # bring records, and before it unpickles each checkpoint
+    steps: list[str] = []
+    real_unpack = checkpoints.unpack
+    monkeypatch.setattr(checkpoints, "unpack", lambda blob: (steps.append("unpack"), real_unpack(blob))[1])
+    assert restarted.load_all("eval:", ["eval:0"], lambda: steps.append("beat")) == {"eval:0": state}
+    assert restarted.refused == 0 and steps[-2:] == ["beat", "unpack"] and steps.count("beat") >= 2, steps
     # its next checkpoint of the key fits one message: the parts it resumed from are deleted
     restarted.save("eval:0", {"n": 2})
     topic[1].flush()

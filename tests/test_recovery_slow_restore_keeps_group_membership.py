@@ -75,10 +75,10 @@ def test_a_restore_longer_than_the_session_timeout_keeps_the_partitions():
     loads: list[float] = []
     real_load = worker.store.load_all
 
-    def slow_load(prefix, keys):
+    def slow_load(prefix, keys, progress=None):
         loads.append(time.monotonic())
         time.sleep(SLOW_LOAD_S)  # every restore as slow as a large one
-        return real_load(prefix, keys)
+        return real_load(prefix, keys, progress)
 
     worker.store.load_all = slow_load
     worker.start()

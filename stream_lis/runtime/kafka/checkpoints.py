@@ -198,9 +198,13 @@ class CheckpointStore:
             self.producer.send(self.topic, key=part_key(key, ckid, k).encode(), value=None).add_errback(
                 lambda exc, k=k: log.warning("part %d of an old checkpoint of %s not deleted: %s", k, key, exc))
 
-    def load_all(self, prefix: str, keys: Collection[str] | None = None) -> dict[str, Any]:
+    def load_all(self, prefix: str, keys: Collection[str] | None = None,
+                 progress: Callable[[], None] | None = None) -> dict[str, Any]:
         """Latest checkpoint of every key starting with ``prefix`` (of ``keys`` alone, when
-        given: the partitions the caller takes over, whose orphan parts it may delete)."""
+        given: the partitions the caller takes over, whose orphan parts it may delete).
+        ``progress()`` is called at each poll that brings records and each checkpoint read
+        (a restore of many partitions takes minutes: it is not a stall)."""
+        beat = progress if progress is not None else (lambda: None)
         consumer = KafkaConsumer(enable_auto_commit=False, max_partition_fetch_bytes=self.max_bytes,
                                  fetch_max_bytes=self.max_bytes, **self.client_kw)
         wanted = (lambda k: k in keys) if keys is not None else (lambda k: True)
@@ -216,6 +220,7 @@ class CheckpointStore:
             end = consumer.end_offsets(tps)
             while any(consumer.position(tp) < end[tp] for tp in tps):
                 for batch in consumer.poll(timeout_ms=1000).values():
+                    beat()
                     for msg in batch:
                         k = msg.key.decode()
                         if not k.startswith(prefix):
@@ -250,6 +255,7 @@ class CheckpointStore:
                 continue
             if why == "unverified":
                 log.warning("checkpoint %s is signed but this worker has no checkpoint key: loaded unverified", k)
+            beat()
             try:
                 out[k] = unpack(blob)
             except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint must not stop the worker
@@ -318,11 +324,14 @@ class BackgroundSaver:
     """
 
     def __init__(self, store: Any, name: str = "checkpoint-saver",
-                 on_saved: Callable[[int], None] | None = None) -> None:
+                 on_saved: Callable[[int], None] | None = None, progress: Callable[[], None] | None = None) -> None:
         self.store = store
         self.name = name
         #: Called on the saver's thread with the last message's size, once acknowledged.
         self.on_saved = on_saved
+        #: Called on the saver's thread before each snapshot is saved: a stage waiting for a
+        #: save of many partitions (a revocation, a stop) is making progress (``liveness``).
+        self.progress = progress
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._acked: dict[Hashable, int] = {}
@@ -345,6 +354,8 @@ class BackgroundSaver:
         try:
             size = 0  # the largest: what kafka.max_checkpoint_bytes is sized against
             for key, raw in snapshots:
+                if self.progress is not None:
+                    self.progress()
                 size = max(size, self.store.save_snapshot(key, raw))
         except Exception:  # noqa: BLE001 - the stage must go on; the next interval retries
             self.failed += 1

@@ -32,6 +32,7 @@ from ...embedding_table import EmbeddingTable, build_embeddings
 from ...labeller import Labelled, Seen
 from ...probes import ExternalProbe, Probe, build_probes
 from ...watermark import NEG_INF
+from ..liveness import Pulse
 from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from ...freshness import ChunkDeadline
 from .rebalance import listener_for
@@ -128,7 +129,9 @@ class EvalStage(ConsumerRebalanceListener):
         self.rebalances = 0
         self.checkpoints = 0
         self.checkpoint_bytes = 0
-        self.saver = BackgroundSaver(store, "eval-checkpoints", on_saved=self._saved)
+        #: Beaten each time the loop goes round, and while it restores or saves in a rebalance (``liveness``).
+        self.pulse = Pulse()
+        self.saver = BackgroundSaver(store, "eval-checkpoints", on_saved=self._saved, progress=self.pulse.beat)
         #: Checkpoints saved in the foreground (revocation, shutdown) that failed.
         self.foreground_failures = 0
         self.last_evaluation_unix: float | None = None
@@ -170,6 +173,7 @@ class EvalStage(ConsumerRebalanceListener):
             # checkpoint below then comes after (overwrites) the one it was sending.
             if save:
                 self.saver.wait()
+                self.pulse.beat()  # each wait of a revocation is bounded; together they may not be
                 self._checkpoint(parts)
             for p in parts:
                 del self.parts[p]
@@ -178,8 +182,9 @@ class EvalStage(ConsumerRebalanceListener):
         with self.lock:
             self.rebalances += 1
             new = sorted({tp.partition for tp in assigned} - set(self.parts))
-            saved = self.store.load_all("eval:", [f"eval:{p}" for p in new]) if new else {}
+            saved = self.store.load_all("eval:", [f"eval:{p}" for p in new], self.pulse.beat) if new else {}
             for p in new:
+                self.pulse.beat()  # an arm's learner tables take a while to unpickle
                 st = PartitionState(self.cfg, self._keep_ms, self.probes, self.embeddings)
                 ck = saved.get(f"eval:{p}")
                 if ck is not None:
@@ -227,6 +232,7 @@ class EvalStage(ConsumerRebalanceListener):
         size = 0
         try:
             for key, raw in snaps:
+                self.pulse.beat()
                 size = max(size, self.store.save_snapshot(key, raw))
         except Exception:  # noqa: BLE001 - the stage must stop cleanly, or hand its partitions over
             self.foreground_failures += 1
@@ -307,6 +313,7 @@ class EvalStage(ConsumerRebalanceListener):
         # features or representations, and give other figures than after a restart: wait.
         for ready in self.inputs_ready:
             while not ready.wait(0.2):
+                self.pulse.beat()  # waiting for a feed, which has a pulse of its own
                 if self.stopping.is_set():
                     self.consumer.close()
                     return
@@ -320,11 +327,13 @@ class EvalStage(ConsumerRebalanceListener):
         # thousand records, and a scrape (which takes the lock) should not wait for all of it.
         step = max(1, SLICE_RECORDS // self.cfg.kafka.envelope_records)
         while not self.stopping.is_set():
+            self.pulse.beat()
             batch = self.consumer.poll(timeout_ms=200)
             if not self._inputs:
                 self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
             slices = [{tp: msgs[k:k + step]} for tp, msgs in batch.items() for k in range(0, len(msgs), step)]
             for sub in slices or [{}]:
+                self.pulse.beat()
                 with self.lock:
                     if sub:
                         self._process(sub)

@@ -58,6 +58,7 @@ from ...engine import decoder_for
 from ...events import Invalid
 from ...labeller import ArmRecord, FrozenLabeller, Labelled, LabelCounters, Labeller
 from ...watermark import NEG_INF, POS_INF, idle_targets
+from ..liveness import Pulse
 from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from .delivery import Delivery
 from .produce import dead_letter_sink
@@ -152,7 +153,9 @@ class JoinStage(ConsumerRebalanceListener):
         self._lag_at = 0.0  # monotonic time of the lag measurement
         self.rebalances = 0
         self.checkpoints = 0
-        self.saver = BackgroundSaver(store, "join-checkpoints", on_saved=self._saved)
+        #: Beaten each time the loop goes round, and while it restores or saves in a rebalance (``liveness``).
+        self.pulse = Pulse()
+        self.saver = BackgroundSaver(store, "join-checkpoints", on_saved=self._saved, progress=self.pulse.beat)
         #: Checkpoints saved in the foreground (revocation, shutdown) that failed.
         self.foreground_failures = 0
         #: (topic, "unkeyed" | "other_key") -> input records not keyed by their impression id
@@ -193,6 +196,7 @@ class JoinStage(ConsumerRebalanceListener):
         save = bool(parts) and can_checkpoint(self.lag_meter, "partitions revoked")
         if save:
             self.delivery.flush(self.producer)  # without the lock (see run); the checkpoint's own flush is then quick
+        self.pulse.beat()  # each wait of a revocation is bounded; together they may not be
         with self.lock:
             if save:
                 self._checkpoint(parts)
@@ -210,13 +214,14 @@ class JoinStage(ConsumerRebalanceListener):
         with self.lock:
             self.rebalances += 1
             parts = sorted({tp.partition for tp in assigned} - set(self.labellers))
-            saved = self.store.load_all("join:", [f"join:{p}" for p in parts]) if parts else {}
+            saved = self.store.load_all("join:", [f"join:{p}" for p in parts], self.pulse.beat) if parts else {}
             t = self.cfg.time
             for p in parts:
                 lab = Labeller(t.attribution_window_ms, t.allowed_lateness_ms, self.cfg.limits.max_pending_impressions,
                                self._dead_letter, parse_duration(self.cfg.limits.max_future_skew),
                                max_arms=self.cfg.limits.max_arms, arm_idle_ms=t.experiment_idle_timeout_ms)
                 ck = saved.get(f"join:{p}")
+                self.pulse.beat()  # a partition of a million pending impressions loads in seconds
                 self.next_off[p] = {self.t.impressions: None, self.t.clicks: None}
                 if ck is not None:
                     lab.load(ck["labeller"])
@@ -366,10 +371,12 @@ class JoinStage(ConsumerRebalanceListener):
         returns the offsets for the caller to commit once it has released the lock. A failure
         is logged and counted: the next owner resumes from the previous checkpoint."""
         self.saver.wait()  # one on its way comes first: this newer one must overwrite it
+        self.pulse.beat()
         commit = self._apply_acknowledged(self.saver.acknowledged())
         snaps, acked = self._snapshot(parts)
         try:
             for key, raw in snaps:
+                self.pulse.beat()
                 self.store.save_snapshot(key, raw)
         except Exception:  # noqa: BLE001 - the stage must stop cleanly, or hand its partitions over
             self.foreground_failures += 1
@@ -495,6 +502,7 @@ class JoinStage(ConsumerRebalanceListener):
         # (``rebalance``): the consumer calls that wait on that loop (commit, lag) are made
         # without the lock.
         while not self.stopping.is_set():
+            self.pulse.beat()
             self.delivery.check()
             batch = self.consumer.poll(timeout_ms=200)
             now = time.monotonic()

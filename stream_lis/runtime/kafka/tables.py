@@ -43,6 +43,7 @@ from ...embedding_table import REJECT_DETAILS as EMBEDDING_REJECTS
 from ...events import Invalid
 from ...labeller import InvalidSink
 from ...probes.external import REJECT_DETAILS as PREFERENCE_REJECTS
+from ..liveness import Pulse
 from .settings import consumer_tuning
 from .topics import LagMeter
 
@@ -77,6 +78,8 @@ class TableFeed:
         self.rejected_keys: set[bytes] = set()
         self.recovered = threading.Event()  # read to the end offsets found at start
         self.stopping = threading.Event()
+        #: Beaten each time the loop goes round and while it waits for its topic (``liveness``).
+        self.pulse = Pulse()
         self.lag: dict[tuple[str, int], int] = {}
         self.consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                                       metadata_max_age_ms=max(100, int(refresh_s * 1000)), **(tuning or {}), **client_kw)
@@ -93,6 +96,7 @@ class TableFeed:
                 log.error("%s table: topic %r does not exist; waiting for it (stream-lis topics create makes it); "
                           "this worker is not ready until then", self.name, self.topic)
                 warned = True
+            self.pulse.beat()
             self.stopping.wait(1.0)
         return []
 
@@ -126,6 +130,7 @@ class TableFeed:
         last_look = t0
         todo = {tp for tp in tps if end[tp] > begin[tp]}
         while not self.stopping.is_set():
+            self.pulse.beat()
             if time.monotonic() - last_look >= self.refresh_s:
                 last_look = time.monotonic()
                 tps = self._add_new_partitions(tps)

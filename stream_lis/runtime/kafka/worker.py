@@ -26,7 +26,7 @@ from kafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ...config import Config, ConfigError
+from ...config import Config, ConfigError, parse_duration
 from ...engine import Counters, Snapshot
 from ...evaluator import learner_names
 from ...exporter import MetricsServer, SnapshotCollector
@@ -34,6 +34,7 @@ from ...labeller import LabelCounters
 from ...watermark import NEG_INF
 from ..process import tune_gc
 from . import fetch
+from .. import liveness
 from .checkpoints import CheckpointStore
 from .delivery import flush_limit_s
 from .eval_stage import EvalStage
@@ -118,6 +119,9 @@ class Worker:
         self.feeds = feeds_for(self.eval, cfg, self.client_kw, dead_letter) if self.eval is not None else []
         self._running = [*self.feeds, *(st for st in (self.join, self.eval) if st is not None)]
         self.started = time.time()
+        self._stall_s = parse_duration(cfg.kafka.stall_timeout) / 1000
+        #: The stalled loops last said in the log (said again only when that changes).
+        self._stalled_said: tuple[str, ...] = ()
         self._duplicates: dict[int, int] = {}
         #: (arm, partitions) already logged as held twice (``_one_copy_per_arm``)
         self._moved_arms: set[tuple[tuple[str, str], tuple[int, ...]]] = set()
@@ -125,11 +129,37 @@ class Worker:
         self.failed: BaseException | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SnapshotCollector(self.snapshot, self._extra))
-        self.server = MetricsServer(self.registry, port, host, ready=self.ready) if port is not None else None
+        self.server = (MetricsServer(self.registry, port, host, ready=self.ready, healthy=self.health)
+                       if port is not None else None)
 
     def ready(self) -> bool:
         """Every stage it runs has its partitions and recovered its state."""
         return all(st.recovered.is_set() for st in self._running) and all(t.is_alive() for t in self._threads)
+
+    def loops(self) -> list[tuple[str, str, Any]]:
+        """``(label, name, stage)`` of every loop the worker runs, its stages and side-table
+        feeds: the metrics' ``loop`` label (``join``, ``eval``, a table's name) and the name
+        the log and ``/healthz`` give it."""
+        out = [(feed.name, f"{feed.name} table", feed) for feed in self.feeds]
+        return out + [(label, f"{label} stage", st) for label, st in (("join", self.join), ("eval", self.eval))
+                      if st is not None]
+
+    def health(self) -> tuple[bool, str]:
+        """``/healthz``: False (and why) once a running loop has not gone round for
+        ``kafka.stall_timeout``. Reads the loops' pulses only, never a stage's lock (a wedged
+        stage may hold it). A stopping loop is left out: its final checkpoint has bounds of
+        its own."""
+        stuck = liveness.stalled([(name, st.pulse) for _, name, st in self.loops() if not st.stopping.is_set()],
+                                 self._stall_s)
+        names = tuple(name for name, _ in stuck)
+        if names != self._stalled_said:
+            if stuck:
+                log.error("%s", liveness.describe(stuck, self._stall_s))
+            else:
+                log.warning("%s not stalled any more (going round again, or stopping): /healthz answers ok",
+                            " and ".join(f"the {name} loop" for name in self._stalled_said))
+            self._stalled_said = names
+        return not stuck, liveness.describe(stuck, self._stall_s)
 
     def snapshot(self) -> Snapshot:
         lab, wms, pending = LabelCounters(), [], 0
@@ -272,7 +302,18 @@ class Worker:
                 entries.add_metric([feed.name], feed.size())
                 bad.add_metric([feed.name], len(feed.rejected_keys))  # len(): one atomic read, no lock
             yield from (recs, entries, bad)
-        yield from (reb, ck, failed, owned)
+        yield from (reb, ck, failed, owned, self._loop_progress())
+
+    def _loop_progress(self) -> GaugeMetricFamily:
+        """When each loop last went round, from the pulses alone (no stage's lock)."""
+        beat = GaugeMetricFamily("stream_lis_loop_progress_timestamp_seconds", "When each of the worker's loops "
+                                 "(join and eval stages, side-table feeds) last went round or made progress restoring "
+                                 "or saving state (Unix time). time() minus this past kafka.stall_timeout fails /healthz.",
+                                 labels=["loop"])
+        now = time.time()
+        for label, _, st in self.loops():
+            beat.add_metric([label], now - st.pulse.age())
+        return beat
 
     def _run(self, stage: Any) -> None:
         try:
@@ -283,6 +324,8 @@ class Worker:
             self.stop()
 
     def start(self) -> None:
+        for stage in self._running:  # their clients connected one after another before this
+            stage.pulse.beat()
         for stage in self._running:
             t = threading.Thread(target=self._run, args=(stage,), name=type(stage).__name__, daemon=True)
             t.start()

@@ -1,0 +1,65 @@
+"""Liveness: whether each of a worker's loops is still going round.
+
+A process whose stage is wedged (a client call that never returns, a lock never released)
+stays up and answers HTTP from another thread, so a liveness probe that only asks "is the
+process there" never restarts it, and its partitions stay owned and unprocessed. Each loop
+beats a ``Pulse`` every time it goes round, and while it restores state or waits on purpose
+(for a side table, for the broker's metadata); ``/healthz`` fails once a running loop has
+not beaten for the configured stall timeout, and the orchestrator restarts the process,
+which resumes from its last checkpoint.
+
+A loop that is stopping is left out: its final checkpoint has bounds of its own.
+
+>>> now = [0.0]
+>>> join, table = Pulse(lambda: now[0]), Pulse(lambda: now[0])
+>>> now[0] = 50.0; table.beat(); now[0] = 70.0
+>>> stalled([("join", join), ("table embeddings", table)], limit_s=60)
+[('join', 70.0)]
+>>> describe(stalled([("join", join)], limit_s=60), 60)
+'stalled: the join loop has not gone round for 70 s (kafka.stall_timeout: 60 s); a restart resumes from the last checkpoint'
+>>> stalled([("join", join)], limit_s=0)  # 0: the check is off
+[]
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+
+class Pulse:
+    """When a loop last went round (a monotonic clock: wall-clock jumps are not stalls).
+
+    One attribute, written by the loop's thread (and by its rebalance listener's, which
+    works while the loop waits in a poll) and read by the HTTP thread: a float store is
+    atomic in CPython, so none takes a lock (a wedged loop may hold its stage's).
+    """
+
+    __slots__ = ("clock", "last")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.last = clock()
+
+    def beat(self) -> None:
+        self.last = self.clock()
+
+    def age(self) -> float:
+        """Seconds since the last beat (since creation before the first)."""
+        return self.clock() - self.last
+
+
+def stalled(pulses: Iterable[tuple[str, Pulse]], limit_s: float) -> list[tuple[str, float]]:
+    """``(name, seconds)`` of every loop that has not beaten for more than ``limit_s``;
+    none when ``limit_s`` is 0 (the check is off)."""
+    if limit_s <= 0:
+        return []
+    return [(name, age) for name, age in ((n, p.age()) for n, p in pulses) if age > limit_s]
+
+
+def describe(stuck: list[tuple[str, float]], limit_s: float) -> str:
+    """The ``/healthz`` body (and log line) for ``stalled``'s answer."""
+    if not stuck:
+        return "ok"
+    loops = ", ".join(f"the {name} loop has not gone round for {age:.0f} s" for name, age in stuck)
+    return f"stalled: {loops} (kafka.stall_timeout: {limit_s:g} s); a restart resumes from the last checkpoint"
