@@ -125,6 +125,12 @@ class EmbeddedRuntime:
             # Records the reader took off the input but the loop did not: evaluated too (up
             # to a queue's worth, 20,000 records, would otherwise be read and never counted).
             rest = reader.stop()
+            # And a last line the producer has not ended with a newline yet (stdin): taken
+            # too, evaluated or dead-lettered as what it is, never lost in a read buffer.
+            unterminated = getattr(records, "unterminated", None)
+            last = unterminated() if unterminated is not None and stopped_by != "--max-events" else b""
+            if last:
+                rest.append(last)
             for k in range(0, len(rest), BATCH):
                 with self.lock:
                     self.engine.process_records(rest[k:k + BATCH], source,
