@@ -73,7 +73,7 @@ class FdLines:
     >>> os.close(r)
 
     While the reader waits for more input after ``{"b":2}``, ``unterminated()`` is ``b'{"c"'``
-    (tests/test_cli_run_stopped_early_still_writes_its_results.py).
+    (tests/test_input_stdin_read_as_it_arrives_loses_no_line.py).
     """
 
     def __init__(self, fd: int, max_bytes: int, blanks: list[int] | None = None, chunk: int = 1 << 16) -> None:
