@@ -228,10 +228,12 @@ def fresh_input(tmp_path: Path, impressions: int, seed: int, extra: dict | None 
     return ov, path, n_imps
 
 
-def counted_once(worker: "WorkerProc", n_imps: int, timeout: float, what: str) -> dict:
+def counted_once(worker: "WorkerProc", n_imps: int, timeout: float, what: str,
+                 check: Callable[[], None] | None = None) -> dict:
     """Wait for every impression to be settled, then check none was lost or counted twice and
-    every accepted one has exactly one label; the worker's final metrics."""
-    wait_for(settled(worker, n_imps), timeout, what, worker.alive)
+    every accepted one has exactly one label; the worker's final metrics. ``check``: called
+    at each look instead of ``worker.alive`` (it should call that too)."""
+    wait_for(settled(worker, n_imps), timeout, what, check or worker.alive)
     m = worker.metrics()
     assert accounted(m) == n_imps  # none lost, none counted twice
     assert by_arm(m["stream_lis_labelled_examples_total"]) == by_arm(m["stream_lis_impressions_total"])

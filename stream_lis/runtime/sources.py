@@ -34,25 +34,65 @@ from ..simulator import Simulator, SimulatorConfig
 def iter_lines(fh: BinaryIO, max_bytes: int, blanks: list[int] | None = None) -> Iterator[bytes]:
     """Non-blank lines without their newline; oversized lines cut to ``max_bytes + 1``.
     ``blanks``: gets, for each blank line skipped, the number of records yielded before it."""
-    limit = max_bytes + 2  # +1 to detect "too long", +1 for the newline
-    n = 0
-    while True:
-        line = fh.readline(limit)
-        if not line:
+    lines = _Lines(max_bytes, blanks)
+    while chunk := fh.read(_CHUNK):
+        yield from lines.feed(chunk)
+    yield from lines.end()
+
+
+#: Bytes read at a time: a runaway line is never held whole (``_Lines`` keeps its first bytes).
+_CHUNK = 1 << 16
+
+
+class _Lines:
+    """``iter_lines``'s rules over a byte stream fed a chunk at a time, so a file and stdin
+    (``FdLines``) split records alike: a line is stripped of surrounding whitespace, a blank
+    one is skipped (noted in ``blanks``), and one longer than ``max_bytes + 1`` is cut to that
+    (validation rejects it as oversized) while its rest is skipped as it arrives."""
+
+    def __init__(self, max_bytes: int, blanks: list[int] | None) -> None:
+        self.limit, self.blanks = max_bytes + 1, blanks
+        self.buf, self.skipping, self.n = b"", False, 0
+
+    def tail(self) -> bytes:
+        """What follows the last newline (``b""`` while an oversized line's rest is skipped)."""
+        return b"" if self.skipping else self.buf
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        *lines, self.buf = (self.buf + chunk).split(b"\n")
+        out = []
+        for line in lines:
+            if self.skipping:  # the rest of an oversized line
+                self.skipping = False
+            else:
+                self._line(line, out)
+        if len(self.buf) > self.limit:  # no newline in it: all of it is one oversized line's
+            if not self.skipping:
+                out.append(self.buf[:self.limit])
+                self.n += 1
+                self.skipping = True
+            self.buf = b""
+        return out
+
+    def end(self) -> list[bytes]:
+        """The last line, when the input ends without a newline."""
+        out: list[bytes] = []
+        if not self.skipping and self.buf:
+            self._line(self.buf, out)
+        self.buf, self.skipping = b"", False
+        return out
+
+    def _line(self, line: bytes, out: list[bytes]) -> None:
+        if len(line) > self.limit:
+            out.append(line[:self.limit])
+            self.n += 1
             return
-        if not line.endswith(b"\n") and len(line) == limit:
-            rest = line
-            while rest and not rest.endswith(b"\n"):
-                rest = fh.readline(1 << 20)
-            yield line[: max_bytes + 1]
-            n += 1
-            continue
         line = line.strip()
         if line:
-            yield line
-            n += 1
-        elif blanks is not None:
-            blanks.append(n)
+            out.append(line)
+            self.n += 1
+        elif self.blanks is not None:
+            self.blanks.append(self.n)
 
 
 class FdLines:
@@ -76,7 +116,7 @@ class FdLines:
     (tests/test_input_stdin_read_as_it_arrives_loses_no_line.py).
     """
 
-    def __init__(self, fd: int, max_bytes: int, blanks: list[int] | None = None, chunk: int = 1 << 16) -> None:
+    def __init__(self, fd: int, max_bytes: int, blanks: list[int] | None = None, chunk: int = _CHUNK) -> None:
         self.fd, self.max_bytes, self.blanks, self.chunk = fd, max_bytes, blanks, chunk
         self._tail = b""
 
@@ -87,51 +127,20 @@ class FdLines:
         return self._tail.strip()
 
     def __iter__(self) -> Iterator[bytes]:
-        limit = self.max_bytes + 1  # a longer line is cut to this (validation rejects it)
-        blanks = self.blanks
-        buf, skipping, n, start = b"", False, 0, True
-        while True:
-            chunk = os.read(self.fd, self.chunk)
-            if not chunk:
-                break
+        lines = _Lines(self.max_bytes, self.blanks)
+        head = b""  # the first bytes, until they cannot be a byte order mark cut by the pipe
+        while chunk := os.read(self.fd, self.chunk):
+            if head is not None:
+                head += chunk
+                if len(head) < len(BOM) and BOM.startswith(head):
+                    continue
+                chunk, head = head[len(BOM):] if head.startswith(BOM) else head, None
             self._tail = b""  # until every complete line before it is out
-            buf += chunk
-            if start:
-                if len(buf) < len(BOM) and BOM.startswith(buf):
-                    continue  # perhaps a mark, cut by the pipe
-                if buf.startswith(BOM):
-                    buf = buf[len(BOM):]
-                start = False
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                if skipping:  # the rest of an oversized line
-                    skipping = False
-                    continue
-                if len(line) > limit:
-                    yield line[:limit]
-                    n += 1
-                    continue
-                line = line.strip()
-                if line:
-                    yield line
-                    n += 1
-                elif blanks is not None:
-                    blanks.append(n)
-            if len(buf) > limit:
-                if not skipping:
-                    yield buf[:limit]
-                    n += 1
-                    skipping = True
-                buf = b""  # no newline in it: all of it is the oversized line's
-            self._tail = b"" if skipping else buf
+            yield from lines.feed(chunk)
+            self._tail = lines.tail()
         self._tail = b""
-        if skipping:
-            return
-        last = buf if len(buf) > limit else buf.strip()
-        if last:
-            yield last[:limit]
-        elif buf and blanks is not None:
-            blanks.append(n)
+        yield from lines.feed(head) if head else ()
+        yield from lines.end()
 
 
 def file_records(path: str, max_bytes: int, blanks: list[int] | None = None) -> Iterable[bytes]:

@@ -327,13 +327,12 @@ class EvalStage(ConsumerRebalanceListener):
         # thousand records, and a scrape (which takes the lock) should not wait for all of it.
         step = max(1, SLICE_RECORDS // self.cfg.kafka.envelope_records)
         while not self.stopping.is_set():
-            self.pulse.beat()
             batch = self.consumer.poll(timeout_ms=200)
             if not self._inputs:
                 self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
             slices = [{tp: msgs[k:k + step]} for tp, msgs in batch.items() for k in range(0, len(msgs), step)]
             for sub in slices or [{}]:
-                self.pulse.beat()
+                self.pulse.beat()  # at least once per round, after the poll
                 with self.lock:
                     if sub:
                         self._process(sub)
