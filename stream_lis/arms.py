@@ -79,6 +79,8 @@ class ArmPipeline:
         self._since_prune = 0
         #: Items dropped by a memory bound, by bound (``stream_lis_shed_total``).
         self.shed: Counter[str] = Counter()
+        #: Resumed with learners built with other values than the config's (``ArmStats``).
+        self.learner_values_outdated = False
         self.max_held = cfg.limits.max_held_examples
         self.max_log = cfg.limits.max_log_events
 
@@ -155,7 +157,8 @@ class ArmPipeline:
 
     def stats(self) -> ArmStats:
         # A copy: the evaluator caches its stats, and snapshots handed out must not change.
-        return dataclasses.replace(self.evaluator.stats(), impressions=self.impressions, clicks=self.clicks)
+        return dataclasses.replace(self.evaluator.stats(), impressions=self.impressions, clicks=self.clicks,
+                                   learner_values_outdated=self.learner_values_outdated)
 
     @property
     def held(self) -> int:
@@ -324,29 +327,31 @@ class ArmSet:
         a.impressions, a.clicks, a.last_seen = s["impressions"], s["clicks"], s["last_seen"]
         a.shed.update(s.get("shed", {}))
         self.arms[key] = a
-        self._check_hyperparameters(key, a.evaluator)
+        a.learner_values_outdated = self._check_hyperparameters(key, a.evaluator)
         return True
 
-    def _check_hyperparameters(self, key: ArmKey, evaluator: ArmEvaluator) -> None:
-        """Say when a resumed arm's learners were built with other values than this config
+    def _check_hyperparameters(self, key: ArmKey, evaluator: ArmEvaluator) -> bool:
+        """Whether a resumed arm's learners were built with other values than this config
+        builds now; say so when they were a resumed arm's learners were built with other values than this config
         builds now: the fingerprint holds ``learner.params`` as written, so a release with new
         defaults resumes an arm on the old ones. Said once per process for each difference
         (a Kafka worker has an ``ArmSet`` per partition), naming the first arm."""
         built = next(iter(evaluator.learners.values()), None)
         if built is None:
-            return
+            return False
         if self._built_now is None:  # one fresh learner per ArmSet, not per resumed arm
             self._built_now = make_learner(self.cfg.learner).hyperparameters()
         try:
             then = built.hyperparameters()
         except AttributeError as exc:  # a learner pickled before one of its arguments existed
             log.debug("arm %s/%s: learner values not comparable (%s)", *key, exc)
-            return
+            return False
         differ = sorted((k, then.get(k), v) for k, v in self._built_now.items() if then.get(k) != v)
         said = ", ".join(f"{k} {a!r} -> {b!r}" for k, a, b in differ)
         if differ and said not in _HYPER_REPORTED:
             _HYPER_REPORTED.add(said)
-            log.warning("arm %s/%s (and any other resumed arm like it) resumed with the learner values it was "
-                        "built with, not this config's: %s (checkpoint -> now). They stay until the arm "
-                        "restarts; any change of learner.params restarts it (learners, windows, counts)",
-                        *key, said)
+            log.warning("arm %s/%s (and any other resumed arm like it: stream_lis_learner_values_outdated names "
+                        "each) resumed with the learner values it was built with, not this config's: %s "
+                        "(checkpoint -> now). They stay until the arm restarts; any change of learner.params "
+                        "restarts it (learners, windows, counts)", *key, said)
+        return bool(differ)

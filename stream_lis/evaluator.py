@@ -77,6 +77,9 @@ class ArmStats:
     embedding_missing: int = 0
     impressions: int = 0
     clicks: int = 0
+    #: The arm resumed from a checkpoint whose learners were built with other values than
+    #: this config builds now (a release with new defaults): they stay until the arm restarts.
+    learner_values_outdated: bool = False
     extra: dict[str, float] = field(default_factory=dict)
 
     @property

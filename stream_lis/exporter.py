@@ -101,6 +101,7 @@ def arm_metrics(s: Snapshot) -> Iterator[Metric]:
     emb = CounterMetricFamily(P + "embedding_mismatches", "Evaluated examples of an arm with embeddings whose vector had another length than the arm's (kind=length) or was missing (kind=missing).", labels=[*ARM, "kind"])
     ctr = GaugeMetricFamily(P + "ctr", "Click-through rate of labelled impressions (ratio).", labels=ARM)
     win = GaugeMetricFamily(P + "window_examples", "Labelled examples in the sliding window.", labels=ARM)
+    outdated = GaugeMetricFamily(P + "learner_values_outdated", "1 when the arm resumed from a checkpoint whose learners were built with other values than this config builds now (a release with new defaults); they stay until the arm restarts.", labels=ARM)
     for a in s.arms:
         arm = [a.experiment, a.arm]
         for name, st in a.learners.items():
@@ -138,7 +139,9 @@ def arm_metrics(s: Snapshot) -> Iterator[Metric]:
         if a.ctr is not None:
             ctr.add_metric(arm, a.ctr)
         win.add_metric(arm, a.window_examples)
-    yield from (auc, auc_err, prod, *lis.values(), *ais.values(), eff, imps, clicks, labelled, truncated, emb, ctr, win)
+        outdated.add_metric(arm, 1.0 if a.learner_values_outdated else 0.0)
+    yield from (auc, auc_err, prod, *lis.values(), *ais.values(), eff, imps, clicks, labelled, truncated, emb, ctr, win,
+                outdated)
 
 
 def _counter_sets(s: Snapshot, stage: str) -> tuple[list[str], list[tuple[list[str], Counters]]]:

@@ -1,7 +1,8 @@
 """An arm checkpointed by a release whose learners had other defaults resumes on the values it
 was built with (its learners cannot switch mid-stream), and the worker says so once, naming
-each value that differs from what its config builds now. A River model says nothing: its
-``_get_params`` can read learned state (``FMClassifier``'s intercept), which is no setting."""
+each value that differs from what its config builds now, and ``/metrics`` marks every such arm
+(``stream_lis_learner_values_outdated``). A River model says nothing: its ``_get_params`` can
+read learned state (``FMClassifier``'s intercept), which is no setting."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import logging
 
 import msgspec
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 import stream_lis.arms as arms_mod
 import stream_lis.evaluator as evaluator_mod
 from _helpers import feed, sim_records
 from stream_lis.config import load_config
 from stream_lis.engine import Engine
+from stream_lis.exporter import SnapshotCollector
 from stream_lis.learners import make_learner
 
 CFG = {"time.attribution_window": "5m", "time.horizon": "10m", "learner.hash_bits": 12, "learner.batch_size": 64}
@@ -30,6 +34,15 @@ def _trained_by_the_former_release(monkeypatch) -> Engine:
     feed(eng, sim_records(3_000, seed=2), 500)
     monkeypatch.undo()
     return eng
+
+
+def _outdated(eng: Engine) -> dict[tuple[str, str], float]:
+    """``stream_lis_learner_values_outdated`` by (experiment, arm), as a scrape reads it."""
+    reg = CollectorRegistry()
+    reg.register(SnapshotCollector(eng.snapshot))
+    return {(s.labels["experiment"], s.labels["arm"]): s.value
+            for fam in text_string_to_metric_families(generate_latest(reg).decode())
+            if fam.name == "stream_lis_learner_values_outdated" for s in fam.samples}
 
 
 def test_resumed_arms_keep_their_values_and_the_worker_says_which_differ(monkeypatch, caplog):
@@ -51,6 +64,13 @@ def test_resumed_arms_keep_their_values_and_the_worker_says_which_differ(monkeyp
         learners = fresh.armset.arms[key].evaluator.learners.values()
         assert {(m.alpha, m.l1) for m in learners} == {(0.05, 1.0)}
         assert fresh.armset.arms[key].evaluator.stats().learners == eng.armset.arms[key].evaluator.stats().learners
+    # every resumed arm is marked, not only the one the log names; arms built now are not
+    assert _outdated(fresh) == {k: 1.0 for k in keys}
+    assert _outdated(other) == {keys[0]: 1.0}
+    assert _outdated(Engine(load_config(None, CFG))) == {}
+    new = Engine(load_config(None, CFG))
+    feed(new, sim_records(1_000, seed=3), 500)
+    assert set(_outdated(new).values()) == {0.0} and len(_outdated(new)) >= 2
 
 
 @pytest.mark.parametrize("cfg", [CFG, {**CFG, "learner.model": "river.facto.FMClassifier",
@@ -66,3 +86,4 @@ def test_an_arm_resumed_on_the_same_values_or_a_river_model_is_not_reported(cfg,
         for key in eng.armset.keys():
             assert fresh.armset.load_arm(key, eng.armset.dump_arm(key))
     assert not [r for r in caplog.records if "resumed with the learner values" in r.getMessage()]
+    assert _outdated(fresh) == {k: 0.0 for k in eng.armset.keys()}
