@@ -1,7 +1,9 @@
 """Topic administration (kafka-python): create the topics the runtime needs, describe them.
 
 ``create`` is idempotent: existing topics are reported and left as they are, except for the
-size limits a release writes up to (``LIMITS``), which are raised where they fall short.
+size limits a release writes up to (``LIMITS``), which are raised where they fall short; an
+existing input topic whose time retention counts from its producers' timestamps is warned
+about (``ARRIVAL_TIME``), not changed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ LABELLED_MAX_BYTES = 32 * 1024 * 1024
 #: older release, or before ``kafka.max_checkpoint_bytes`` was raised, would otherwise refuse
 #: every checkpoint (or part) over its old limit, for as long as it lives.
 LIMITS = ("max.message.bytes", "segment.bytes")
+
+#: The input topics' records are stamped by the broker as it stores them, so their time
+#: retention counts from arrival. The service reads event time from each record's ``ts``,
+#: never from its Kafka timestamp; with the producer's timestamps (CreateTime), a backfill of
+#: events stamped with their own times, older than the retention, would be deleted within
+#: minutes of being written, before a worker read it.
+ARRIVAL_TIME = {"message.timestamp.type": "LogAppendTime"}
 
 
 def commit_offsets(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], log: logging.Logger) -> None:
@@ -113,8 +122,8 @@ def topic_specs(cfg: Config) -> list[NewTopic]:
     n, r = k.partitions, k.replication_factor
     week = str(7 * 24 * 3600 * 1000)
     return [
-        NewTopic(t.impressions, n, r, topic_configs={"retention.ms": week}),
-        NewTopic(t.clicks, n, r, topic_configs={"retention.ms": week}),
+        NewTopic(t.impressions, n, r, topic_configs={"retention.ms": week, **ARRIVAL_TIME}),
+        NewTopic(t.clicks, n, r, topic_configs={"retention.ms": week, **ARRIVAL_TIME}),
         NewTopic(t.preferences, n, r, topic_configs={"cleanup.policy": "compact"}),
         NewTopic(t.embeddings, n, r, topic_configs={"cleanup.policy": "compact"}),
         # Envelopes of arm records: split by the join stage at ENVELOPE_BYTES (1 MiB) encoded.
@@ -152,6 +161,7 @@ def create_topics(cfg: Config, client_kw: dict[str, Any], ready_timeout_s: float
             out.append((spec.name, "exists"))
             found.append(spec)
         raised = _raise_limits(admin, found)
+        _warn_producer_time(admin, [s.name for s in found if (s.topic_configs or {}).get("message.timestamp.type")])
         out = [(name, f"{what}; {raised[name]}" if name in raised else what) for name, what in out]
         created = [name for name, what in out if what == "created"]
         if created and not _wait_for_leaders(admin, created, ready_timeout_s):
@@ -230,6 +240,33 @@ def _raise_limits(admin: KafkaAdminClient, specs: list[NewTopic]) -> dict[str, s
                     ", ".join(wanted), exc, "; ".join(f"{name}: " + ", ".join(f"{k}>={v}" for k, v in w.items())
                                                      for name, w in wanted.items()))
         return {}
+
+
+def _warn_producer_time(admin: KafkaAdminClient, names: list[str]) -> list[str]:
+    """Warn about (and return) the existing topics among ``names`` whose time retention counts
+    from their producers' timestamps (see ``ARRIVAL_TIME``). Not changed: other consumers of a
+    user's topic may read those timestamps."""
+    if not names:
+        return []
+    try:
+        got = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names],
+                                     config_filter="all")["topic"]
+    except Exception as exc:  # no DescribeConfigs permission: nothing to tell
+        log.debug("could not read the timestamp settings of topics %s (%s)", ", ".join(names), exc)
+        return []
+    risky = []
+    for name in names:
+        conf = {k: v.get("value") for k, v in got.get(name, {}).items()}
+        retention = int(conf.get("retention.ms") or -1)
+        if conf.get("message.timestamp.type") == "CreateTime" and retention >= 0:
+            risky.append(name)
+            span = f"{retention / 3_600_000:g} h" if retention < 172_800_000 else f"{retention / 86_400_000:g} days"
+            log.warning("topic %s keeps its producers' timestamps (message.timestamp.type=CreateTime) and deletes "
+                        "records by them (retention.ms=%d): events its producers stamp with their own times, "
+                        "older than %s (a backfill), are deleted within minutes, before a worker reads them. "
+                        "stream-lis reads event time from each record's ts, not its Kafka timestamp: set "
+                        "message.timestamp.type=LogAppendTime on the topic", name, retention, span)
+    return risky
 
 
 def _wait_for_leaders(admin: KafkaAdminClient, names: list[str], timeout_s: float) -> bool:
