@@ -266,8 +266,8 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: wait for a side table, between the steps of a rebalance, and through broker outages,
     #: so only a loop stuck in one call trips it. Keep it above 2.5 minutes, the longest
     #: single wait the worker bounds itself (a flush: the producer's 2-minute delivery
-    #: timeout plus 30 s), so that such a wait stops the worker first, saying why. "0" turns
-    #: the check off.
+    #: timeout plus 30 s), so that such a wait stops the worker first, saying why (a worker
+    #: started with less logs a warning). "0" turns the check off.
     stall_timeout: Duration = "3m"
     #: How often a side-table feed (``preferences``, ``embeddings``) looks for partitions
     #: added to its topic while it runs (a new partition is read from its beginning), and the

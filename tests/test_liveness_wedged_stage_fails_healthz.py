@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kafka_harness import BOOTSTRAP, cli, namespace, require_broker, wait_for
 from stream_lis.config import ConfigError, load_config
 from stream_lis.exporter import MetricsServer
+from stream_lis.runtime import liveness
 
 
 def healthz(port: int) -> tuple[int, str]:
@@ -77,7 +78,12 @@ def test_a_wedged_join_stage_fails_healthz_until_it_goes_round_again(caplog):
     ov = namespace({"kafka.partitions": 2, "kafka.stall_timeout": "1s"})
     assert cli("topics", "create", ov=ov).returncode == 0
     cfg = load_config(None, {**ov, "kafka.bootstrap_servers": BOOTSTRAP})
-    worker = Worker(cfg, port=0, host="127.0.0.1", create=False)
+    with caplog.at_level(logging.WARNING, logger="stream_lis.worker"):
+        worker = Worker(cfg, port=0, host="127.0.0.1", create=False)
+    # 1 s is accepted, and said to be below the worker's own longest bound (a flush: 2 min + 30 s)
+    short = [r.getMessage() for r in caplog.records if "below the longest wait" in r.getMessage()]
+    assert short == [liveness.below_own_bounds(1.0, 150.0)], short
+    caplog.clear()
     port = worker.server.port
     wedge, wedged = threading.Event(), threading.Event()
     real_idle = worker.join._advance_idle

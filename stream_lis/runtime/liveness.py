@@ -19,6 +19,8 @@ A loop that is stopping is left out: its final checkpoint has bounds of its own.
 'stalled: the join loop has not gone round for 70 s (kafka.stall_timeout: 60 s); a restart resumes from the last checkpoint'
 >>> stalled([("join", join)], limit_s=0)  # 0: the check is off
 []
+>>> below_own_bounds(60, 150) is not None, below_own_bounds(180, 150), below_own_bounds(0, 150)
+(True, None, None)
 """
 
 from __future__ import annotations
@@ -63,3 +65,17 @@ def describe(stuck: list[tuple[str, float]], limit_s: float) -> str:
         return "ok"
     loops = ", ".join(f"the {name} loop has not gone round for {age:.0f} s" for name, age in stuck)
     return f"stalled: {loops} (kafka.stall_timeout: {limit_s:g} s); a restart resumes from the last checkpoint"
+
+
+def below_own_bounds(limit_s: float, longest_wait_s: float) -> str | None:
+    """A warning when the stall timeout is shorter than the longest single wait the worker
+    bounds itself (a flush: the producer's delivery timeout plus a grace): such a wait, on a
+    slow broker, would fail ``/healthz`` and have the worker restarted before its own bound
+    ended it with an error saying why. Accepted (tests and impatient setups use short
+    timeouts), said once at start."""
+    if not 0 < limit_s < longest_wait_s:
+        return None
+    return (f"kafka.stall_timeout ({limit_s:g} s) is below the longest wait the worker bounds itself "
+            f"({longest_wait_s:g} s: a flush, the producer's delivery_timeout_ms plus a grace): a flush waiting "
+            f"on a slow broker fails /healthz, and the worker is restarted before it says why; keep it above "
+            f"{longest_wait_s:g} s")

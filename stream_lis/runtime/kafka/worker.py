@@ -120,6 +120,8 @@ class Worker:
         self._running = [*self.feeds, *(st for st in (self.join, self.eval) if st is not None)]
         self.started = time.time()
         self._stall_s = parse_duration(cfg.kafka.stall_timeout) / 1000
+        if (short := liveness.below_own_bounds(self._stall_s, flush_limit_s(self.producer))) is not None:
+            log.warning("%s", short)
         #: The stalled loops last said in the log (said again only when that changes).
         self._stalled_said: tuple[str, ...] = ()
         self._duplicates: dict[int, int] = {}
