@@ -97,7 +97,7 @@ def arm_metrics(s: Snapshot) -> Iterator[Metric]:
     imps = CounterMetricFamily(P + "impressions", "Accepted impressions.", labels=ARM)
     clicks = CounterMetricFamily(P + "clicks", "Clicks attributed to an impression within the attribution window (counted when its label is final).", labels=ARM)
     labelled = CounterMetricFamily(P + "labelled_examples", "Impressions with a final label, evaluated by the arm's learners.", labels=[*ARM, "label"])
-    truncated = CounterMetricFamily(P + "truncated_examples", "Examples evaluated at the end of a finite input before their horizon closed (learnt from, left out of AUCs).", labels=ARM)
+    truncated = CounterMetricFamily(P + "truncated_examples", "Examples evaluated at the end of a finite input (a file, a Kafka backfill) before their window closed (learnt from, left out of AUCs).", labels=ARM)
     emb = CounterMetricFamily(P + "embedding_mismatches", "Evaluated examples of an arm with embeddings whose vector had another length than the arm's (kind=length) or was missing (kind=missing).", labels=[*ARM, "kind"])
     ctr = GaugeMetricFamily(P + "ctr", "Click-through rate of labelled impressions (ratio).", labels=ARM)
     win = GaugeMetricFamily(P + "window_examples", "Labelled examples in the sliding window.", labels=ARM)

@@ -87,3 +87,29 @@ def idle_targets(max_ts: dict[int, int], idle: set[int], wall_ms: int, lateness_
         return {p: min(wall_ms - lateness_ms, max_ts[p] + reach_ms) for p in idle}
     frontier = max(max_ts.values()) - lateness_ms
     return {p: min(wall_ms - lateness_ms, frontier) for p in idle}
+
+
+def idle_ends(max_ts: dict[int, int], idle: set[int], wall_ms: int, lateness_ms: int,
+              reach_ms: int) -> dict[int, int]:
+    """The partitions whose input ended, with their last event time (``idle_targets``' inputs).
+
+    Once every partition is idle, ``idle_targets`` moves a partition's watermark to the wall
+    clock or to its last event plus ``reach_ms``, whichever is earlier. By the clock (a live
+    stream in a lull), no window is cut: an on-time event in it would have arrived by now.
+    By the reach (the clock is further than that past the data: the end of a backfill, or a
+    pause in one longer than ``kafka.idle_partition_timeout``), the windows that reach past
+    the last event are closed on data that stops there, as at the end of a file: the
+    evaluation stage learns from those examples but keeps them out of the AUCs (``end_ms``
+    of ``ArmSet.release``). While some partition still has input, none has ended.
+
+    >>> seen = {0: 10_000, 1: 50_000}
+    >>> idle_ends(seen, {0, 1}, wall_ms=10**12, lateness_ms=1_000, reach_ms=5_000)  # a backfill's end
+    {0: 10000, 1: 50000}
+    >>> idle_ends(seen, {0, 1}, wall_ms=52_000, lateness_ms=1_000, reach_ms=5_000)  # live: 1 follows the clock
+    {0: 10000}
+    >>> idle_ends(seen, {0}, wall_ms=10**12, lateness_ms=1_000, reach_ms=5_000)     # 1 still flows
+    {}
+    """
+    if not idle or not set(max_ts) <= idle:
+        return {}
+    return {p: max_ts[p] for p in sorted(idle) if max_ts[p] + reach_ms < wall_ms - lateness_ms}

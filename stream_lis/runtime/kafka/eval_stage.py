@@ -105,6 +105,8 @@ class PartitionState:
         self.src_wm: dict[int, int] = {}
         self.src_idle: dict[int, bool] = {}
         self.src_ckpt: dict[int, int] = {}
+        #: Input partitions whose input ended, at this event time (``Envelope.ended``).
+        self.src_end: dict[int, int | None] = {}
         self.dedupe = Dedupe(keep_ms)
         self.duplicates = 0
         #: Offset after the last ``labelled`` message applied (None: none yet, no checkpoint).
@@ -192,6 +194,7 @@ class EvalStage(ConsumerRebalanceListener):
                         st.arms.load_arm(key, blob)
                     st.src_wm, st.dedupe, st.duplicates = ck["src_wm"], ck["dedupe"], ck["duplicates"]
                     st.src_idle, st.src_ckpt = ck["src_idle"], ck["src_ckpt"]
+                    st.src_end = ck.get("src_end", {})  # absent from an older release's checkpoint
                     st.arms.ended, st.arms.experiments_ended = ck["ended"], ck["experiments_ended"]
                     if ck["offset"] is not None:
                         self.consumer.seek(TopicPartition(self.t.labelled, p), ck["offset"])
@@ -216,7 +219,7 @@ class EvalStage(ConsumerRebalanceListener):
             st = self.parts[p]
             arms = {key: st.arms.freeze_arm(key) for key in st.arms.keys()}
             state = {"offset": st.next_offset, "src_wm": dict(st.src_wm), "src_idle": dict(st.src_idle),
-                     "src_ckpt": dict(st.src_ckpt), "dedupe": st.dedupe.frozen(),
+                     "src_ckpt": dict(st.src_ckpt), "src_end": dict(st.src_end), "dedupe": st.dedupe.frozen(),
                      "duplicates": st.duplicates, "ended": dict(st.arms.ended),
                      "experiments_ended": st.arms.experiments_ended}
             snaps.append((f"eval:{p}", functools.partial(_encode, state, arms)))
@@ -253,6 +256,19 @@ class EvalStage(ConsumerRebalanceListener):
         active = [st.src_wm[k] for k in range(self._inputs) if not st.src_idle.get(k, False)]
         return min(active) if active else max(st.src_wm[k] for k in range(self._inputs))
 
+    def data_end(self, st: PartitionState) -> int | None:
+        """The event time the input ended at, once every input partition's did (the end of a
+        backfill: ``watermark.idle_ends``): the latest of their last events, the backfill's
+        end, as a file's is its last event. Not the earliest: on a sparse stream a partition's
+        last event can be minutes before the others' with nothing cut after it (its events
+        simply stopped), and every example in those minutes would be counted as cut. Examples
+        released then whose window reaches past the end are learnt from and kept out of the
+        AUCs. ``None`` while any partition's input flows (or has not said)."""
+        ends = [st.src_end.get(k) for k in range(self._inputs)]
+        if not ends or any(e is None for e in ends):
+            return None
+        return max(e for e in ends if e is not None)
+
     def _process(self, batch: dict) -> None:
         for tp, msgs in batch.items():
             st = self.parts.get(tp.partition)
@@ -267,6 +283,7 @@ class EvalStage(ConsumerRebalanceListener):
                 if env.checkpointed > st.src_ckpt.get(env.src, NEG_INF):
                     st.src_ckpt[env.src] = env.checkpointed
                 st.src_idle[env.src] = env.idle and not env.records
+                st.src_end[env.src] = env.ended
                 for rec in env.records:
                     t = type(rec)
                     if t is Labelled:
@@ -287,7 +304,7 @@ class EvalStage(ConsumerRebalanceListener):
         for st in self.parts.values():
             wm = self.watermark(st)
             if wm > NEG_INF:
-                released += st.arms.release(wm)
+                released += st.arms.release(wm, self.data_end(st))
             if self._inputs and len(st.src_ckpt) >= self._inputs:
                 st.dedupe.prune(min(st.src_ckpt[k] for k in range(self._inputs)))
             if flush_partial:

@@ -57,7 +57,7 @@ from ...config import Config, parse_duration
 from ...engine import decoder_for
 from ...events import Invalid
 from ...labeller import ArmRecord, FrozenLabeller, Labelled, LabelCounters, Labeller
-from ...watermark import NEG_INF, POS_INF, idle_targets
+from ...watermark import NEG_INF, POS_INF, idle_ends, idle_targets
 from ..liveness import Pulse
 from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from .delivery import Delivery
@@ -145,6 +145,8 @@ class JoinStage(ConsumerRebalanceListener):
         self.read_ts: dict[int, dict[str, int]] = {}
         self.read_at: dict[int, dict[str, float]] = {}  # monotonic time of the last read, per topic
         self.ckpt_wm: dict[int, int] = {}  # watermark of each partition's last checkpoint
+        #: Partitions whose input ended (``idle_ends``) at this event time, said in their envelopes.
+        self._ended: dict[int, int] = {}
         # Per partition and topic: offset after the last record read (None: nothing read and
         # no checkpoint, so a restart starts where auto_offset_reset says). Kept here rather
         # than asked of the consumer: see ``_checkpoint``.
@@ -286,15 +288,17 @@ class JoinStage(ConsumerRebalanceListener):
         for part, batch in by_part.items():
             for k in range(0, len(batch), step):
                 last = k + step >= len(batch)
-                self._send_envelope(part, Envelope(src, wm if last else before, batch[k:k + step], False, ckpt), before)
+                self._send_envelope(part, Envelope(src, wm if last else before, batch[k:k + step], False, ckpt,
+                                                   self._ended.get(src)), before)
 
     def _send_envelope(self, part: int, env: Envelope, before: int) -> None:
         data = encode_envelope(env)
         if len(data) > ENVELOPE_BYTES and len(env.records) > 1:
             half = len(env.records) // 2  # the first half says the watermark before (see _send)
-            self._send_envelope(part, Envelope(env.src, before, env.records[:half], False, env.checkpointed), before)
-            self._send_envelope(part, Envelope(env.src, env.watermark, env.records[half:], False, env.checkpointed),
-                                before)
+            self._send_envelope(part, Envelope(env.src, before, env.records[:half], False, env.checkpointed,
+                                               env.ended), before)
+            self._send_envelope(part, Envelope(env.src, env.watermark, env.records[half:], False, env.checkpointed,
+                                               env.ended), before)
             return
         self.delivery.watch(self.producer.send(self.t.labelled, partition=part, value=data), self.t.labelled)
 
@@ -317,7 +321,8 @@ class JoinStage(ConsumerRebalanceListener):
 
     def _heartbeat(self) -> None:
         for src, lab in self.labellers.items():
-            env = encode_envelope(Envelope(src, lab.watermark.value, [], self._idle(src), self.ckpt_wm[src]))
+            env = encode_envelope(Envelope(src, lab.watermark.value, [], self._idle(src), self.ckpt_wm[src],
+                                           self._ended.get(src)))
             for p in range(self._labelled_parts):
                 self.producer.send(self.t.labelled, partition=p, value=env)
 
@@ -420,6 +425,7 @@ class JoinStage(ConsumerRebalanceListener):
             self.read_ts[p][topic] = top
             self.next_off[p][topic] = msgs[-1].offset + 1
             self.last_input[p] = self.read_at[p][topic] = time.monotonic()
+            self._ended.clear()  # input again: no partition's input has ended (``idle_ends``)
 
     def _mis_keyed(self, topic: str, p: int, offset: int, key: bytes | None, impression_id: str) -> None:
         """Count (and say, once a minute per topic and kind) a record not keyed by its
@@ -485,8 +491,21 @@ class JoinStage(ConsumerRebalanceListener):
         # put (and idle), or a backfill arriving later would all be late. How far: idle_targets.
         seen = {p: lab.watermark.max_ts for p, lab in self.labellers.items() if lab.watermark.max_ts > NEG_INF}
         idle = {p for p in seen if self._idle(p)}
-        targets = idle_targets(seen, idle, int(time.time() * 1000), t.allowed_lateness_ms,
-                               max(t.attribution_window_ms, t.horizon_ms) + 1)
+        wall, reach = int(time.time() * 1000), max(t.attribution_window_ms, t.horizon_ms) + 1
+        targets = idle_targets(seen, idle, wall, t.allowed_lateness_ms, reach)
+        # Said on every envelope of an ended partition (the examples its jump releases
+        # included): the evaluation stage keeps examples whose window the end cut out of the
+        # AUCs. A partition that never had input ended before anything (it moves no end).
+        ended = idle_ends(seen, idle, wall, t.allowed_lateness_ms, reach)
+        if ended and len(ended) == len(seen):
+            ended.update({p: NEG_INF for p in self.labellers if p not in seen})
+        if ended and not self._ended:
+            last = max(ended.values())
+            log.info("input ended: every partition idle, the wall clock %.1f h past the last event (%s); the "
+                     "windows reaching past it close on data that stops there: their examples are learnt from "
+                     "and kept out of the AUCs (stream_lis_truncated_examples_total)", (wall - last) / 3.6e6,
+                     time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(last / 1000)))
+        self._ended = ended
         for p, target in targets.items():
             lab = self.labellers[p]
             if target > lab.watermark.value:

@@ -29,13 +29,19 @@ class Envelope(msgspec.Struct, array_like=True):
     """``idle``: the source partition has had no input for a while (heartbeats only).
     ``checkpointed``: the source's watermark at its last checkpoint. A restarted source
     repeats records only from there on, so the receiver must remember what it applied back
-    to that point, and may forget anything older."""
+    to that point, and may forget anything older. ``ended``: the source's input ended (a
+    backfill's end, ``watermark.idle_ends``) at this event time; ``None`` while it flows.
+
+    Fields are only ever added at the end, with a default: a worker of the previous release
+    reads a newer envelope (extra trailing fields are ignored) and a newer one reads an older
+    envelope (the defaults), so a rolling upgrade mixes them safely."""
 
     src: int
     watermark: int
     records: list[Seen | Clicked | Labelled] = []
     idle: bool = False
     checkpointed: int = -(1 << 62)
+    ended: int | None = None
 
 
 def slim(rec: Seen | Clicked) -> Seen | Clicked:
