@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 import msgspec
 
 from .config import Config, ConfigError
-from .events import validation_reason
+from .events import MAX_ABS_VALUE, FeatureValue, validation_reason
 from .join import LabelledExample
 from .jsonl_table import apply_lines, load_file
 
@@ -44,7 +44,7 @@ Identity = tuple[str, str, str]  # (experiment or "" for every experiment, arm, 
 class EmbeddingRecord(msgspec.Struct, forbid_unknown_fields=False):
     arm: str
     item_id: str
-    vector: list[float]
+    vector: list[FeatureValue]
     experiment: str | None = None
 
 
@@ -57,6 +57,7 @@ REJECT_DETAILS = {
     "wrong_type": "arm, item_id and experiment must be strings, vector a list of numbers",
     "missing_field": "arm, item_id and vector are required",
     "non_finite": "vector holds NaN or infinity",
+    "out_of_range": f"vector holds a value beyond +-{MAX_ABS_VALUE:g} (events.MAX_ABS_VALUE)",
     "oversized": "vector longer than limits.max_embedding_dims",
 }
 
@@ -100,7 +101,7 @@ class EmbeddingTable:
         except msgspec.ValidationError as exc:
             # 1e999 (JSON's only way to write infinity) is "Number out of range", as for events.
             reason = validation_reason(str(exc))
-            return reason if reason in ("missing_field", "non_finite") else "wrong_type"
+            return reason if reason in ("missing_field", "non_finite", "out_of_range") else "wrong_type"
         except msgspec.DecodeError:
             return "unparseable"
         if len(rec.vector) > self.max_dims:

@@ -138,6 +138,10 @@ def _with_leaked(clean: FeatureBatch, block: Leaked) -> FeatureBatch:
     return clean.plus(block.hashed, lambda: [{**c, **x} if x else c for c, x in zip(clean.rows, block.rows())])
 
 
+#: (experiment, arm, learner) already said to give non-finite scores in this process.
+_UNSCORABLE_SAID: set[tuple[str, str, str]] = set()
+
+
 class ArmEvaluator:
     """The learners of one (experiment, arm) and the statistics of their paired scores."""
 
@@ -275,6 +279,9 @@ class ArmEvaluator:
             scores = np.column_stack([*cols, prod])
             for name in self.learner_names:
                 self.learners[name].learn_batch(batches[name], yf)
+        learnt = scores[:, :-1]
+        if not np.isfinite(learnt).all():
+            self._unscorable(learnt)
         pos = int(y.sum())
         self.positives += pos
         self.negatives += n - pos
@@ -291,6 +298,21 @@ class ArmEvaluator:
         BinnedAUC.update_columns(self.cumulative[:-1], y, scores[:, :-1])
         if has.any():
             self.cumulative[-1].update_many(y[has], prod[has])
+
+    def _unscorable(self, learnt: np.ndarray) -> None:
+        """Score 0.5 (no information) where a learner gave NaN or infinity, and say so once
+        per arm and learner. Feature values are bounded on input (``events.MAX_ABS_VALUE``),
+        so the built-in learners stay finite; a River model chosen by config can diverge (too
+        high a learning rate), and its NaN must not stop the worker at the AUC update."""
+        bad = ~np.isfinite(learnt)
+        for j in np.flatnonzero(bad.any(axis=0)):
+            name = self.learner_names[j]
+            if (self.experiment, self.arm, name) not in _UNSCORABLE_SAID:
+                _UNSCORABLE_SAID.add((self.experiment, self.arm, name))
+                _log.error("%s/%s: learner %s gave %d non-finite scores in a chunk of %d (a diverging model: lower its "
+                          "learning rate in learner.params); they are scored 0.5, so its AUC and LIS mean little "
+                          "until the arm restarts", self.experiment, self.arm, name, int(bad[:, j].sum()), len(learnt))
+        learnt[bad] = 0.5
 
     def _count_embedding_mismatches(self, lens: np.ndarray) -> None:
         """Count examples whose vector has another length than the arm's, or none.

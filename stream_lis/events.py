@@ -14,6 +14,9 @@ Prometheus label value and a human-readable detail.
 'missing_field'
 >>> decode_event(b'{"type":"click","impression_id":"i1","ts":"2026-11-26T10:00:00Z"}').ts
 1795687200000
+>>> decode_event(b'{"type":"impression","impression_id":"i1","ts":1000,"user_id":"u",'
+...              b'"item_id":"a","experiment":"e","arm":"control","dense":{"x":1e200}}').reason
+'out_of_range'
 """
 
 from __future__ import annotations
@@ -46,6 +49,13 @@ MAX_TS_MS = 253_402_300_799_999
 AwareDatetime = Annotated[_dt.datetime, msgspec.Meta(tz=True)]
 Timestamp = Union[int, AwareDatetime]
 Text = Annotated[str, msgspec.Meta(min_length=1)]
+#: Largest magnitude of a feature value (``dense``, ``embedding``, a side table's vector).
+#: The learners add up squared gradients times squared values: past about 1e154 those
+#: overflow, and a single record left a learner's weights NaN for good (its scores, then
+#: every AUC of the arm). 1e12 leaves room for any sane feature (counts, prices, durations
+#: in ms); a larger value is rejected as ``out_of_range``. Checked by msgspec while decoding.
+MAX_ABS_VALUE = 1e12
+FeatureValue = Annotated[float, msgspec.Meta(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
 
 
 class Impression(msgspec.Struct, tag_field="type", tag="impression", kw_only=True, gc=False):
@@ -59,8 +69,8 @@ class Impression(msgspec.Struct, tag_field="type", tag="impression", kw_only=Tru
     arm: Text
     score: float | None = None
     features: dict[str, str] = {}
-    dense: dict[str, float] = {}
-    embedding: list[float] | None = None
+    dense: dict[str, FeatureValue] = {}
+    embedding: list[FeatureValue] | None = None
 
 
 class Click(msgspec.Struct, tag_field="type", tag="click", kw_only=True, gc=False):
@@ -98,6 +108,8 @@ def validation_reason(message: str) -> str:
         return "unknown_type"
     if message.startswith("Number out of range"):
         return "non_finite"
+    if message.startswith(("Expected `float` >=", "Expected `float` <=")):  # ``FeatureValue``'s bound
+        return "out_of_range"
     return "wrong_type"
 
 

@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 import msgspec
 import numpy as np
 
-from ..events import validation_reason
+from ..events import MAX_ABS_VALUE, FeatureValue, validation_reason
 from ..join import LabelledExample
 from ..jsonl_table import apply_lines, load_file
 from . import release
@@ -35,7 +35,7 @@ from .log import BehaviourLog
 
 class PreferenceRecord(msgspec.Struct, forbid_unknown_fields=False):
     item_id: str
-    vector: list[float] | None = None
+    vector: list[FeatureValue] | None = None
     items: list[str] | None = None
 
 
@@ -47,6 +47,7 @@ REJECT_DETAILS = {
     "unparseable": "not a JSON object",
     "wrong_type": "item_id must be a string, vector a list of numbers, items a list of strings",
     "non_finite": "vector holds NaN or infinity",
+    "out_of_range": f"vector holds a value beyond +-{MAX_ABS_VALUE:g} (events.MAX_ABS_VALUE)",
     "missing_field": "neither vector nor items",
     "key_mismatch": "the record's key is not its item_id (compaction would keep the wrong record)",
 }
@@ -93,7 +94,8 @@ class ExternalProbe(Probe):
             rec = _decoder.decode(raw)
         except msgspec.ValidationError as exc:
             # 1e999 (JSON's only way to write infinity) is "Number out of range", as for events.
-            return "non_finite" if validation_reason(str(exc)) == "non_finite" else "wrong_type"
+            reason = validation_reason(str(exc))
+            return reason if reason in ("non_finite", "out_of_range") else "wrong_type"
         except msgspec.DecodeError:
             return "unparseable"
         if rec.vector is None and rec.items is None:
