@@ -353,6 +353,39 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return {e.name: set(e.arms) for e in self.experiments}
 
 
+def bootstrap_addresses(value: str, what: str) -> list[str]:
+    """The ``HOST[:PORT]`` entries of a comma-separated bootstrap list (IPv6 hosts in
+    brackets), checked here so a typo is one line at start, not a traceback from inside the
+    Kafka client (which parses them only when it connects).
+
+    >>> bootstrap_addresses("b1:9092, [::1]:9093,b3", "x")
+    ['b1:9092', '[::1]:9093', 'b3']
+    >>> bootstrap_addresses("localhost:notaport", "--bootstrap")
+    Traceback (most recent call last):
+    ...
+    stream_lis.config.ConfigError: --bootstrap: 'localhost:notaport' is not HOST:PORT with a port in 1..65535
+    """
+    out = [a.strip() for a in value.split(",")]
+    if not value.strip() or not all(out):
+        raise ConfigError(f"{what} must not be empty or have an empty entry (HOST:PORT[,HOST:PORT...]), got {value!r}")
+    for a in out:
+        host, port = a, None
+        if a.startswith("["):
+            end = a.find("]")
+            host, rest = a[1:end] if end > 0 else "", a[end + 1:] if end > 0 else "?"
+            if rest:
+                port = rest[1:] if rest.startswith(":") else "?"
+        elif a.count(":") == 1:
+            host, port = a.split(":")
+        elif ":" in a:
+            host = ""  # an IPv6 address needs brackets to carry a port
+        ok = bool(host) and not any(c.isspace() for c in host) and (
+            port is None or (port.isdigit() and 1 <= int(port) <= 65535))
+        if not ok:
+            raise ConfigError(f"{what}: {a!r} is not HOST:PORT with a port in 1..65535")
+    return out
+
+
 def _check_durations(section: str, obj: object, keys: tuple[str, ...]) -> None:
     for key in keys:
         try:
@@ -394,6 +427,11 @@ def validate(cfg: Config) -> None:
     if pc.noise_dims < 1 or pc.co_click_top_k < 1:
         raise ConfigError("probes.noise_dims and probes.co_click_top_k must be >= 1 (to leave a probe out, drop it "
                           "from probes.enabled)")
+    # Each is a column per example of every leaky learner's batch: past these, a batch takes
+    # gigabytes before the first chunk is scored.
+    if pc.noise_dims > 1024 or pc.co_click_top_k > 1000:
+        raise ConfigError("probes.noise_dims must be at most 1024 and probes.co_click_top_k at most 1000 (columns of "
+                          "every example's leaked features)")
     if not (math.isfinite(pc.noise_scale) and pc.noise_scale > 0):
         raise ConfigError(f"probes.noise_scale must be a finite number > 0, got {pc.noise_scale!r}")
     if not (math.isfinite(pc.future_item_prior_strength) and pc.future_item_prior_strength >= 0):
@@ -404,8 +442,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"evaluation.cumulative_bins must be in [16, {1 << 24}], got {cfg.evaluation.cumulative_bins}")
     if not 0.5 < cfg.evaluation.confidence_level < 1:
         raise ConfigError("evaluation.confidence_level must be in (0.5, 1)")
-    if cfg.evaluation.window_size < 100:
-        raise ConfigError("evaluation.window_size must be >= 100")
+    if not 100 <= cfg.evaluation.window_size <= 10_000_000:
+        # The window holds a float per learner per example, per arm: 10M is about 0.6 GB an arm.
+        raise ConfigError("evaluation.window_size must be in [100, 10,000,000]")
     if not 8 <= cfg.learner.hash_bits <= 26:
         raise ConfigError("learner.hash_bits must be in [8, 26]")
     if cfg.learner.batch_size < 1:
@@ -426,12 +465,18 @@ def validate(cfg: Config) -> None:
         if len(cross) != 2:
             raise ConfigError(f"learner.crosses entries are pairs, got {cross}")
     _check_durations("limits", cfg.limits, ("max_future_skew",))
-    if cfg.runtime.gc_threshold < 0:
-        raise ConfigError("runtime.gc_threshold must be >= 0")
+    if not 0 <= cfg.runtime.gc_threshold < 1 << 31:  # Python's gc takes a C int
+        raise ConfigError("runtime.gc_threshold must be in [0, 2147483647]")
     _check_durations("runtime", cfg.runtime, ("max_batch_delay",))
     for key in ("max_pending_impressions", "max_held_examples", "max_log_events", "max_arms"):
         if getattr(cfg.limits, key) < 1:
             raise ConfigError(f"limits.{key} must be >= 1")
+    # Below these every record (or every impression) is rejected, and an oversized record's
+    # dead letter keeps nothing of it.
+    if cfg.limits.max_event_bytes < 256:
+        raise ConfigError("limits.max_event_bytes must be >= 256 (a minimal impression takes about 120 bytes)")
+    if cfg.limits.max_string_length < 1 or cfg.limits.max_embedding_dims < 1:
+        raise ConfigError("limits.max_string_length and limits.max_embedding_dims must be >= 1")
     k = cfg.kafka
     _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "cross_topic_hold", "heartbeat_interval",
                                   "side_topic_refresh", "stall_timeout", "fetch_max_wait", "producer_linger"))
@@ -439,8 +484,7 @@ def validate(cfg: Config) -> None:
            k.producer_batch_bytes) < 1:
         raise ConfigError("kafka.max_poll_records, envelope_records, fetch_min_bytes, max_partition_fetch_bytes "
                           "and producer_batch_bytes must be >= 1")
-    if not k.bootstrap_servers.strip():
-        raise ConfigError("kafka.bootstrap_servers must not be empty (HOST:PORT[,HOST:PORT...])")
+    bootstrap_addresses(k.bootstrap_servers, "kafka.bootstrap_servers")
     if not k.group_id.strip() or not k.client_id.strip():
         # An empty group id is kafka-python's "no group": no offsets committed, no partitions
         # shared, every worker reading everything.

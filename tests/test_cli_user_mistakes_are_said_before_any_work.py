@@ -65,6 +65,19 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     # an empty --bootstrap (a script's unset variable) is not the default address
     (["worker", "--bootstrap", ""], ["--bootstrap is empty"]),
     (["topics", "create", "--bootstrap", " "], ["--bootstrap is empty"]),
+    # an address the Kafka client would only parse when connecting, with a traceback
+    (["topics", "describe", "--bootstrap", "localhost:notaport"], ["'localhost:notaport' is not HOST:PORT"]),
+    (["worker", "--bootstrap", "127.0.0.1:99999"], ["'127.0.0.1:99999' is not HOST:PORT with a port in 1..65535"]),
+    (["produce", "--bootstrap", "b1:9092,,b2:9092"], ["must not be empty or have an empty entry"]),
+    (["topics", "create", "--set", "kafka.bootstrap_servers=localhost:x"], ["kafka.bootstrap_servers: 'localhost:x'"]),
+    # sizes that pass a lower bound and then take the machine's memory, or overflow
+    (["run", "--input", "{ev}", "--set", "evaluation.window_size=99999999999"], ["window_size must be in [100, 10,000,000]"]),
+    (["run", "--input", "{ev}", "--set", "probes.co_click_top_k=1000000000"], ["co_click_top_k at most 1000"]),
+    (["run", "--input", "{ev}", "--set", "probes.noise_dims=100000000"], ["noise_dims must be at most 1024"]),
+    (["run", "--input", "{ev}", "--set", "runtime.gc_threshold=1000000000000"], ["gc_threshold must be in"]),
+    (["run", "--input", "{ev}", "--set", "limits.max_event_bytes=-1"], ["max_event_bytes must be >= 256"]),
+    (["run", "--input", "{ev}", "--set", "limits.max_string_length=0"], ["max_string_length and"]),
+    (["run", "--input", "{ev}", "--set", "limits.max_embedding_dims=-1"], ["max_embedding_dims must be >= 1"]),
     (["report", "--scrape", "127.0.0.1:1", "--every", "nan"], ["--every a finite number"]),
     (["report", "--scrape", "127.0.0.1:1", "--timeout", "inf"], ["--timeout a finite number"]),
     (["report", "--scrape", "http://[::1", "--samples", "1"], ["--scrape: not a URL"]),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from ...config import ConfigError, KafkaConfig, parse_duration
+from ...config import ConfigError, KafkaConfig, bootstrap_addresses, parse_duration
 
 SECRET_KEYS = {"sasl_plain_password", "ssl_password"}
 
@@ -27,7 +27,9 @@ def client_kwargs(cfg: KafkaConfig, env: Mapping[str, str] | None = None) -> dic
     env = os.environ if env is None else env
     # reconnect_backoff_max_ms: kafka-python backs off up to 30 s between attempts to reach a
     # broker that went away, so a worker went on up to a minute after the broker was back.
-    kw: dict[str, Any] = {"bootstrap_servers": bootstrap(cfg, env).split(","), "client_id": cfg.client_id,
+    servers = bootstrap_addresses(bootstrap(cfg, env), "--bootstrap / STREAM_LIS_BOOTSTRAP"
+                                  if env.get("STREAM_LIS_BOOTSTRAP") else "kafka.bootstrap_servers")
+    kw: dict[str, Any] = {"bootstrap_servers": servers, "client_id": cfg.client_id,
                           "security_protocol": cfg.security_protocol, "reconnect_backoff_max_ms": 2000}
     if cfg.security_protocol.startswith("SASL"):
         if not cfg.sasl_mechanism:
