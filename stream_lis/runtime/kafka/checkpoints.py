@@ -1,7 +1,11 @@
 """Checkpoints on a compacted topic: the latest state of each stage partition, with offsets.
 
-A checkpoint is one message keyed by what it describes (``join:3``, ``eval:1``); compaction
-keeps the latest per key. Restoring reads the topic from the beginning to its end once.
+A checkpoint is one message keyed by what it describes (``join:3``, ``eval:1``) under the
+deployment's consumer group (``<group>/join:3``), so two deployments sharing the topic never
+resume from each other's state; compaction keeps the latest per key. Restoring reads the
+topic from the beginning to its end once. A checkpoint of a release before groups were in the
+keys (``join:3``) is resumed from when the group has none of its own, and deleted once the
+group's own is saved.
 Values are pickled Python objects compressed with zlib, and unpickling runs code: whoever can
 write to the topic could run code in the workers. With a key (the environment variable named
 by ``kafka.checkpoint_key_env``), every checkpoint carries an HMAC-SHA256 of its bytes, and one
@@ -137,8 +141,14 @@ class CheckpointStore:
     """
 
     def __init__(self, topic: str, producer: KafkaProducer, client_kw: dict[str, Any], max_bytes: int,
-                 key: bytes | None = None) -> None:
+                 key: bytes | None = None, group: str = "") -> None:
+        """``group``: the deployment's consumer group, under which keys are written (none: the
+        plain keys, as before groups were in them)."""
         self.topic = topic
+        self.ns = f"{group}/" if group else ""
+        #: Plain key -> the group-less key its checkpoint was resumed from (deleted once the
+        #: group's own is saved, so no later deployment resumes from it).
+        self._legacy: dict[str, str] = {}
         self.producer = producer
         self.client_kw = client_kw
         self.max_bytes = max_bytes
@@ -161,6 +171,7 @@ class CheckpointStore:
     def save_snapshot(self, key: str, raw: Snapshot) -> int:
         """Compress and send what ``snapshot`` made (made here when deferred); returns its size
         once acknowledged (in parts when it is larger than a message)."""
+        plain, key = key, self.ns + key
         blob = compress(_materialise(raw))
         if self.key is not None:
             blob = sign(blob, self.key)
@@ -188,8 +199,15 @@ class CheckpointStore:
             before = self._parts.pop(key, None)
             if written is not None:
                 self._parts[key] = written
+            legacy = self._legacy.pop(plain, None)
+            legacy_parts = self._parts.pop(legacy, None) if legacy is not None else None
         if before is not None:
             self._delete_parts(key, *before)
+        if legacy is not None:
+            self.producer.send(self.topic, key=legacy.encode(), value=None)
+            if legacy_parts is not None:
+                self._delete_parts(legacy, *legacy_parts)
+            log.info("checkpoint %s saved under group key %s: the group-less one it resumed from is deleted", legacy, key)
         return len(blob)
 
     def _delete_parts(self, key: str, ckid: str, n: int) -> None:
@@ -205,9 +223,16 @@ class CheckpointStore:
         ``progress()`` is called at each poll that brings records and each checkpoint read
         (a restore of many partitions takes minutes: it is not a stall)."""
         beat = progress if progress is not None else (lambda: None)
+        ns = self.ns
         consumer = KafkaConsumer(enable_auto_commit=False, max_partition_fetch_bytes=self.max_bytes,
                                  fetch_max_bytes=self.max_bytes, **self.client_kw)
-        wanted = (lambda k: k in keys) if keys is not None else (lambda k: True)
+        def wanted(k: str) -> bool:
+            """Whether a full key (``<group>/join:3`` or group-less ``join:3``) is ours to read."""
+            if ns and k.startswith(ns):
+                k = k[len(ns):]
+            elif not k.startswith(prefix):  # another group's (or another stage's)
+                return False
+            return k.startswith(prefix) and (keys is None or k in keys)
         latest: dict[str, bytes] = {}
         parts: dict[str, tuple[bytes, float]] = {}  # part key -> (value, timestamp in seconds)
         try:
@@ -223,8 +248,6 @@ class CheckpointStore:
                     beat()
                     for msg in batch:
                         k = msg.key.decode()
-                        if not k.startswith(prefix):
-                            continue
                         split = split_part_key(k)
                         if split is not None:
                             if not wanted(split[0]):
@@ -242,7 +265,11 @@ class CheckpointStore:
             consumer.close()
         out: dict[str, Any] = {}
         named: dict[str, str] = {}  # checkpoint key -> id of the parts its manifest names
-        for k, v in latest.items():
+        chosen: dict[str, str] = {}  # plain key -> the full key it is read from: the group's own first
+        for full in sorted(latest, key=lambda f: not (ns and f.startswith(ns))):
+            chosen.setdefault(full[len(ns):] if ns and full.startswith(ns) else full, full)
+        for plain, k in chosen.items():
+            v = latest[k]
             if v.startswith(MANIFEST):
                 v = self._assemble(k, v, parts, named)
                 if v is None:
@@ -257,11 +284,17 @@ class CheckpointStore:
                 log.warning("checkpoint %s is signed but this worker has no checkpoint key: loaded unverified", k)
             beat()
             try:
-                out[k] = unpack(blob)
+                out[plain] = unpack(blob)
             except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint must not stop the worker
                 self.refused += 1
                 log.error("checkpoint %s refused: it cannot be read (%s: %s); that partition starts over",
                           k, type(exc).__name__, exc)
+                continue
+            if k == plain and ns:
+                with self._lock:
+                    self._legacy[plain] = k
+                log.info("checkpoint %s (written before checkpoints were keyed by group) resumed by group %s",
+                         k, ns[:-1])
         if keys is not None:
             self._delete_orphans(named, parts)
         return out

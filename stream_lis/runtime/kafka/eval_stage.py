@@ -38,7 +38,7 @@ from ...freshness import ChunkDeadline
 from .rebalance import listener_for
 from .settings import consumer_tuning
 from .topics import LABELLED_MAX_BYTES, LagMeter, commit_offsets, can_checkpoint
-from .wire import decode_envelope
+from .wire import decode_envelope, origin_of
 
 log = logging.getLogger("stream_lis.eval")
 
@@ -152,6 +152,9 @@ class EvalStage(ConsumerRebalanceListener):
         self._delay_s = parse_duration(cfg.runtime.max_batch_delay) / 1000
         self._inputs = 0
         self._chunks = 0
+        self._origin = origin_of(k.group_id)
+        #: Envelopes of another deployment read from a shared labelled topic (ignored).
+        self.foreign = 0
         # Envelopes hold up to kafka.envelope_records records each: fewer per poll.
         tuning = consumer_tuning(k)
         tuning.update(max_poll_records=max(1, k.max_poll_records // 10),
@@ -278,6 +281,9 @@ class EvalStage(ConsumerRebalanceListener):
             fresh: list = []  # applied together: one call for the poll, in offset order
             for m in msgs:
                 env = decode_envelope(m.value)
+                if env.origin != self._origin and env.origin != 0:
+                    self._foreign(tp.partition)
+                    continue
                 if env.watermark > st.src_wm.get(env.src, NEG_INF):
                     st.src_wm[env.src] = env.watermark
                 if env.checkpointed > st.src_ckpt.get(env.src, NEG_INF):
@@ -297,6 +303,16 @@ class EvalStage(ConsumerRebalanceListener):
             if fresh:
                 st.arms.apply(fresh)
             st.next_offset = msgs[-1].offset + 1
+
+    def _foreign(self, partition: int) -> None:
+        """Another deployment (another consumer group) writes to this labelled topic: its
+        records would be evaluated twice or under another config, and its watermarks would
+        move this deployment's clock. Ignored, and said once."""
+        if not self.foreign:
+            log.error("topic %s carries envelopes of another deployment (another kafka.group_id; seen on partition "
+                      "%d): ignored. Give each deployment its own kafka.topics.labelled (and checkpoints topic)",
+                      self.t.labelled, partition)
+        self.foreign += 1
 
     def _release(self, flush_partial: bool) -> int:
         released = 0

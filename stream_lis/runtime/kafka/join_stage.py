@@ -65,7 +65,7 @@ from .produce import dead_letter_sink
 from .rebalance import listener_for
 from .settings import consumer_tuning
 from .topics import LagMeter, commit_offsets, copartition_message, can_checkpoint
-from .wire import Envelope, arm_partition, encode_envelope, slim
+from .wire import Envelope, arm_partition, encode_envelope, origin_of, slim
 
 log = logging.getLogger("stream_lis.join")
 
@@ -147,6 +147,7 @@ class JoinStage(ConsumerRebalanceListener):
         self.ckpt_wm: dict[int, int] = {}  # watermark of each partition's last checkpoint
         #: Partitions whose input ended (``idle_ends``) at this event time, said in their envelopes.
         self._ended: dict[int, int] = {}
+        self._origin = origin_of(cfg.kafka.group_id)
         # Per partition and topic: offset after the last record read (None: nothing read and
         # no checkpoint, so a restart starts where auto_offset_reset says). Kept here rather
         # than asked of the consumer: see ``_checkpoint``.
@@ -289,16 +290,16 @@ class JoinStage(ConsumerRebalanceListener):
             for k in range(0, len(batch), step):
                 last = k + step >= len(batch)
                 self._send_envelope(part, Envelope(src, wm if last else before, batch[k:k + step], False, ckpt,
-                                                   self._ended.get(src)), before)
+                                                   self._ended.get(src), self._origin), before)
 
     def _send_envelope(self, part: int, env: Envelope, before: int) -> None:
         data = encode_envelope(env)
         if len(data) > ENVELOPE_BYTES and len(env.records) > 1:
             half = len(env.records) // 2  # the first half says the watermark before (see _send)
             self._send_envelope(part, Envelope(env.src, before, env.records[:half], False, env.checkpointed,
-                                               env.ended), before)
+                                               env.ended, env.origin), before)
             self._send_envelope(part, Envelope(env.src, env.watermark, env.records[half:], False, env.checkpointed,
-                                               env.ended), before)
+                                               env.ended, env.origin), before)
             return
         self.delivery.watch(self.producer.send(self.t.labelled, partition=part, value=data), self.t.labelled)
 
@@ -322,7 +323,7 @@ class JoinStage(ConsumerRebalanceListener):
     def _heartbeat(self) -> None:
         for src, lab in self.labellers.items():
             env = encode_envelope(Envelope(src, lab.watermark.value, [], self._idle(src), self.ckpt_wm[src],
-                                           self._ended.get(src)))
+                                           self._ended.get(src), self._origin))
             for p in range(self._labelled_parts):
                 self.producer.send(self.t.labelled, partition=p, value=env)
 

@@ -31,6 +31,9 @@ class Envelope(msgspec.Struct, array_like=True):
     repeats records only from there on, so the receiver must remember what it applied back
     to that point, and may forget anything older. ``ended``: the source's input ended (a
     backfill's end, ``watermark.idle_ends``) at this event time; ``None`` while it flows.
+    ``origin``: the deployment that sent it (``origin_of`` its consumer group; 0: a release
+    before origins), so an evaluation stage ignores another deployment's envelopes on a
+    shared ``labelled`` topic: their records and, above all, their watermarks.
 
     Fields are only ever added at the end, with a default: a worker of the previous release
     reads a newer envelope (extra trailing fields are ignored) and a newer one reads an older
@@ -42,6 +45,16 @@ class Envelope(msgspec.Struct, array_like=True):
     idle: bool = False
     checkpointed: int = -(1 << 62)
     ended: int | None = None
+    origin: int = 0
+
+
+def origin_of(group_id: str) -> int:
+    """A deployment's mark on its envelopes: a stable hash of its consumer group, never 0.
+
+    >>> origin_of("stream-lis") == origin_of("stream-lis") != origin_of("staging")
+    True
+    """
+    return crc32(group_id.encode()) or 1
 
 
 def slim(rec: Seen | Clicked) -> Seen | Clicked:

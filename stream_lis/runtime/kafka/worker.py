@@ -110,7 +110,7 @@ class Worker:
                         "(set $%s to a secret key shared by the workers)", cfg.kafka.topics.checkpoints,
                         cfg.kafka.checkpoint_key_env)
         store = CheckpointStore(cfg.kafka.topics.checkpoints, self.checkpoint_producer, self.client_kw, cfg.kafka.max_checkpoint_bytes,
-                                key.encode() if key else None)
+                                key.encode() if key else None, group=cfg.kafka.group_id)
         self.store = store
         self.join = JoinStage(cfg, self.client_kw, self.producer, store) if "join" in self.stages else None
         self.eval = EvalStage(cfg, self.client_kw, store) if "eval" in self.stages else None
