@@ -171,8 +171,8 @@ def test_a_worker_killed_mid_stream_resumes_from_checkpoints_saved_in_parts(tmp_
         if worker.proc.poll() is None:
             worker.stop()
     log1 = worker.log.read_text()
-    assert re.search(r"checkpoint join:\d+ saved in \d+ parts", log1), "the join stage's state fits one message"
-    assert re.search(r"checkpoint eval:\d+ saved in \d+ parts", log1), "the evaluation stage's state fits one message"
+    assert re.search(r"checkpoint \S+/join:\d+ saved in \d+ parts", log1), "the join stage's state fits one message"
+    assert re.search(r"checkpoint \S+/eval:\d+ saved in \d+ parts", log1), "the evaluation stage's state fits one message"
 
     restarted = WorkerProc(ov, tmp_path / "worker2.log")
     try:
