@@ -126,6 +126,11 @@ def _files_ok(command: str, inputs: Sequence[tuple[str, str | None]] = (),
     return problem is None
 
 
+def _or_dash(v: object) -> str:
+    """A figure, or "-" where there is none yet (a group that has committed nothing)."""
+    return "-" if v is None else f"{v:,}" if isinstance(v, int) else str(v)
+
+
 def _arms(text: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for part in text.split(","):
@@ -134,7 +139,7 @@ def _arms(text: str) -> dict[str, float]:
         try:
             value = float(fid)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"--arms: expected NAME=FIDELITY[,...], got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected NAME=FIDELITY[,...], got {text!r}") from None
         if not name:
             raise argparse.ArgumentTypeError(f"--arms: an arm needs a name, got {text!r}")
         if len(name) > MAX_NAME:
@@ -180,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "ends the run with every result written); default: the simulator")
     r.add_argument("--config", "-c", metavar="FILE", help="TOML, YAML or JSON config (see README: Configuration)")
     r.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set time.horizon=2h --set evaluation.window_size=50000")
+                   help="override one config key (repeatable; values are JSON, else strings), e.g. --set time.horizon=2h "
+                        "--set evaluation.window_size=50000")
     r.add_argument("--duration", type=_seconds(False), metavar="SECONDS", help="stop after this many seconds of wall time")
     r.add_argument("--max-events", type=_count(1), metavar="N", help="stop after N input records")
     r.add_argument("--port", type=_port(-1), default=DEFAULT_PORT, help=f"port for /metrics and /healthz (default {DEFAULT_PORT}; 0 picks a free port; -1 disables)")
@@ -301,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "first 70%%)")
     o.add_argument("--config", "-c", metavar="FILE", help="TOML, YAML or JSON config (see README: Configuration)")
     o.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set time.horizon=2h")
+                   help="override one config key (repeatable; values are JSON, else strings), e.g. --set time.horizon=2h")
     o.add_argument("--passes", type=_count(1, 1000), default=5, metavar="N",
                    help="training passes over the pre-split examples (default 5, at most 1000)")
     o.add_argument("--seed", type=_count(0), default=7, help="seed of the shuffled training order (default 7)")
@@ -328,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", metavar="FILE", help="TOML, YAML or JSON config")
     p.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set kafka.bootstrap_servers=broker:9092")
+                   help="override one config key (repeatable; values are JSON, else strings), e.g. "
+                        "--set kafka.bootstrap_servers=broker:9092")
     p.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (overrides kafka.bootstrap_servers "
                    "and $STREAM_LIS_BOOTSTRAP)")
 
@@ -685,7 +692,8 @@ def cmd_topics(args: argparse.Namespace) -> int:
         if not row["exists"]:
             print(f"{row['topic']}: missing (run `stream-lis topics create`)")
             continue
-        lag = f"  group {row['group']} committed {row['committed']} lag {row['lag']}" if "group" in row else ""
+        lag = (f"  group {row['group']} committed {_or_dash(row['committed'])} lag {_or_dash(row['lag'])}"
+               if "group" in row else "")
         print(f"{row['topic']}[{row['partition']}] end {row['end_offset']}{lag}")
     return 0
 

@@ -62,10 +62,17 @@ def _shed_text(shed: Mapping[str, int]) -> str:
     return ", ".join(f"{n:,} at {SHED_LIMITS.get(b, b)}" for b, n in sorted(shed.items()) if n)
 
 
-def render_arm(a: ArmStats, level: float | None = None, shed: Mapping[str, int] | None = None) -> list[str]:
+#: Event times below this (1973-03-03 in epoch milliseconds) are most likely epoch seconds.
+SECONDS_LIKE_MS = 10 ** 11
+
+
+def render_arm(a: ArmStats, level: float | None = None, shed: Mapping[str, int] | None = None,
+               last_event_ms: int | None = None) -> list[str]:
     """One arm's block. ``level``: the intervals' confidence level (None: not said); ``shed``:
     examples dropped at memory bounds (all arms), which explain an arm with few or no scored
-    examples better than a short input does."""
+    examples better than a short input does; ``last_event_ms``: the input's largest event
+    time, which tells times written in seconds (a span of hours read as seconds) from a
+    short input."""
     lines = [
         f"{a.experiment} / {a.arm}: impressions {a.impressions:,}  labelled {a.labelled:,}  "
         f"CTR {_f(a.ctr and a.ctr * 100, '.2f')}%  production AUC {_f(a.production_auc_window)}  window {a.window_examples:,}"
@@ -85,6 +92,9 @@ def render_arm(a: ArmStats, level: float | None = None, shed: Mapping[str, int] 
             # A finite input shorter than the horizon: every example's future was cut off.
             why = (f"  no AUC yet: all {a.truncated:,} labelled examples lie within the horizon of the input's end "
                    "(their look-ahead was cut off, so they are learnt from but not scored); give a longer input")
+            if last_event_ms is not None and 0 <= last_event_ms < SECONDS_LIKE_MS:
+                why += (f", or check the events' ts: the last is {last_event_ms:,}, before 1973 in epoch milliseconds "
+                        "(were they written in seconds?)")
         lines.insert(1, why)
     for name, st in a.learners.items():  # no mllm for an arm without embeddings (ArmEvaluator.stats)
         gain, eff = "", ""
@@ -141,13 +151,13 @@ def render(s: Snapshot, records: int, rate: float, progress: str = "", level: fl
         out.append(f"shed (dropped at a memory bound): {dropped}")
     for a in s.arms:
         out.append("")
-        out.extend(render_arm(a, level, c.shed))
+        out.extend(render_arm(a, level, c.shed, s.max_event_ms))
     for exp in dict.fromkeys(a.experiment for a in ended):
         out += ["", f"experiment {exp} ended (no impression for time.experiment_idle_timeout); its final figures:"]
         for a in ended:
             if a.experiment == exp:
                 out.append("")
-                out.extend(render_arm(a, level, c.shed))
+                out.extend(render_arm(a, level, c.shed, s.max_event_ms))
     if s.arms or ended:
         out.append("")
         out.append(f"  * the {level_text(level)}interval excludes 0; AIS/LIS shown where LIS is significantly positive")

@@ -157,6 +157,18 @@ def test_a_short_run_says_why_it_has_no_auc(events, tmp_path):
     proc = _run("run", "--input", str(events), "--port", "-1", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "no AUC yet: all" in proc.stdout and "truncated" in proc.stdout
+    assert "in seconds" not in proc.stdout  # its times are milliseconds
+
+
+def test_a_run_on_times_in_seconds_asks_whether_they_are(events, tmp_path):
+    """Epoch seconds read as milliseconds squeeze hours of events into seconds: every window
+    reaches past the end, and "give a longer input" alone would send the user the wrong way."""
+    secs = tmp_path / "seconds.jsonl"
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    secs.write_text("".join(json.dumps({**ev, "ts": ev["ts"] // 1000}) + "\n" for ev in lines))
+    proc = _run("run", "--input", str(secs), "--port", "-1", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "no AUC yet: all" in proc.stdout and "(were they written in seconds?)" in proc.stdout, proc.stdout
 
 
 def test_a_figure_that_cannot_be_saved_is_said_before_the_report_is_written(events, tmp_path):
