@@ -110,6 +110,10 @@ def render_arm(a: ArmStats, level: float | None = None, shed: Mapping[str, int] 
         # Still evaluated: without this line they would only show as a weaker AIS.
         lines.append(f"  embeddings: {a.embedding_wrong_length:,} examples with another length than the arm's "
                      f"{a.embedding_dims}, {a.embedding_missing:,} without a vector")
+    if not a.has_embeddings and a.labelled:
+        # The mllm row is left out; without a word an arm's missing AIS looks like a fault.
+        lines.append("  no AIS: none of its examples had an MLLM embedding (inline, or in the embeddings table: "
+                     "embeddings.path, or embeddings.from_topic on Kafka)")
     return lines
 
 

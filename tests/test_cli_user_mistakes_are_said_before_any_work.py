@@ -160,6 +160,18 @@ def test_a_short_run_says_why_it_has_no_auc(events, tmp_path):
     assert "in seconds" not in proc.stdout  # its times are milliseconds
 
 
+def test_a_run_without_embeddings_says_why_it_has_no_ais(tmp_path):
+    """Vectors written to a side file (simulate --embeddings) and the run not told about it."""
+    ev, vec = tmp_path / "ev.jsonl", tmp_path / "vec.jsonl"
+    assert _run("simulate", "--impressions", "3000", "-o", str(ev), "--embeddings", str(vec)).returncode == 0
+    bare = _run("run", "--input", str(ev), "--port", "-1", "--quiet", cwd=tmp_path)
+    assert bare.returncode == 0, bare.stderr
+    assert bare.stdout.count("no AIS: none of its examples had an MLLM embedding") == 2, bare.stdout  # both arms
+    told = _run("run", "--input", str(ev), "--port", "-1", "--quiet", "--set", f"embeddings.path={vec}", cwd=tmp_path)
+    assert told.returncode == 0, told.stderr
+    assert "no AIS" not in told.stdout and "mllm" in told.stdout
+
+
 def test_a_run_on_times_in_seconds_asks_whether_they_are(events, tmp_path):
     """Epoch seconds read as milliseconds squeeze hours of events into seconds: every window
     reaches past the end, and "give a longer input" alone would send the user the wrong way."""
