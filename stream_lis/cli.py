@@ -127,8 +127,9 @@ def _files_ok(command: str, inputs: Sequence[tuple[str, str | None]] = (),
 
 
 def _or_dash(v: object) -> str:
-    """A figure, or "-" where there is none yet (a group that has committed nothing)."""
-    return "-" if v is None else f"{v:,}" if isinstance(v, int) else str(v)
+    """A figure as the rest of its line writes them (plain digits), or "-" where there is none
+    yet (a group that has committed nothing)."""
+    return "-" if v is None else str(v)
 
 
 def _arms(text: str) -> dict[str, float]:

@@ -37,7 +37,7 @@ from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from ...freshness import ChunkDeadline
 from .rebalance import listener_for
 from .settings import consumer_tuning
-from .topics import LABELLED_MAX_BYTES, LagMeter, commit_offsets, can_checkpoint
+from .topics import LABELLED_MAX_BYTES, STOP_COMMIT_S, LagMeter, can_checkpoint, commit_offsets
 from .wire import decode_envelope, origin_of
 
 log = logging.getLogger("stream_lis.eval")
@@ -399,5 +399,5 @@ class EvalStage(ConsumerRebalanceListener):
             self.saver.wait()
         with self.lock:
             committed = self._checkpoint(set(self.parts)) if self.parts and save else {}
-        commit_offsets(self.consumer, committed, log)
+        commit_offsets(self.consumer, committed, log, wait_s=STOP_COMMIT_S)
         self.consumer.close()

@@ -64,7 +64,7 @@ from .delivery import Delivery
 from .produce import dead_letter_sink
 from .rebalance import listener_for
 from .settings import consumer_tuning
-from .topics import LagMeter, commit_offsets, copartition_message, can_checkpoint
+from .topics import STOP_COMMIT_S, LagMeter, can_checkpoint, commit_offsets, copartition_message
 from .wire import Envelope, arm_partition, encode_envelope, origin_of, slim
 
 log = logging.getLogger("stream_lis.join")
@@ -564,7 +564,7 @@ class JoinStage(ConsumerRebalanceListener):
         save = bool(self.labellers) and can_checkpoint(self.lag_meter, "stopping", ask=True)
         with self.lock:
             committed = self._checkpoint(set(self.labellers)) if save and self.labellers else {}
-        commit_offsets(self.consumer, committed, log)
+        commit_offsets(self.consumer, committed, log, wait_s=STOP_COMMIT_S)
         self.consumer.close()
 
     def counters(self) -> LabelCounters:

@@ -39,17 +39,37 @@ LIMITS = ("max.message.bytes", "segment.bytes")
 ARRIVAL_TIME = {"message.timestamp.type": "LogAppendTime"}
 
 
-def commit_offsets(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], log: logging.Logger) -> None:
+#: How long a stopping stage waits for its last offset commit (the broker may be away).
+STOP_COMMIT_S = 10.0
+
+
+def commit_offsets(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], log: logging.Logger,
+                   wait_s: float | None = None) -> None:
     """Commit a stage's checkpointed offsets: only ``topics describe`` and lag tools read them
-    (the checkpoint is the truth), so a failure is logged, not raised. Call it without the
-    stage's lock: it waits on the consumer's IO loop, which awaits the rebalance listener
-    (which takes that lock) during a rebalance."""
+    (the checkpoint is the truth), so a failure is logged, not raised.
+
+    Sent without waiting (``wait_s`` None), from a stage's loop: a commit that waits blocks the
+    loop for the client's whole request timeout (30 s) when the broker stops answering just
+    after a checkpoint, and that loop then reads as stalled (``/healthz``). The outcome is
+    logged from the consumer's next poll; a later commit supersedes a failed one. A stage
+    stopping waits up to ``wait_s`` (its last commit must land before the consumer closes).
+    Call it without the stage's lock: a waiting commit waits on the consumer's IO loop, which
+    awaits the rebalance listener (which takes that lock) during a rebalance."""
     if not offsets:
         return
+    committed = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
     try:
-        consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+        if wait_s is None:
+            consumer.commit_async(committed, callback=lambda _offsets, res: _commit_failed(res, log))
+        else:
+            consumer.commit(committed, timeout_ms=int(wait_s * 1000))
     except Exception as exc:
         log.warning("offset commit failed: %s", exc)
+
+
+def _commit_failed(res: object, log: logging.Logger) -> None:
+    if isinstance(res, BaseException):
+        log.warning("offset commit failed: %s: %s", type(res).__name__, res)
 
 
 class LagMeter:
