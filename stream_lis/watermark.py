@@ -100,16 +100,18 @@ def idle_ends(max_ts: dict[int, int], idle: set[int], wall_ms: int, lateness_ms:
     pause in one longer than ``kafka.idle_partition_timeout``), the windows that reach past
     the last event are closed on data that stops there, as at the end of a file: the
     evaluation stage learns from those examples but keeps them out of the AUCs (``end_ms``
-    of ``ArmSet.release``). While some partition still has input, none has ended.
+    of ``ArmSet.release``). The input has ended only when every partition's has: while one
+    still has input, or follows the clock (a live lull), none has.
 
     >>> seen = {0: 10_000, 1: 50_000}
     >>> idle_ends(seen, {0, 1}, wall_ms=10**12, lateness_ms=1_000, reach_ms=5_000)  # a backfill's end
     {0: 10000, 1: 50000}
     >>> idle_ends(seen, {0, 1}, wall_ms=52_000, lateness_ms=1_000, reach_ms=5_000)  # live: 1 follows the clock
-    {0: 10000}
+    {}
     >>> idle_ends(seen, {0}, wall_ms=10**12, lateness_ms=1_000, reach_ms=5_000)     # 1 still flows
     {}
     """
-    if not idle or not set(max_ts) <= idle:
+    if not max_ts or not set(max_ts) <= idle:
         return {}
-    return {p: max_ts[p] for p in sorted(idle) if max_ts[p] + reach_ms < wall_ms - lateness_ms}
+    ended = {p: max_ts[p] for p in sorted(idle) if max_ts[p] + reach_ms < wall_ms - lateness_ms}
+    return ended if len(ended) == len(max_ts) else {}

@@ -83,6 +83,11 @@ def test_a_wedged_join_stage_fails_healthz_until_it_goes_round_again(caplog):
     # 1 s is accepted, and said to be below the worker's own longest bound (a flush: 2 min + 30 s)
     short = [r.getMessage() for r in caplog.records if "below the longest wait" in r.getMessage()]
     assert short == [liveness.below_own_bounds(1.0, 150.0)], short
+    # the producer knows every topic it writes to before a stage runs: a first send to one
+    # (a dead letter, under the join stage's lock) never waits for the broker's metadata
+    for topic in ("labelled", "dead_letters"):
+        assert worker.producer._metadata.partitions_for_topic(ov[f"kafka.topics.{topic}"]), topic
+    assert worker.checkpoint_producer._metadata.partitions_for_topic(ov["kafka.topics.checkpoints"])
     caplog.clear()
     port = worker.server.port
     wedge, wedged = threading.Event(), threading.Event()

@@ -498,7 +498,7 @@ class JoinStage(ConsumerRebalanceListener):
         # included): the evaluation stage keeps examples whose window the end cut out of the
         # AUCs. A partition that never had input ended before anything (it moves no end).
         ended = idle_ends(seen, idle, wall, t.allowed_lateness_ms, reach)
-        if ended and len(ended) == len(seen):
+        if ended:
             ended.update({p: NEG_INF for p in self.labellers if p not in seen})
         if ended and not self._ended:
             last = max(ended.values())

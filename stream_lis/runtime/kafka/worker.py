@@ -111,6 +111,7 @@ class Worker:
                         cfg.kafka.checkpoint_key_env)
         store = CheckpointStore(cfg.kafka.topics.checkpoints, self.checkpoint_producer, self.client_kw, cfg.kafka.max_checkpoint_bytes,
                                 key.encode() if key else None, group=cfg.kafka.group_id)
+        self._learn_output_topics()
         self.store = store
         self.join = JoinStage(cfg, self.client_kw, self.producer, store) if "join" in self.stages else None
         self.eval = EvalStage(cfg, self.client_kw, store) if "eval" in self.stages else None
@@ -145,6 +146,20 @@ class Worker:
         out = [(feed.name, f"{feed.name} table", feed) for feed in self.feeds]
         return out + [(label, f"{label} stage", st) for label, st in (("join", self.join), ("eval", self.eval))
                       if st is not None]
+
+    def _learn_output_topics(self) -> None:
+        """Have the producers fetch the metadata of every topic they write to, now. A producer
+        looks a topic up on its first send to it, and waits for the broker to answer (up to
+        its max_block_ms, 60 s): the join stage's first dead letter, sent under the stage's
+        lock, came during a broker outage once, and held the stage (and every scrape of
+        /metrics) until the broker was back."""
+        t = self.cfg.kafka.topics
+        for producer, topics in ((self.producer, (t.labelled, t.dead_letters)), (self.checkpoint_producer, (t.checkpoints,))):
+            for topic in topics:
+                try:
+                    producer.partitions_for(topic)
+                except Exception as exc:  # noqa: BLE001 - the first send looks it up again
+                    log.warning("topic %s: no metadata yet (%s); the first send to it waits for the broker", topic, exc)
 
     def health(self) -> tuple[bool, str]:
         """``/healthz``: False (and why) once a running loop has not gone round for
