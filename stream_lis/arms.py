@@ -332,10 +332,9 @@ class ArmSet:
 
     def _check_hyperparameters(self, key: ArmKey, evaluator: ArmEvaluator) -> bool:
         """Whether a resumed arm's learners were built with other values than this config
-        builds now; say so when they were a resumed arm's learners were built with other values than this config
-        builds now: the fingerprint holds ``learner.params`` as written, so a release with new
-        defaults resumes an arm on the old ones. Said once per process for each difference
-        (a Kafka worker has an ``ArmSet`` per partition), naming the first arm."""
+        builds now (the fingerprint holds ``learner.params`` as written, so a release with new
+        defaults resumes an arm on the old ones), and say so: once per process for each
+        difference (a Kafka worker has an ``ArmSet`` per partition), naming the first arm."""
         built = next(iter(evaluator.learners.values()), None)
         if built is None:
             return False
