@@ -228,6 +228,13 @@ def copartition_message(impressions: str, clicks: str, n_imp: int | None, n_clk:
             f"smaller one (kafka-topics --alter --partitions {max(n_imp, n_clk)}) {when}")
 
 
+def _topic_configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, str | None]]:
+    """Every setting of each topic (defaults included), ``{topic: {key: value}}``."""
+    got = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names],
+                                 config_filter="all")["topic"]
+    return {name: {k: v.get("value") for k, v in got.get(name, {}).items()} for name in names}
+
+
 def _raise_limits(admin: KafkaAdminClient, specs: list[NewTopic]) -> dict[str, str]:
     """Raise the ``LIMITS`` of existing topics that are below their spec; returns what changed
     per topic (``"max.message.bytes 65536 -> 1048576"``). A broker that does not let us read or
@@ -237,12 +244,11 @@ def _raise_limits(admin: KafkaAdminClient, specs: list[NewTopic]) -> dict[str, s
     if not wanted:
         return {}
     try:
-        got = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted],
-                                     config_filter="all")["topic"]
+        got = _topic_configs(admin, list(wanted))
         changes: dict[str, dict[str, str]] = {}
         done: dict[str, str] = {}
         for name, w in wanted.items():
-            now = {k: int(v["value"]) for k, v in got.get(name, {}).items() if k in w}
+            now = {k: int(v) for k, v in got.get(name, {}).items() if k in w}
             up = {k: v for k, v in w.items() if k in now and now[k] < v}
             if up:
                 changes[name] = {k: str(v) for k, v in up.items()}
@@ -269,14 +275,13 @@ def _warn_producer_time(admin: KafkaAdminClient, names: list[str]) -> list[str]:
     if not names:
         return []
     try:
-        got = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names],
-                                     config_filter="all")["topic"]
+        got = _topic_configs(admin, names)
     except Exception as exc:  # no DescribeConfigs permission: nothing to tell
         log.debug("could not read the timestamp settings of topics %s (%s)", ", ".join(names), exc)
         return []
     risky = []
     for name in names:
-        conf = {k: v.get("value") for k, v in got.get(name, {}).items()}
+        conf = got.get(name, {})
         retention = int(conf.get("retention.ms") or -1)
         if conf.get("message.timestamp.type") == "CreateTime" and retention >= 0:
             risky.append(name)
