@@ -43,11 +43,18 @@ def _kv(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or "" in key.split("."):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a dotted KEY such as time.horizon, got {text!r}")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
-    return key.strip(), value
+    # JSON reads 5e4 as a float: a whole number written so is meant as one (a float key takes
+    # an int as it is; 1.0 stays a float).
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63 and "e" in raw.lower():
+        value = int(value)
+    return key, value
 
 
 def _whole(lowest: int, highest: int | None = None, noun: str = "whole number") -> Callable[[str], int]:

@@ -15,8 +15,10 @@ inside a running worker.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
+import typing
 import math
 import pathlib
 import re
@@ -556,7 +558,45 @@ def load_config(path: str | pathlib.Path | None = None, overrides: dict[str, Any
     try:
         return msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid config: {exc}") from exc
+        raise ConfigError(f"invalid config: {_explain(exc)}") from exc
+
+
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`(?: - at `(?P<path>[^`]*)`)?$")
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    """msgspec's message, with the keys a misspelt key could have meant: its own names only
+    the key it did not know and where (``unknown field 'horizn' - at '$.time'``).
+
+    >>> try:
+    ...     load_config(overrides={"time.horizn": "2h"})
+    ... except ConfigError as e:
+    ...     print(e)  # doctest: +ELLIPSIS
+    invalid config: time has no key 'horizn' (did you mean 'horizon'?); its keys: attribution_window, ...
+    """
+    text = str(exc)
+    m = _UNKNOWN_FIELD.match(text)
+    struct = _struct_at(m["path"] or "$") if m else None
+    if m is None or struct is None:
+        return text
+    key, keys = m["key"], [f.name for f in msgspec.structs.fields(struct)]
+    where = "the config" if not m["path"] or m["path"] == "$" else m["path"].removeprefix("$.")
+    if not key:
+        return f"{where} has a key with an empty name; its keys: {', '.join(keys)}"
+    close = difflib.get_close_matches(key, keys, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{where} has no key {key!r}{hint}; its keys: {', '.join(keys)}"
+
+
+def _struct_at(path: str) -> type | None:
+    """The config struct at a msgspec error path (``$.experiments[0]``), if it is one."""
+    node: Any = Config
+    for part in re.sub(r"\[\d+\]", "", path).split(".")[1:]:
+        hints = typing.get_type_hints(node) if isinstance(node, type) and issubclass(node, msgspec.Struct) else {}
+        node = hints.get(part)
+        if typing.get_origin(node) is list:
+            node = typing.get_args(node)[0]
+    return node if isinstance(node, type) and issubclass(node, msgspec.Struct) else None
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

@@ -123,6 +123,12 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     (["offline", "{ev}", "--split-at", "0.5", "--set", 'learner.params={"l1": -1}'], ["l1 must be a number >= 0"]),
     (["config", "--set", "learner.model=river.linear_model.LogisticRegression", "--set", 'learner.params={"bogus": 1}'],
      ["learner.params of river.linear_model.LogisticRegression", "bogus"]),
+    # a misspelt key: the keys it could have meant, where msgspec names only the one it did not know
+    (["config", "--set", "time.horizn=2h"], ["time has no key 'horizn'", "did you mean 'horizon'", "allowed_lateness"]),
+    (["config", "--set", "kafka.topics.impresions=x"], ["kafka.topics has no key", "'impressions'"]),
+    (["config", "--set", "horizon=2h"], ["the config has no key 'horizon'", "time, probes"]),
+    (["config", "--set", "=3"], ["--set", "a dotted KEY such as time.horizon"]),
+    (["config", "--set", "time..horizon=3"], ["--set", "a dotted KEY"]),
     # a River model's parameters are only used on its first example: it takes one at start
     (["config", "--set", "learner.model=river.linear_model.LogisticRegression", "--set", 'learner.params={"l2": "x"}'],
      ["fails on a first example"]),
@@ -150,6 +156,14 @@ def test_the_printed_config_loads_back_as_a_json_config_file(tmp_path):
     other = tmp_path / "effective.conf"
     other.write_text(printed.stdout)
     _said(_run("config", "--config", str(other)), "read as TOML", ".json")
+
+
+def test_a_whole_number_in_exponent_form_is_a_whole_number():
+    printed = _run("config", "--set", "evaluation.window_size=5e4", "--set", "learner.params={\"alpha\": 1.0}")
+    assert printed.returncode == 0, printed.stderr
+    cfg = json.loads(printed.stdout)
+    assert cfg["evaluation"]["window_size"] == 50000
+    assert cfg["learner"]["params"]["alpha"] == 1.0
 
 
 def test_a_short_run_says_why_it_has_no_auc(events, tmp_path):
