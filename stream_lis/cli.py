@@ -22,6 +22,7 @@ import msgspec
 
 from . import __version__
 from .config import Config, ConfigError, LearnerConfig, load_config, to_dict
+from .names import CONTROL_CHARACTER
 from .paths import first_problem, output
 
 if TYPE_CHECKING:
@@ -152,6 +153,8 @@ def _arms(text: str) -> dict[str, float]:
             raise argparse.ArgumentTypeError(f"--arms: an arm needs a name, got {text!r}")
         if len(name) > MAX_NAME:
             raise argparse.ArgumentTypeError(f"--arms: an arm name longer than {MAX_NAME} characters is rejected by `run`")
+        if CONTROL_CHARACTER.search(name):
+            raise argparse.ArgumentTypeError(f"--arms: {name!r} holds a control character (rejected by `run`)")
         if name in out:
             raise argparse.ArgumentTypeError(f"--arms: arm {name!r} named twice")
         if not 0 <= value <= 1:
@@ -169,6 +172,8 @@ def _name(text: str) -> str:
         raise argparse.ArgumentTypeError("an experiment needs a name (`run` rejects every impression without one)")
     if len(text) > MAX_NAME:
         raise argparse.ArgumentTypeError(f"longer than {MAX_NAME} characters (`run` rejects such impressions)")
+    if CONTROL_CHARACTER.search(text):
+        raise argparse.ArgumentTypeError(f"{text!r} holds a control character (`run` rejects such impressions)")
     return text
 
 
@@ -537,7 +542,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             fh.write(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
     # A result on stdout ('-') keeps it clean: the table goes to stderr.
     out = err if "-" in (args.summary_json, args.history, args.dead_letters) else sys.stdout
-    print(f"final ({res.stopped_by}: {res.records:,} records read in {res.seconds:.1f} s, {res.rate:,.0f} records/s)",
+    print(f"final ({res.stopped_by}: {res.records:,} record{'' if res.records == 1 else 's'} read in {res.seconds:.1f} s, {res.rate:,.0f} records/s)",
           file=out)
     print(render(res.snapshot, res.records, res.rate, level=cfg.evaluation.confidence_level,
                  ended=list(engine.ended.values())), file=out)

@@ -18,13 +18,15 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
-import typing
 import math
 import pathlib
 import re
+import typing
 from typing import Any
 
 import msgspec
+
+from .names import CONTROL_CHARACTER
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _SECONDS = re.compile(r"\d+(?:\.\d+)?")
@@ -522,6 +524,10 @@ def validate(cfg: Config) -> None:
     for e in cfg.experiments:
         if not e.arms:
             raise ConfigError(f"experiments[{e.name}]: no arms declared")
+        for name in (e.name, *e.arms):
+            if CONTROL_CHARACTER.search(name):
+                raise ConfigError(f"experiments: {name!r} holds a control character (impressions naming it are "
+                                  "rejected: a name is printed in logs, labels and summaries)")
 
 
 def load_config(path: str | pathlib.Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

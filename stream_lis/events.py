@@ -27,6 +27,8 @@ from typing import Annotated, Sequence, Union
 import msgspec
 import numpy as np
 
+from .names import CONTROL_CHARACTER
+
 #: Reasons an input record is rejected; each is a value of the ``reason`` metric label.
 REASONS = (
     "unparseable",
@@ -172,6 +174,10 @@ def _check(ev: Impression | Click, data: bytes, max_embedding_dims: int, max_str
             for name in ("impression_id", "user_id", "item_id", "experiment", "arm"):
                 if len(getattr(ev, name)) > max_string_length:
                     return Invalid("oversized", f"{name} longer than {max_string_length}", data)
+        if ev.experiment not in _NAMES_OK or ev.arm not in _NAMES_OK:
+            bad = _bad_name(ev)
+            if bad:
+                return Invalid("out_of_range", bad, data)
         if declared_arms is not None:
             arms = declared_arms.get(ev.experiment)
             if arms is None or ev.arm not in arms:
@@ -179,6 +185,33 @@ def _check(ev: Impression | Click, data: bytes, max_embedding_dims: int, max_str
     elif len(ev.impression_id) > max_string_length:
         return Invalid("oversized", f"impression_id longer than {max_string_length}", data)
     return ev
+
+
+#: Experiment and arm names found clean; a stream has few, so each is looked at once (the
+#: set is emptied if a stream of ever-new names fills it).
+_NAMES_OK: set[str] = set()
+_NAMES_OK_MAX = 10_000
+
+
+def _bad_name(ev: Impression) -> str | None:
+    """Why the impression's experiment or arm name cannot be a name (``None``: it can).
+
+    >>> ev = Impression(impression_id="i", ts=0, user_id="u", item_id="a", experiment="e", arm="c\\nX")
+    >>> _bad_name(ev)
+    'arm holds a control character (U+000A); a name is printed in logs, labels and summaries'
+    """
+    for field in ("experiment", "arm"):
+        name = getattr(ev, field)
+        if name in _NAMES_OK:
+            continue
+        m = CONTROL_CHARACTER.search(name)
+        if m:
+            return (f"{field} holds a control character (U+{ord(m.group()):04X}); a name is printed in logs, "
+                    "labels and summaries")
+        if len(_NAMES_OK) >= _NAMES_OK_MAX:
+            _NAMES_OK.clear()
+        _NAMES_OK.add(name)
+    return None
 
 
 def decode_events(

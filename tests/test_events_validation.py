@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 
 import pytest
 
@@ -116,6 +117,23 @@ def test_a_time_outside_the_epoch_range_is_out_of_range(raw):
 def test_a_finite_score_outside_zero_one_is_out_of_range(raw):
     inv = decode_event(raw)
     assert inv.reason == "out_of_range" and "not a probability" in inv.detail
+
+
+@pytest.mark.parametrize("field, name, code", [
+    ("experiment", "exp\nWARNING forged line", "U+000A"),
+    ("arm", "control\x00", "U+0000"),
+    ("arm", "con\u2028trol", "U+2028"),
+    ("experiment", "\x9bexp", "U+009B"),
+])
+def test_a_name_with_a_control_character_is_rejected(field, name, code):
+    # A name is printed in log lines, summaries and legends: a newline in one forges a line.
+    raw = impression_json(**{field: name})
+    for inv in (decode_event(raw), decode_events([raw, click_json()])[0]):
+        assert inv.reason == "out_of_range" and inv.detail.startswith(f"{field} holds a control character ({code})")
+    # the same name without it is accepted, as are names outside ASCII
+    clean = re.sub("[\x00-\x1f\x7f-\x9f\u2028]", "", name)
+    assert reason(impression_json(**{field: clean})) is None
+    assert reason(impression_json(**{field: "ünïcode ☃ 名前"})) is None
 
 
 @pytest.mark.parametrize("raw", [
