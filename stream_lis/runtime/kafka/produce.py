@@ -186,6 +186,12 @@ def produce(records: Iterable[Any], cfg: Config, client_kw: dict[str, Any], *, r
         producer.close()
         res.seconds = time.monotonic() - start
     if progress is not None:
-        print(f"\rproduced {res.sent:,} records in {res.seconds:.1f} s: {res.acked:,} acknowledged, "
-              f"{res.failed:,} failed", file=progress, flush=True)
+        print(f"\rproduced {res.sent:,} record{'' if res.sent == 1 else 's'} in {res.seconds:.1f} s: "
+              f"{res.acked:,} acknowledged, {res.failed:,} failed", file=progress, flush=True)
+        # A load test at a rate this process could not reach must not read as one at that rate.
+        reached = res.sent / res.seconds if res.seconds > 0 else 0.0
+        # (Not for a run that ends within half a second of its schedule: flushing takes that.)
+        if rate and reached < 0.9 * rate and res.seconds - res.sent / rate > 0.5:
+            print(f"below --rate {rate:,.0f}/s: reached {reached:,.0f}/s (one process sends what it can; run more "
+                  "producers for more)", file=progress, flush=True)
     return res
