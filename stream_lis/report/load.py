@@ -392,6 +392,10 @@ def _fmt_int(x: Any) -> str:
 
 # -- files -----------------------------------------------------------------------------------
 
+#: Lines read without a history line among them before a file is taken for something else.
+_GIVE_UP_AFTER = 1000
+
+
 def load_file(path: str) -> Source:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -416,7 +420,7 @@ def load_file(path: str) -> Source:
             return _from_history(path, [doc], 0)
         raise ReportError(f"{path}: a JSON document of no known shape (expected a --summary-json, "
                           "an offline result with \"mode\": \"offline\", or --history JSON Lines)")
-    lines, skipped = [], 0
+    lines, skipped, events = [], 0, 0
     for raw in text.splitlines():
         if not raw.strip():
             continue
@@ -429,7 +433,14 @@ def load_file(path: str) -> Source:
             lines.append(d)
         else:
             skipped += 1
+            events += isinstance(d, dict) and d.get("type") in ("impression", "click")
+        if not lines and skipped >= _GIVE_UP_AFTER:
+            break  # a history has a line within its first ones: this is something else (an event log?)
     if not lines:
+        if events:
+            raise ReportError(f"{path}: an event log (impression and click records), not results: report reads what "
+                              f"`run` writes, e.g. `stream-lis run --input {path} --history history.jsonl` then "
+                              "`stream-lis report history.jsonl`")
         raise ReportError(f"{path}: neither JSON nor --history JSON Lines")
     return _from_history(path, lines, skipped)
 
