@@ -145,7 +145,12 @@ def decode_event(
     try:
         ev = _decoder.decode(data)
     except msgspec.ValidationError as exc:
-        return Invalid(validation_reason(str(exc)), str(exc), data)
+        msg = str(exc)
+        reason = validation_reason(msg)
+        if reason == "unknown_type" and msg.startswith(("Invalid value 'impression'", "Invalid value 'click'")):
+            # msgspec read the record's first "type" as its tag and a second one as a value.
+            msg += ": `type` is given more than once, with different values"
+        return Invalid(reason, msg, data)
     except msgspec.DecodeError as exc:
         msg = str(exc)
         return Invalid("non_finite" if msg.startswith("Number out of range") else "unparseable", msg, data)

@@ -119,6 +119,13 @@ def test_a_finite_score_outside_zero_one_is_out_of_range(raw):
     assert inv.reason == "out_of_range" and "not a probability" in inv.detail
 
 
+def test_a_type_given_twice_is_said_so():
+    # A valid type named as unknown would send the producer's owner looking in the wrong place.
+    inv = decode_event(b'{"type":"impression","type":"click","impression_id":"i","ts":5}')
+    assert inv.reason == "unknown_type" and "`type` is given more than once" in inv.detail
+    assert "more than once" not in decode_event(click_json(type="view")).detail
+
+
 @pytest.mark.parametrize("field, name, code", [
     ("experiment", "exp\nWARNING forged line", "U+000A"),
     ("arm", "control\x00", "U+0000"),
