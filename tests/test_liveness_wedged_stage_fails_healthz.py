@@ -109,6 +109,8 @@ def test_a_wedged_join_stage_fails_healthz_until_it_goes_round_again(caplog):
             families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
         beats = {s.labels["loop"]: s.value for s in families["stream_lis_loop_progress_timestamp_seconds"].samples}
         assert set(beats) == {"join", "eval"} and all(abs(time.time() - t) < 5 for t in beats.values()), beats
+        # and the timeout they are held to, which the alert on a stalled loop counts from
+        assert [s.value for s in families["stream_lis_stall_timeout_seconds"].samples] == [1.0]
         with caplog.at_level(logging.WARNING, logger="stream_lis.worker"):
             worker.join._advance_idle = stuck_idle
             wait_for(wedged.is_set, 10, "the join stage wedged")

@@ -319,7 +319,7 @@ class Worker:
                 entries.add_metric([feed.name], feed.size())
                 bad.add_metric([feed.name], len(feed.rejected_keys))  # len(): one atomic read, no lock
             yield from (recs, entries, bad)
-        yield from (reb, ck, failed, owned, self._loop_progress())
+        yield from (reb, ck, failed, owned, self._loop_progress(), self._stall_timeout())
 
     def _loop_progress(self) -> GaugeMetricFamily:
         """When each loop last went round, from the pulses alone (no stage's lock)."""
@@ -331,6 +331,14 @@ class Worker:
         for label, _, st in self.loops():
             beat.add_metric([label], now - st.pulse.age())
         return beat
+
+    def _stall_timeout(self) -> GaugeMetricFamily:
+        """The configured stall timeout, so the alert on a stalled loop (``WorkerLoopStalled``)
+        waits for it to have restarted the worker rather than for a figure kept in step by hand."""
+        g = GaugeMetricFamily("stream_lis_stall_timeout_seconds", "kafka.stall_timeout: how long a loop may go "
+                              "without going round before /healthz fails (0: the check is off).")
+        g.add_metric([], self._stall_s)
+        return g
 
     def _run(self, stage: Any) -> None:
         try:
