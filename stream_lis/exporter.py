@@ -187,7 +187,9 @@ def pipeline_metrics(s: Snapshot) -> Iterator[Metric]:
     if abs(wm_ms) < (1 << 61):
         wm = GaugeMetricFamily(P + "watermark_timestamp_seconds", "Event-time watermark (largest event time minus allowed lateness).")
         wm.add_metric([], wm_ms / 1000.0)
-        lag = GaugeMetricFamily(P + "watermark_lag_seconds", "Wall clock minus the watermark: how far behind real time the evaluation is.")
+        lag = GaugeMetricFamily(P + "watermark_lag_seconds", "Wall clock minus the watermark: how far behind real time "
+                                "the input is read (a Kafka worker's join stage; its evaluation stage's own: "
+                                "stream_lis_evaluation_lag_seconds).")
         lag.add_metric([], time.time() - wm_ms / 1000.0)
         g += [wm, lag]
     if s.last_evaluation_unix is not None:

@@ -131,6 +131,13 @@ def test_replayed_events_give_the_embedded_runtime_figures(stream_file, tmp_path
             assert ais and ais[0] == pytest.approx(a.ais.value, abs=LIS_TOL)
         for p in worker.procs:
             assert p.get("/healthz")[0] == 200
+        # Each stage's clock: how far the input is read (join), how far it is evaluated (eval;
+        # a backlog on the labelled topic shows only there). Both are the replay's times, months
+        # old; once every partition is idle the evaluation's is the latest partition's and the
+        # join stage's the earliest, whose last events are minutes apart on this stream.
+        read = max(s.value for s in m["stream_lis_watermark_lag_seconds"])
+        evaluated = max(s.value for s in m["stream_lis_evaluation_lag_seconds"])
+        assert read > 86_400 and abs(evaluated - read) < 600, (evaluated, read)
         # both stages saved their checkpoints without a failure
         failures = {s.labels["stage"]: s.value for p in worker.procs for s in p.metrics()["stream_lis_checkpoint_failures_total"]}
         assert failures == {"join": 0, "eval": 0}
@@ -144,5 +151,6 @@ def test_replayed_events_give_the_embedded_runtime_figures(stream_file, tmp_path
             assert total(ev, "stream_lis_records_total") == 0 and ev["stream_lis_lis"]
             assert {s.labels["stage"] for s in join["stream_lis_owned_partitions"]} == {"join"}
             assert {s.labels["stage"] for s in ev["stream_lis_owned_partitions"]} == {"eval"}
+            assert "stream_lis_evaluation_lag_seconds" not in join and "stream_lis_watermark_lag_seconds" not in ev
     finally:
         worker.stop()

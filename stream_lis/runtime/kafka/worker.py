@@ -31,7 +31,7 @@ from ...engine import Counters, Snapshot
 from ...evaluator import learner_names
 from ...exporter import MetricsServer, SnapshotCollector
 from ...labeller import LabelCounters
-from ...watermark import NEG_INF
+from ...watermark import NEG_INF, POS_INF
 from ..process import tune_gc
 from . import fetch
 from .. import liveness
@@ -126,6 +126,8 @@ class Worker:
         #: The stalled loops last said in the log (said again only when that changes).
         self._stalled_said: tuple[str, ...] = ()
         self._duplicates: dict[int, int] = {}
+        #: The evaluation stage's earliest partition clock at the last snapshot (None: none yet).
+        self._eval_watermark: int | None = None
         #: (arm, partitions) already logged as held twice (``_one_copy_per_arm``)
         self._moved_arms: set[tuple[tuple[str, str], tuple[int, ...]]] = set()
         self._threads: list[threading.Thread] = []
@@ -209,6 +211,8 @@ class Worker:
             shed_ended = sum((st.arms.shed_ended for st in parts), Counter())
             probes = [p.name for p in next(iter(parts)).arms.probes] if ev.parts else []
             self._duplicates = {p: st.duplicates for p, st in ev.parts.items()}
+            clocks = [wm for wm in map(ev.watermark, parts) if NEG_INF < wm < POS_INF]
+            self._eval_watermark = min(clocks, default=None)
             by_part = {p: Counters.of(LabelCounters(), st.arms.arms.values(), st.arms.experiments_ended, st.arms.shed_ended)
                        for p, st in ev.parts.items()}
             return arms, pipes, held, ended, shed_ended, probes, ev.last_evaluation_unix, by_part
@@ -298,6 +302,16 @@ class Worker:
                                      "written in parts).")
             size.add_metric([], self.eval.checkpoint_bytes)
             yield from (dup, size)
+            wm = self._eval_watermark  # read under the lock by snapshot(), just before
+            if wm is not None:
+                # The join stage's clock (stream_lis_watermark_lag_seconds) says how far the input
+                # is read; this one how far it is evaluated: the labelled topic between them can
+                # hold a backlog the other cannot show.
+                behind = GaugeMetricFamily("stream_lis_evaluation_lag_seconds", "Wall clock minus the evaluation "
+                                           "stage's event clock (the earliest of its labelled partitions' watermarks): "
+                                           "how far behind real time the evaluated examples are.")
+                behind.add_metric([], time.time() - wm / 1000.0)
+                yield behind
         if self.feeds:
             recs = CounterMetricFamily("stream_lis_table_records", "Records read from a side topic into its table "
                                        "(preferences: the external probe's dataset; embeddings: the arms' "
