@@ -258,8 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="create: make the topics the runtime needs (impressions, clicks, preferences and embeddings (compacted), "
                        "the internal labelled topic, dead-letters, checkpoints (compacted)) with kafka.partitions and "
                        "kafka.replication_factor; on existing topics, max.message.bytes and segment.bytes are raised to what "
-                       "the config needs (never lowered), nothing else is changed. describe: partitions, end offsets and "
-                       "the workers' consumer lag.")
+                       "the config needs (never lowered), nothing else is changed (a topic with fewer partitions than "
+                       "kafka.partitions is named, with the command that adds them). describe: partitions, end offsets "
+                       "and the workers' consumer lag (their groups are kafka.group_id-join and kafka.group_id-eval; "
+                       "nothing committed yet: the lag from the beginning, where a worker starts). Exit status 1 when a "
+                       "topic is missing or the input topics' partition counts differ.")
     t.add_argument("action", choices=["create", "describe"])
     _common(t)
 
@@ -542,7 +545,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             fh.write(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
     # A result on stdout ('-') keeps it clean: the table goes to stderr.
     out = err if "-" in (args.summary_json, args.history, args.dead_letters) else sys.stdout
-    print(f"final ({res.stopped_by}: {res.records:,} record{'' if res.records == 1 else 's'} read in {res.seconds:.1f} s, {res.rate:,.0f} records/s)",
+    print(f"final ({res.stopped_by}: {_n(res.records, 'record')} read in {res.seconds:.1f} s, {res.rate:,.0f} records/s)",
           file=out)
     print(render(res.snapshot, res.records, res.rate, level=cfg.evaluation.confidence_level,
                  ended=list(engine.ended.values())), file=out)
@@ -701,14 +704,17 @@ def cmd_topics(args: argparse.Namespace) -> int:
     problem = copartition_problem(cfg, kw)
     if problem is not None:
         print(f"stream-lis topics: {problem}", file=sys.stderr)
+    missing = 0
     for row in describe_topics(cfg, kw):
         if not row["exists"]:
             print(f"{row['topic']}: missing (run `stream-lis topics create`)")
+            missing += 1
             continue
-        lag = (f"  group {row['group']} committed {_or_dash(row['committed'])} lag {_or_dash(row['lag'])}"
+        lag = (f"  group {row['group']} committed {_or_dash(row['committed'])} lag {row['lag']}"
+               + (" (nothing committed: from the beginning)" if row["committed"] is None else "")
                if "group" in row else "")
         print(f"{row['topic']}[{row['partition']}] end {row['end_offset']}{lag}")
-    return 0
+    return 1 if missing or problem is not None else 0
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -726,8 +732,19 @@ def cmd_produce(args: argparse.Namespace) -> int:
         if not _files_ok("replay", inputs=[("", args.file)]):
             return 2
         (records, where), total = numbered_file_records(args.file, 1 << 30), None
+    _ensure_topics(cfg, kw, [cfg.kafka.topics.impressions, cfg.kafka.topics.clicks])
     res = produce(records, cfg, kw, rate=args.rate, total=total, where=where)
     return 0 if res.failed == 0 and res.acked == res.sent else 1
+
+
+def _ensure_topics(cfg: Config, kw: dict[str, Any], names: list[str]) -> None:
+    """The topics a command writes to, made as ``topics create`` makes them when missing."""
+    from .runtime.kafka.topics import ensure_topics
+
+    created = ensure_topics(cfg, kw, names)
+    if created:
+        print(f"created topics {', '.join(created)} as `stream-lis topics create` does (kafka.partitions "
+              f"{cfg.kafka.partitions}), not with the broker's defaults", file=sys.stderr)
 
 
 def cmd_side_table(args: argparse.Namespace) -> int:
@@ -789,6 +806,8 @@ def _publish(cfg: Config, topic: str, records: list[tuple[bytes, bytes | None]],
     if len(bad) > 20:
         print(f"stream-lis {command}: ... {_n(len(bad) - 20, 'more line')} rejected", file=sys.stderr)
     print(f"{topic}: {what}" + (f"; {_n(len(bad), 'line')} rejected" if bad else ""), file=sys.stderr)
+    # (auto-created by the broker, a side topic would not even be compacted)
+    _ensure_topics(cfg, client_kwargs(cfg.kafka), [topic])
     res = produce(records, cfg, client_kwargs(cfg.kafka), total=len(records), to=lambda kv: (topic, kv[0], kv[1]))
     return 0 if not bad and res.failed == 0 and res.acked == res.sent else 1
 

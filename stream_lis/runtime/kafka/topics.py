@@ -182,7 +182,10 @@ def create_topics(cfg: Config, client_kw: dict[str, Any], ready_timeout_s: float
             found.append(spec)
         raised = _raise_limits(admin, found)
         _warn_producer_time(admin, [s.name for s in found if (s.topic_configs or {}).get("message.timestamp.type")])
-        out = [(name, f"{what}; {raised[name]}" if name in raised else what) for name, what in out]
+        notes = {name: [change] for name, change in raised.items()}
+        for name, note in _partition_notes(admin, found, cfg.kafka.bootstrap_servers).items():
+            notes.setdefault(name, []).append(note)
+        out = [(name, "; ".join([what, *notes[name]]) if name in notes else what) for name, what in out]
         created = [name for name, what in out if what == "created"]
         if created and not _wait_for_leaders(admin, created, ready_timeout_s):
             log.warning(
@@ -190,6 +193,47 @@ def create_topics(cfg: Config, client_kw: dict[str, Any], ready_timeout_s: float
         return out
     finally:
         admin.close()
+
+
+def _partition_notes(admin: KafkaAdminClient, specs: list[NewTopic], bootstrap: str) -> dict[str, str]:
+    """Existing topics whose partition count is not the spec's: said, never changed (adding
+    partitions moves keys to other partitions; an operator raising ``kafka.partitions`` to
+    scale out must learn that nothing happened, and how to do it)."""
+    want = {s.name: s.num_partitions for s in specs}
+    if not want:
+        return {}
+    try:
+        have = {d.get("name", d.get("topic")): len(d["partitions"]) for d in admin.describe_topics(list(want))
+                if d.get("error_code", 0) == 0 and d.get("partitions")}
+    except Exception as exc:  # noqa: BLE001 - a description refused must not stop the worker's start
+        log.info("topics: partition counts not checked (%s)", exc)
+        return {}
+    return {name: (f"{have[name]} partitions, not the {n} configured: not changed here (more: "
+                   f"{alter_command(bootstrap, name, n)}, impressions and clicks together)")
+            for name, n in want.items() if name in have and have[name] < n}
+
+
+def alter_command(bootstrap: str, topic: str, partitions: int) -> str:
+    """The Kafka tool's command that gives ``topic`` ``partitions`` partitions.
+
+    >>> alter_command("b1:9092,b2:9092", "imp", 4)
+    'kafka-topics.sh --bootstrap-server b1:9092,b2:9092 --alter --topic imp --partitions 4'
+    """
+    return f"kafka-topics.sh --bootstrap-server {bootstrap} --alter --topic {topic} --partitions {partitions}"
+
+
+def ensure_topics(cfg: Config, client_kw: dict[str, Any], names: list[str]) -> list[str]:
+    """Make the runtime's topics, as ``topics create`` does, when any of ``names`` is missing;
+    returns those created. A producer's first send to a missing topic has the broker create it
+    with its own defaults (its partition count, CreateTime, its retention), which stay."""
+    admin = KafkaAdminClient(**client_kw)
+    try:
+        existing = set(admin.list_topics())
+    finally:
+        admin.close()
+    if all(n in existing for n in names):
+        return []
+    return [name for name, what in create_topics(cfg, client_kw) if what == "created"]
 
 
 def copartition_problem(cfg: Config, client_kw: dict[str, Any]) -> str | None:
@@ -209,23 +253,25 @@ def copartition_problem(cfg: Config, client_kw: dict[str, Any]) -> str | None:
                   if d.get("error_code", 0) == 0 and d.get("partitions")}
     finally:
         admin.close()
-    return copartition_message(t.impressions, t.clicks, counts.get(t.impressions), counts.get(t.clicks))
+    return copartition_message(t.impressions, t.clicks, counts.get(t.impressions), counts.get(t.clicks),
+                               bootstrap=cfg.kafka.bootstrap_servers)
 
 
 def copartition_message(impressions: str, clicks: str, n_imp: int | None, n_clk: int | None,
-                        when: str = "before starting workers") -> str | None:
+                        when: str = "before starting workers", bootstrap: str = "BROKER:9092") -> str | None:
     """What ``copartition_problem`` says of these partition counts (``None``: unknown, or equal).
 
     >>> copartition_message("imp", "clk", 4, 4) is None
     True
-    >>> copartition_message("imp", "clk", 4, 2, "now")[:50]
-    'topic imp has 4 partitions and topic clk 2: the in'
+    >>> copartition_message("imp", "clk", 4, 2, "now", "b:9092")
+    "topic imp has 4 partitions and topic clk 2: the input topics must have the same number (a click is joined only on its impression's partition); add partitions to the smaller one (kafka-topics.sh --bootstrap-server b:9092 --alter --topic clk --partitions 4) now"
     """
     if not n_imp or not n_clk or n_imp == n_clk:
         return None
+    smaller = clicks if n_clk < n_imp else impressions
     return (f"topic {impressions} has {n_imp} partitions and topic {clicks} {n_clk}: the input topics must have "
             f"the same number (a click is joined only on its impression's partition); add partitions to the "
-            f"smaller one (kafka-topics --alter --partitions {max(n_imp, n_clk)}) {when}")
+            f"smaller one ({alter_command(bootstrap, smaller, max(n_imp, n_clk))}) {when}")
 
 
 def _topic_configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, str | None]]:
@@ -343,12 +389,18 @@ def describe_topics(cfg: Config, client_kw: dict[str, Any]) -> list[dict[str, An
             tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
             end = consumer.end_offsets(tps)
             g = groups.get(name)
+            begin = consumer.beginning_offsets(tps) if g else {}
             for tp in tps:
                 row = {"topic": name, "exists": True, "partition": tp.partition, "end_offset": end[tp]}
                 if g:
                     meta = committed.get(g, {}).get(tp)
                     off = getattr(meta, "offset", None)
-                    row.update(group=g, committed=off, lag=None if off is None or off < 0 else end[tp] - off)
+                    if off is None or off < 0:
+                        # Nothing committed: a worker starts from the beginning (auto_offset_reset
+                        # earliest), so all that is there is its backlog.
+                        row.update(group=g, committed=None, lag=end[tp] - begin[tp])
+                    else:
+                        row.update(group=g, committed=off, lag=end[tp] - off)
                 rows.append(row)
         return rows
     finally:
