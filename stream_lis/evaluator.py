@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import Config
+from .events import Impression
 from .features import Row, clean_features, embedding_features, embedding_lengths, hash_clean, hash_embeddings
 from .join import LabelledExample
 from .learners import FeatureBatch, Learner, make_learner
@@ -140,6 +141,13 @@ def _with_leaked(clean: FeatureBatch, block: Leaked) -> FeatureBatch:
 
 #: (experiment, arm, learner) already said to give non-finite scores in this process.
 _UNSCORABLE_SAID: set[tuple[str, str, str]] = set()
+#: ``learner.crosses`` pairs said to match nothing (``ArmEvaluator._check_crosses``).
+_CROSSES_SAID: set[tuple[str, str]] = set()
+
+
+def _carries(imp: Impression, name: str) -> bool:
+    """Whether a cross can read ``name`` from the impression (as ``features.clean_features``)."""
+    return name in ("user", "item") or name in imp.features
 
 
 class ArmEvaluator:
@@ -149,6 +157,8 @@ class ArmEvaluator:
     embedding_dims = 0
     embedding_wrong_length = 0
     embedding_missing = 0
+    #: Whether ``learner.crosses`` were checked against the arm's first chunk (``_check_crosses``).
+    crosses_checked = False
 
     def __init__(self, experiment: str, arm: str, cfg: Config, probe_names: Sequence[str]) -> None:
         self.experiment, self.arm = experiment, arm
@@ -249,6 +259,8 @@ class ArmEvaluator:
         crosses = self.cfg.learner.crosses
         imps = [ex.impression for ex in examples]
         n = len(imps)
+        if crosses and not self.crosses_checked:
+            self._check_crosses(imps)
         y = np.fromiter((ex.label for ex in examples), dtype=np.int8, count=n)
         # Vectorised learners read the hashed form, built straight from the events; dict rows
         # are built only if a per-event (River) learner asks for them.
@@ -298,6 +310,20 @@ class ArmEvaluator:
         BinnedAUC.update_columns(self.cumulative[:-1], y, scores[:, :-1])
         if has.any():
             self.cumulative[-1].update_many(y[has], prod[has])
+
+    def _check_crosses(self, imps: Sequence[Impression]) -> None:
+        """Say once (per cross, per process) that a ``learner.crosses`` pair matched none of an
+        arm's first chunk: a misspelt feature name is accepted by the config (the features are
+        the producers'), and its cross would silently add nothing to every learner."""
+        self.crosses_checked = True
+        for a, b in self.cfg.learner.crosses:
+            if (a, b) in _CROSSES_SAID or any(_carries(imp, a) and _carries(imp, b) for imp in imps):
+                continue
+            _CROSSES_SAID.add((a, b))
+            seen = sorted({k for imp in imps for k in imp.features})
+            _log.warning("learner.crosses [%r, %r]: none of the first %d examples of %s/%s carries both (their "
+                         "features: %s; user and item are always there), so the cross adds nothing; a misspelt "
+                         "name?", a, b, len(imps), self.experiment, self.arm, ", ".join(seen[:20]) or "none")
 
     def _unscorable(self, learnt: np.ndarray) -> None:
         """Score 0.5 (no information) where a learner gave NaN or infinity, and say so once
