@@ -154,7 +154,8 @@ def _arms(text: str) -> dict[str, float]:
         if len(name) > MAX_NAME:
             raise argparse.ArgumentTypeError(f"--arms: an arm name longer than {MAX_NAME} characters is rejected by `run`")
         if CONTROL_CHARACTER.search(name):
-            raise argparse.ArgumentTypeError(f"--arms: {name!r} holds a control character (rejected by `run`)")
+            raise argparse.ArgumentTypeError(f"--arms: {name!r} holds a control or invisible character "
+                                             f"(U+{ord(CONTROL_CHARACTER.search(name).group()):04X}; `run` rejects such impressions)")
         if name in out:
             raise argparse.ArgumentTypeError(f"--arms: arm {name!r} named twice")
         if not 0 <= value <= 1:
@@ -173,7 +174,8 @@ def _name(text: str) -> str:
     if len(text) > MAX_NAME:
         raise argparse.ArgumentTypeError(f"longer than {MAX_NAME} characters (`run` rejects such impressions)")
     if CONTROL_CHARACTER.search(text):
-        raise argparse.ArgumentTypeError(f"{text!r} holds a control character (`run` rejects such impressions)")
+        raise argparse.ArgumentTypeError(f"{text!r} holds a control or invisible character "
+                                         f"(U+{ord(CONTROL_CHARACTER.search(text).group()):04X}; `run` rejects such impressions)")
     return text
 
 
@@ -606,7 +608,7 @@ class _StopOnSignal:
 def _say_dead_letters(dead: "DeadLetterWriter", path: str, out: TextIO) -> None:
     """The line after a result's table naming the dead-letter file (none on stdout)."""
     if dead.written and path != "-":
-        print(f"\n{dead.written:,} rejected records written to {path}", file=out)
+        print(f"\n{_n(dead.written, 'rejected record')} written to {path}", file=out)
 
 
 def cmd_offline(args: argparse.Namespace) -> int:

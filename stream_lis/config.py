@@ -522,12 +522,13 @@ def validate(cfg: Config) -> None:
     if len(set(names)) != len(names):
         raise ConfigError("experiments: an experiment is declared twice")
     for e in cfg.experiments:
+        for name in (e.name, *e.arms):  # first: the messages below print the name
+            bad = CONTROL_CHARACTER.search(name)
+            if bad:
+                raise ConfigError(f"experiments: {name!r} holds a control or invisible character (U+{ord(bad.group()):04X}; "
+                                  "impressions naming it are rejected: a name is printed in logs, labels and summaries)")
         if not e.arms:
             raise ConfigError(f"experiments[{e.name}]: no arms declared")
-        for name in (e.name, *e.arms):
-            if CONTROL_CHARACTER.search(name):
-                raise ConfigError(f"experiments: {name!r} holds a control character (impressions naming it are "
-                                  "rejected: a name is printed in logs, labels and summaries)")
 
 
 def load_config(path: str | pathlib.Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

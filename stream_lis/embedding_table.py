@@ -35,6 +35,7 @@ from .config import Config, ConfigError
 from .events import MAX_ABS_VALUE, FeatureValue, validation_reason
 from .join import LabelledExample
 from .jsonl_table import apply_lines, load_file
+from .names import CONTROL_CHARACTER
 
 log = logging.getLogger("stream_lis.embeddings")
 
@@ -59,6 +60,7 @@ REJECT_DETAILS = {
     "non_finite": "vector holds NaN or infinity",
     "out_of_range": f"vector holds a value beyond +-{MAX_ABS_VALUE:g} (events.MAX_ABS_VALUE)",
     "oversized": "vector longer than limits.max_embedding_dims",
+    "bad_name": "experiment or arm holds a control or invisible character (no impression naming it is accepted)",
 }
 
 
@@ -106,6 +108,8 @@ class EmbeddingTable:
             return "unparseable"
         if len(rec.vector) > self.max_dims:
             return "oversized"
+        if CONTROL_CHARACTER.search(rec.arm) or (rec.experiment and CONTROL_CHARACTER.search(rec.experiment)):
+            return "bad_name"
         return rec
 
     def update(self, raw: bytes, key: str | None = None) -> str | None:

@@ -203,7 +203,7 @@ def _bad_name(ev: Impression) -> str | None:
 
     >>> ev = Impression(impression_id="i", ts=0, user_id="u", item_id="a", experiment="e", arm="c\\nX")
     >>> _bad_name(ev)
-    'arm holds a control character (U+000A); a name is printed in logs, labels and summaries'
+    'arm holds a control or invisible character (U+000A); a name is printed in logs, labels and summaries'
     """
     for field in ("experiment", "arm"):
         name = getattr(ev, field)
@@ -211,7 +211,7 @@ def _bad_name(ev: Impression) -> str | None:
             continue
         m = CONTROL_CHARACTER.search(name)
         if m:
-            return (f"{field} holds a control character (U+{ord(m.group()):04X}); a name is printed in logs, "
+            return (f"{field} holds a control or invisible character (U+{ord(m.group()):04X}); a name is printed in logs, "
                     "labels and summaries")
         if len(_NAMES_OK) >= _NAMES_OK_MAX:
             _NAMES_OK.clear()

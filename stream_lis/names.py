@@ -1,17 +1,22 @@
 """What an experiment or arm name may not hold.
 
 A name is printed in log lines, the run's summary, Prometheus labels and dashboard legends: a
-control character in one (a newline, an escape sequence, U+2028) would split a log line in two,
-forge one, or pass for another name when printed. Such impressions are rejected as
-``out_of_range`` (``events``); a declared name or a simulator's is refused at start.
+control character in one (a newline, an escape sequence, U+2028) would split a log line in two
+or forge one, and an invisible one (a byte order mark, a zero-width space, a bidirectional
+override) would let it pass for another name when printed. Such impressions are rejected as
+``out_of_range`` (``events``), such side-table vectors as ``bad_name``; a declared name or a
+simulator's is refused at start. The zero-width joiners (U+200C, U+200D) stay: scripts and
+emoji need them.
 
->>> bool(CONTROL_CHARACTER.search("control\\n")), bool(CONTROL_CHARACTER.search("ünïcode ☃"))
-(True, False)
+>>> [bool(CONTROL_CHARACTER.search(n)) for n in ("control\\n", "a\\ufeffb", "\\u202eabc", "ünïcode ☃ 👩\\u200d💻")]
+[True, True, True, False]
 """
 
 from __future__ import annotations
 
 import re
 
-#: C0 controls, DEL, C1 controls, and the line and paragraph separators.
-CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: C0 controls, DEL, C1 controls, the line and paragraph separators, and the invisible ones:
+#: zero-width space, left-to-right and right-to-left marks, bidirectional embeddings,
+#: overrides and isolates, the byte order mark.
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u200b\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]")

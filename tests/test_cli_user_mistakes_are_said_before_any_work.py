@@ -101,9 +101,11 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     (["simulate", "--experiment", ""], ["--experiment", "an experiment needs a name"]),
     (["simulate", "--experiment", "x" * 513], ["--experiment", "longer than 512 characters"]),
     (["simulate", "--arms", "a=0.3," + "b" * 513 + "=0.5"], ["--arms: an arm name longer than 512"]),
-    (["simulate", "--arms", "a=0.3,b\x1b[31m=0.5"], ["--arms: 'b\\x1b[31m' holds a control character"]),
-    (["simulate", "--experiment", "e\nx"], ["--experiment", "holds a control character"]),
-    (["config", "--set", 'experiments=[{"name": "e", "arms": ["a\\u2028b"]}]'], ["'a\\u2028b' holds a control character"]),
+    (["simulate", "--arms", "a=0.3,b\x1b[31m=0.5"], ["--arms: 'b\\x1b[31m' holds a control or invisible character"]),
+    (["simulate", "--experiment", "e\nx"], ["--experiment", "holds a control or invisible character"]),
+    (["config", "--set", 'experiments=[{"name": "e", "arms": ["a\\u2028b"]}]'], ["'a\\u2028b' holds a control or invisible character"]),
+    # the name is checked before any message prints it (one without arms printed it raw)
+    (["config", "--set", 'experiments=[{"name": "e\\nX", "arms": []}]'], ["'e\\nX' holds a control or invisible character (U+000A"]),
     # a figure over an input, the report or another figure; PNG bytes on stdout
     (["report", "{ev}", "-o", "{tmp}/r.html", "--save-figure", "lis_ais={ev}"],
      ["cannot write --save-figure lis_ais=", "it is an input"]),

@@ -130,3 +130,12 @@ def test_a_vector_holding_an_overflowing_number_is_rejected_as_non_finite():
     assert t.rejected == [(1, "non_finite"), (2, "non_finite"), (3, "wrong_type")] and len(t) == 0
     assert ExternalProbe.parse(b'{"item_id": "i", "vector": [1e999]}') == "non_finite"
     assert ExternalProbe.parse(b'{"item_id": "i", "vector": ["x"]}') == "wrong_type"
+
+
+def test_a_vector_for_a_name_no_impression_can_carry_is_rejected():
+    # `run` and the worker reject impressions whose experiment or arm holds a control or
+    # invisible character: a vector for one could never be read, and the publisher should know.
+    t = EmbeddingTable([b'{"arm": "a\\nb", "item_id": "i", "vector": [1.0]}',
+                        b'{"arm": "a", "experiment": "e\\u2028f", "item_id": "i", "vector": [1.0]}',
+                        b'{"arm": "a", "experiment": "e", "item_id": "i", "vector": [1.0]}'])
+    assert t.rejected == [(1, "bad_name"), (2, "bad_name")] and len(t) == 1

@@ -131,16 +131,18 @@ def test_a_type_given_twice_is_said_so():
     ("arm", "control\x00", "U+0000"),
     ("arm", "con\u2028trol", "U+2028"),
     ("experiment", "\x9bexp", "U+009B"),
+    ("arm", "cont\ufeffrol", "U+FEFF"),  # invisible: would pass for another name
+    ("arm", "\u202econtrol", "U+202E"),
 ])
 def test_a_name_with_a_control_character_is_rejected(field, name, code):
     # A name is printed in log lines, summaries and legends: a newline in one forges a line.
     raw = impression_json(**{field: name})
     for inv in (decode_event(raw), decode_events([raw, click_json()])[0]):
-        assert inv.reason == "out_of_range" and inv.detail.startswith(f"{field} holds a control character ({code})")
+        assert inv.reason == "out_of_range" and inv.detail.startswith(f"{field} holds a control or invisible character ({code})")
     # the same name without it is accepted, as are names outside ASCII
-    clean = re.sub("[\x00-\x1f\x7f-\x9f\u2028]", "", name)
+    clean = re.sub("[\x00-\x1f\x7f-\x9f\u2028\u202e\ufeff]", "", name)
     assert reason(impression_json(**{field: clean})) is None
-    assert reason(impression_json(**{field: "ünïcode ☃ 名前"})) is None
+    assert reason(impression_json(**{field: "ünïcode ☃ 名前 👩\u200d💻"})) is None
 
 
 @pytest.mark.parametrize("raw", [

@@ -42,3 +42,18 @@ def test_a_rate_within_reach_is_not_flagged(ov):
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"produced [\d,]+ records in", proc.stderr), proc.stderr
     assert "below --rate" not in proc.stderr, proc.stderr
+
+
+def test_a_paced_replay_ends_with_its_last_record(ov, tmp_path):
+    # Record k goes out at k / rate: two records at 1/s take one second, not two (and one record
+    # at any rate ends at once, where it used to wait a whole interval after it).
+    path = tmp_path / "two.jsonl"
+    path.write_text('{"type":"click","impression_id":"i1","ts":1000}\n{"type":"click","impression_id":"i2","ts":2000}\n')
+    proc = cli("replay", str(path), "--rate", "1", ov=ov, text=True)
+    assert proc.returncode == 0, proc.stderr
+    secs = float(re.search(r"produced 2 records in ([\d.]+) s", proc.stderr).group(1))
+    assert 0.9 <= secs < 1.8, proc.stderr
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"type":"click","impression_id":"i3","ts":3000}\n')
+    proc = cli("replay", str(one), "--rate", "0.001", ov=ov, text=True, timeout=60)
+    assert proc.returncode == 0 and "produced 1 record in" in proc.stderr, proc.stderr

@@ -51,7 +51,11 @@ def test_create_names_a_topic_with_fewer_partitions_than_configured_and_changes_
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith(f"{imp}:"))
     assert "exists; 2 partitions, not the 6 configured: not changed here" in line, line
-    assert f"--alter --topic {imp} --partitions 6" in line
+    # the command names the broker this one talked to (--bootstrap), and for the input topics both
+    assert f"kafka-topics.sh --bootstrap-server {BOOTSTRAP} --alter --topic {imp} --partitions 6" in line
+    assert line.endswith("impressions and clicks together)")
+    lab = next(x for x in proc.stdout.splitlines() if x.startswith(f"{ov['kafka.topics.labelled']}:"))
+    assert "not changed here" in lab and "impressions and clicks" not in lab, lab
     assert partitions(admin, imp) == 2
     # the checkpoint topic has one partition by design: never named
     ck = next(x for x in proc.stdout.splitlines() if x.startswith(f"{ov['kafka.topics.checkpoints']}:"))

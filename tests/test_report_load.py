@@ -76,10 +76,13 @@ def test_unknown_or_missing_inputs_are_refused_with_a_reason(tmp_path):
 
 def test_an_event_log_is_named_as_one_with_the_run_that_makes_a_report_of_it(tmp_path):
     imp = {"type": "impression", "impression_id": "i", "ts": 1, "user_id": "u", "item_id": "a", "experiment": "e", "arm": "c"}
-    for n in (1, 5_000):  # a short log, and one past the lines read before giving up
-        (tmp_path / "ev.jsonl").write_text((json.dumps(imp) + "\n") * n + json.dumps({"type": "click"}) + "\n")
-        with pytest.raises(ReportError, match="an event log .* --history history.jsonl"):
-            load_file(str(tmp_path / "ev.jsonl"))
+    for n in (0, 1, 5_000):  # one record, a short log, and one past the lines read before giving up
+        (tmp_path / "ev log.jsonl").write_text((json.dumps(imp) + "\n") * n + json.dumps({"type": "click"}) + "\n")
+        with pytest.raises(ReportError, match="an event log .* --input '.*ev log.jsonl' --history history.jsonl"):
+            load_file(str(tmp_path / "ev log.jsonl"))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ReportError, match="a JSON list of no known shape"):
+        load_file(str(tmp_path / "list.json"))
 
 
 METRICS = """\

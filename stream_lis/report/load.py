@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import sys
 import time
 import urllib.error
@@ -396,6 +397,12 @@ def _fmt_int(x: Any) -> str:
 _GIVE_UP_AFTER = 1000
 
 
+def _event_log(path: str) -> ReportError:
+    return ReportError(f"{path}: an event log (impression and click records), not results: report reads what `run` "
+                       f"writes, e.g. `stream-lis run --input {shlex.quote(path)} --history history.jsonl` then "
+                       "`stream-lis report history.jsonl`")
+
+
 def load_file(path: str) -> Source:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -411,6 +418,8 @@ def load_file(path: str) -> Source:
         doc = json.loads(text)
     except json.JSONDecodeError:
         doc = None
+    if isinstance(doc, dict) and doc.get("type") in ("impression", "click"):
+        raise _event_log(path)
     if isinstance(doc, dict):
         if doc.get("mode") == "offline" or "split_at" in doc or "split" in doc:
             return _from_offline(path, doc)
@@ -438,9 +447,10 @@ def load_file(path: str) -> Source:
             break  # a history has a line within its first ones: this is something else (an event log?)
     if not lines:
         if events:
-            raise ReportError(f"{path}: an event log (impression and click records), not results: report reads what "
-                              f"`run` writes, e.g. `stream-lis run --input {path} --history history.jsonl` then "
-                              "`stream-lis report history.jsonl`")
+            raise _event_log(path)
+        if doc is not None:  # valid JSON, but neither a result nor lines of results
+            raise ReportError(f"{path}: a JSON {type(doc).__name__} of no known shape (expected a --summary-json, "
+                              "an offline result with \"mode\": \"offline\", or --history JSON Lines)")
         raise ReportError(f"{path}: neither JSON nor --history JSON Lines")
     return _from_history(path, lines, skipped)
 

@@ -64,7 +64,7 @@ from .delivery import Delivery
 from .produce import dead_letter_sink
 from .rebalance import listener_for
 from .settings import consumer_tuning
-from .topics import STOP_COMMIT_S, LagMeter, can_checkpoint, commit_offsets, copartition_message
+from .topics import STOP_COMMIT_S, LagMeter, can_checkpoint, commit_offsets, copartition_message, servers
 from .wire import Envelope, arm_partition, encode_envelope, origin_of, slim
 
 log = logging.getLogger("stream_lis.join")
@@ -249,7 +249,8 @@ class JoinStage(ConsumerRebalanceListener):
         else would show it but a falling CTR. Partitions cannot be removed, so the problem
         lasts until the other topic gets as many."""
         counts = [len(self.consumer.partitions_for_topic(name) or ()) for name in self._names]
-        problem = copartition_message(*self._names, *counts, when="now; clicks are missing their impressions meanwhile")
+        problem = copartition_message(*self._names, *counts, when="now; clicks are missing their impressions meanwhile",
+                                      bootstrap=servers(self.client_kw))
         if problem is not None and problem != self.copartition_problem:
             log.error("%s", problem)
         self.copartition_problem = problem

@@ -159,6 +159,11 @@ def produce(records: Iterable[Any], cfg: Config, client_kw: dict[str, Any], *, r
                 value = rec
             else:
                 topic, key, value = to(rec)
+            if rate:
+                # Record k goes out at k / rate: the first at once, none waited for after the last.
+                ahead = res.sent / rate - (time.monotonic() - start)
+                if ahead > 0.005:
+                    time.sleep(ahead)
             res.sent += 1
             try:
                 producer.send(topic, key=key, value=value).add_callback(ok).add_errback(err)
@@ -171,10 +176,6 @@ def produce(records: Iterable[Any], cfg: Config, client_kw: dict[str, Any], *, r
                     what = where(res.sent - 1) if where is not None else f"record {res.sent:,}"
                     print(f"\r{what} ({size:,} bytes, for {topic}) not sent: {type(exc).__name__}: {exc}",
                           file=progress, flush=True)
-            if rate:
-                ahead = res.sent / rate - (time.monotonic() - start)
-                if ahead > 0.005:
-                    time.sleep(ahead)
             now = time.monotonic()
             if progress is not None and now - last >= 1.0:
                 last = now
@@ -191,7 +192,7 @@ def produce(records: Iterable[Any], cfg: Config, client_kw: dict[str, Any], *, r
         # A load test at a rate this process could not reach must not read as one at that rate.
         reached = res.sent / res.seconds if res.seconds > 0 else 0.0
         # (Not for a run that ends within half a second of its schedule: flushing takes that.)
-        if rate and reached < 0.9 * rate and res.seconds - res.sent / rate > 0.5:
+        if rate and reached < 0.9 * rate and res.seconds - (res.sent - 1) / rate > 0.5:
             print(f"below --rate {rate:,.0f}/s: reached {reached:,.0f}/s (one process sends what it can; run more "
                   "producers for more)", file=progress, flush=True)
     return res

@@ -183,7 +183,8 @@ def create_topics(cfg: Config, client_kw: dict[str, Any], ready_timeout_s: float
         raised = _raise_limits(admin, found)
         _warn_producer_time(admin, [s.name for s in found if (s.topic_configs or {}).get("message.timestamp.type")])
         notes = {name: [change] for name, change in raised.items()}
-        for name, note in _partition_notes(admin, found, cfg.kafka.bootstrap_servers).items():
+        for name, note in _partition_notes(admin, found, servers(client_kw), {cfg.kafka.topics.impressions,
+                                                                              cfg.kafka.topics.clicks}).items():
             notes.setdefault(name, []).append(note)
         out = [(name, "; ".join([what, *notes[name]]) if name in notes else what) for name, what in out]
         created = [name for name, what in out if what == "created"]
@@ -195,7 +196,15 @@ def create_topics(cfg: Config, client_kw: dict[str, Any], ready_timeout_s: float
         admin.close()
 
 
-def _partition_notes(admin: KafkaAdminClient, specs: list[NewTopic], bootstrap: str) -> dict[str, str]:
+def servers(client_kw: dict[str, Any]) -> str:
+    """The bootstrap servers the clients were given (``--bootstrap`` and the environment
+    included), as the Kafka tools take them."""
+    servers = client_kw.get("bootstrap_servers", "")
+    return servers if isinstance(servers, str) else ",".join(servers)
+
+
+def _partition_notes(admin: KafkaAdminClient, specs: list[NewTopic], bootstrap: str,
+                     inputs: set[str]) -> dict[str, str]:
     """Existing topics whose partition count is not the spec's: said, never changed (adding
     partitions moves keys to other partitions; an operator raising ``kafka.partitions`` to
     scale out must learn that nothing happened, and how to do it)."""
@@ -209,7 +218,7 @@ def _partition_notes(admin: KafkaAdminClient, specs: list[NewTopic], bootstrap: 
         log.info("topics: partition counts not checked (%s)", exc)
         return {}
     return {name: (f"{have[name]} partitions, not the {n} configured: not changed here (more: "
-                   f"{alter_command(bootstrap, name, n)}, impressions and clicks together)")
+                   f"{alter_command(bootstrap, name, n)}" + (", impressions and clicks together)" if name in inputs else ")"))
             for name, n in want.items() if name in have and have[name] < n}
 
 
@@ -254,7 +263,7 @@ def copartition_problem(cfg: Config, client_kw: dict[str, Any]) -> str | None:
     finally:
         admin.close()
     return copartition_message(t.impressions, t.clicks, counts.get(t.impressions), counts.get(t.clicks),
-                               bootstrap=cfg.kafka.bootstrap_servers)
+                               bootstrap=servers(client_kw))
 
 
 def copartition_message(impressions: str, clicks: str, n_imp: int | None, n_clk: int | None,
