@@ -22,7 +22,7 @@ import msgspec
 
 from . import __version__
 from .config import Config, ConfigError, LearnerConfig, load_config, to_dict
-from .names import CONTROL_CHARACTER
+from .names import control_character
 from .paths import first_problem, output
 
 if TYPE_CHECKING:
@@ -153,9 +153,10 @@ def _arms(text: str) -> dict[str, float]:
             raise argparse.ArgumentTypeError(f"--arms: an arm needs a name, got {text!r}")
         if len(name) > MAX_NAME:
             raise argparse.ArgumentTypeError(f"--arms: an arm name longer than {MAX_NAME} characters is rejected by `run`")
-        if CONTROL_CHARACTER.search(name):
-            raise argparse.ArgumentTypeError(f"--arms: {name!r} holds a control or invisible character "
-                                             f"(U+{ord(CONTROL_CHARACTER.search(name).group()):04X}; `run` rejects such impressions)")
+        bad = control_character(name)
+        if bad:
+            raise argparse.ArgumentTypeError(f"--arms: {name!r} holds a control or invisible character ({bad}; `run` "
+                                             "rejects such impressions)")
         if name in out:
             raise argparse.ArgumentTypeError(f"--arms: arm {name!r} named twice")
         if not 0 <= value <= 1:
@@ -173,9 +174,10 @@ def _name(text: str) -> str:
         raise argparse.ArgumentTypeError("an experiment needs a name (`run` rejects every impression without one)")
     if len(text) > MAX_NAME:
         raise argparse.ArgumentTypeError(f"longer than {MAX_NAME} characters (`run` rejects such impressions)")
-    if CONTROL_CHARACTER.search(text):
-        raise argparse.ArgumentTypeError(f"{text!r} holds a control or invisible character "
-                                         f"(U+{ord(CONTROL_CHARACTER.search(text).group()):04X}; `run` rejects such impressions)")
+    bad = control_character(text)
+    if bad:
+        raise argparse.ArgumentTypeError(f"{text!r} holds a control or invisible character ({bad}; `run` rejects such "
+                                         "impressions)")
     return text
 
 

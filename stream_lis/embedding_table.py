@@ -35,7 +35,7 @@ from .config import Config, ConfigError
 from .events import MAX_ABS_VALUE, FeatureValue, validation_reason
 from .join import LabelledExample
 from .jsonl_table import apply_lines, load_file
-from .names import CONTROL_CHARACTER
+from .names import control_character
 
 log = logging.getLogger("stream_lis.embeddings")
 
@@ -108,7 +108,7 @@ class EmbeddingTable:
             return "unparseable"
         if len(rec.vector) > self.max_dims:
             return "oversized"
-        if CONTROL_CHARACTER.search(rec.arm) or (rec.experiment and CONTROL_CHARACTER.search(rec.experiment)):
+        if control_character(rec.arm) or (rec.experiment and control_character(rec.experiment)):
             return "bad_name"
         return rec
 

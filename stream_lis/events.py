@@ -27,7 +27,7 @@ from typing import Annotated, Sequence, Union
 import msgspec
 import numpy as np
 
-from .names import CONTROL_CHARACTER
+from .names import control_character
 
 #: Reasons an input record is rejected; each is a value of the ``reason`` metric label.
 REASONS = (
@@ -209,9 +209,9 @@ def _bad_name(ev: Impression) -> str | None:
         name = getattr(ev, field)
         if name in _NAMES_OK:
             continue
-        m = CONTROL_CHARACTER.search(name)
-        if m:
-            return (f"{field} holds a control or invisible character (U+{ord(m.group()):04X}); a name is printed in logs, "
+        bad = control_character(name)
+        if bad:
+            return (f"{field} holds a control or invisible character ({bad}); a name is printed in logs, "
                     "labels and summaries")
         if len(_NAMES_OK) >= _NAMES_OK_MAX:
             _NAMES_OK.clear()

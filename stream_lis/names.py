@@ -20,3 +20,13 @@ import re
 #: zero-width space, left-to-right and right-to-left marks, bidirectional embeddings,
 #: overrides and isolates, the byte order mark.
 CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u200b\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def control_character(name: str) -> str | None:
+    """The first such character of ``name`` as a code point (``"U+000A"``), or ``None``.
+
+    >>> control_character("arm\\n"), control_character("arm")
+    ('U+000A', None)
+    """
+    m = CONTROL_CHARACTER.search(name)
+    return None if m is None else f"U+{ord(m.group()):04X}"
