@@ -403,6 +403,11 @@ def _event_log(path: str) -> ReportError:
                        "`stream-lis report history.jsonl`")
 
 
+def _no_known_shape(path: str, what: str) -> ReportError:
+    return ReportError(f"{path}: a JSON {what} of no known shape (expected a --summary-json, an offline result with "
+                       "\"mode\": \"offline\", or --history JSON Lines)")
+
+
 def load_file(path: str) -> Source:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -427,8 +432,7 @@ def load_file(path: str) -> Source:
             return _from_summary(path, doc)
         if "arms" in doc and ("watermark_ms" in doc or "t_wall" in doc):
             return _from_history(path, [doc], 0)
-        raise ReportError(f"{path}: a JSON document of no known shape (expected a --summary-json, "
-                          "an offline result with \"mode\": \"offline\", or --history JSON Lines)")
+        raise _no_known_shape(path, "document")
     lines, skipped, events = [], 0, 0
     for raw in text.splitlines():
         if not raw.strip():
@@ -449,8 +453,7 @@ def load_file(path: str) -> Source:
         if events:
             raise _event_log(path)
         if doc is not None:  # valid JSON, but neither a result nor lines of results
-            raise ReportError(f"{path}: a JSON {type(doc).__name__} of no known shape (expected a --summary-json, "
-                              "an offline result with \"mode\": \"offline\", or --history JSON Lines)")
+            raise _no_known_shape(path, type(doc).__name__)
         raise ReportError(f"{path}: neither JSON nor --history JSON Lines")
     return _from_history(path, lines, skipped)
 

@@ -199,8 +199,8 @@ def create_topics(cfg: Config, client_kw: dict[str, Any], ready_timeout_s: float
 def servers(client_kw: dict[str, Any]) -> str:
     """The bootstrap servers the clients were given (``--bootstrap`` and the environment
     included), as the Kafka tools take them."""
-    servers = client_kw.get("bootstrap_servers", "")
-    return servers if isinstance(servers, str) else ",".join(servers)
+    given = client_kw.get("bootstrap_servers", "")
+    return given if isinstance(given, str) else ",".join(given)
 
 
 def _partition_notes(admin: KafkaAdminClient, specs: list[NewTopic], bootstrap: str,
