@@ -417,7 +417,9 @@ def validate(cfg: Config) -> None:
                           "experiment ended sooner loses the labels and figures of its last impressions")
     unknown = [p for p in cfg.probes.enabled if p not in BUILTIN_PROBES]
     if unknown:
-        raise ConfigError(f"probes.enabled: unknown probe(s) {unknown}; known: {list(BUILTIN_PROBES)}")
+        close = [f"{p!r}: did you mean {m[0]!r}?" for p in unknown if (m := difflib.get_close_matches(p, BUILTIN_PROBES, n=1))]
+        raise ConfigError(f"probes.enabled: unknown probe(s) {unknown}{' (' + '; '.join(close) + ')' if close else ''}; "
+                          f"known: {list(BUILTIN_PROBES)}")
     if len(set(cfg.probes.enabled)) != len(cfg.probes.enabled):
         raise ConfigError("probes.enabled lists a probe twice")
     ext = cfg.probes.external

@@ -134,6 +134,9 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     (["config", "--set", "horizon=2h"], ["the config has no key 'horizon'", "time, probes"]),
     (["config", "--set", "=3"], ["--set", "a dotted KEY such as time.horizon"]),
     (["config", "--set", "time..horizon=3"], ["--set", "a dotted KEY"]),
+    # a misspelt learner parameter or probe: what it could have meant
+    (["config", "--set", 'learner.params={"alphaa": 0.1}'], ["'alphaa': did you mean 'alpha'?", "it takes alpha, beta"]),
+    (["config", "--set", 'probes.enabled=["future_itm"]'], ["'future_itm': did you mean 'future_item'?"]),
     # a River model's parameters are only used on its first example: it takes one at start
     (["config", "--set", "learner.model=river.linear_model.LogisticRegression", "--set", 'learner.params={"l2": "x"}'],
      ["fails on a first example"]),

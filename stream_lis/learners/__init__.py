@@ -8,7 +8,9 @@ or any River classifier.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 
 import numpy as np
 
@@ -34,7 +36,7 @@ def make_learner(cfg: LearnerConfig) -> Learner:
         try:
             return builtin(bits=cfg.hash_bits, **cfg.params)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"learner.params: {exc}") from exc
+            raise ConfigError(f"learner.params: {exc}{_unknown_params(builtin, cfg.params)}") from exc
     module, _, name = cfg.model.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), name)
@@ -43,10 +45,32 @@ def make_learner(cfg: LearnerConfig) -> Learner:
     try:
         model = cls(**cfg.params)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"learner.params of {cfg.model}: {exc}") from exc
+        raise ConfigError(f"learner.params of {cfg.model}: {exc}{_unknown_params(cls, cfg.params)}") from exc
     if not hasattr(model, "predict_proba_one") or not hasattr(model, "learn_one"):
         raise ConfigError(f"learner.model: {cfg.model!r} is not a River classifier")
     return RiverLearner(model)
+
+
+def _unknown_params(cls: type, params: dict) -> str:
+    """For parameters ``cls`` does not take: the one each could have meant and the ones it
+    takes (Python's message names only the first it did not know).
+
+    >>> _unknown_params(FTRLLogisticRegression, {"alphaa": 0.1})
+    " ('alphaa': did you mean 'alpha'?; it takes alpha, beta, l1, l2, warmup)"
+    """
+    try:
+        names = [n for n, p in inspect.signature(cls).parameters.items()
+                 if n not in ("self", "bits") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    except (TypeError, ValueError):  # no signature to read
+        return ""
+    unknown = [k for k in params if k not in names]
+    if not unknown or not names:
+        return ""
+    hints = []
+    for k in unknown:
+        close = difflib.get_close_matches(k, names, n=1)
+        hints.append(f"{k!r}: did you mean {close[0]!r}?" if close else f"{k!r}: unknown")
+    return f" ({'; '.join(hints)}; it takes {', '.join(names)})"
 
 
 def check_learner(cfg: LearnerConfig) -> None:
