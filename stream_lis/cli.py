@@ -810,9 +810,10 @@ def _publish(cfg: Config, topic: str, records: list[tuple[bytes, bytes | None]],
     if len(bad) > 20:
         print(f"stream-lis {command}: ... {_n(len(bad) - 20, 'more line')} rejected", file=sys.stderr)
     print(f"{topic}: {what}" + (f"; {_n(len(bad), 'line')} rejected" if bad else ""), file=sys.stderr)
+    kw = client_kwargs(cfg.kafka)
     # (auto-created by the broker, a side topic would not even be compacted)
-    _ensure_topics(cfg, client_kwargs(cfg.kafka), [topic])
-    res = produce(records, cfg, client_kwargs(cfg.kafka), total=len(records), to=lambda kv: (topic, kv[0], kv[1]))
+    _ensure_topics(cfg, kw, [topic])
+    res = produce(records, cfg, kw, total=len(records), to=lambda kv: (topic, kv[0], kv[1]))
     return 0 if not bad and res.failed == 0 and res.acked == res.sent else 1
 
 

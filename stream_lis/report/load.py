@@ -397,6 +397,11 @@ def _fmt_int(x: Any) -> str:
 _GIVE_UP_AFTER = 1000
 
 
+def _is_event(doc: Any) -> bool:
+    """Whether a decoded JSON value is an input record (what `run` reads, not what it writes)."""
+    return isinstance(doc, dict) and doc.get("type") in ("impression", "click")
+
+
 def _event_log(path: str) -> ReportError:
     return ReportError(f"{path}: an event log (impression and click records), not results: report reads what `run` "
                        f"writes, e.g. `stream-lis run --input {shlex.quote(path)} --history history.jsonl` then "
@@ -423,7 +428,7 @@ def load_file(path: str) -> Source:
         doc = json.loads(text)
     except json.JSONDecodeError:
         doc = None
-    if isinstance(doc, dict) and doc.get("type") in ("impression", "click"):
+    if _is_event(doc):
         raise _event_log(path)
     if isinstance(doc, dict):
         if doc.get("mode") == "offline" or "split_at" in doc or "split" in doc:
@@ -446,7 +451,7 @@ def load_file(path: str) -> Source:
             lines.append(d)
         else:
             skipped += 1
-            events += isinstance(d, dict) and d.get("type") in ("impression", "click")
+            events += _is_event(d)
         if not lines and skipped >= _GIVE_UP_AFTER:
             break  # a history has a line within its first ones: this is something else (an event log?)
     if not lines:

@@ -501,7 +501,9 @@ class JoinStage(ConsumerRebalanceListener):
         ended = idle_ends(seen, idle, wall, t.allowed_lateness_ms, reach)
         if ended:
             ended.update({p: NEG_INF for p in self.labellers if p not in seen})
-        if ended and not self._ended:
+        just_ended = bool(ended) and not self._ended
+        self._ended = ended
+        if just_ended:
             last = max(ended.values())
             log.info("input ended: every partition idle, the wall clock %.1f h past the last event (%s); the "
                      "windows reaching past it close on data that stops there: their examples are learnt from "
@@ -511,9 +513,7 @@ class JoinStage(ConsumerRebalanceListener):
             # releases as soon as one jumped partition's envelope moves its clock, and an
             # example released before the last partition's end arrived counted as complete.
             # One producer, one labelled partition: these arrive before the jumps' envelopes.
-            self._ended = ended
             self._heartbeat()
-        self._ended = ended
         for p, target in targets.items():
             lab = self.labellers[p]
             if target > lab.watermark.value:
