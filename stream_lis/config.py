@@ -264,6 +264,11 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: arm's partition that gets no records from an input partition learns its watermark
     #: only so: part of the freshness budget).
     heartbeat_interval: Duration = "200ms"
+    #: A heartbeat that would tell a ``labelled`` partition nothing new (the input partition's
+    #: clock stands where its last records or heartbeat there said: a quiet or idle
+    #: partition) is sent only this often. It bounds how long an evaluation partition's new
+    #: owner that has no checkpoint waits for the clocks; at least ``heartbeat_interval``.
+    heartbeat_repeat: Duration = "5s"
     #: A loop (join or evaluation stage, a side table's feed) that has not gone round for this
     #: long (wall time) fails ``/healthz``, so the orchestrator restarts a wedged worker
     #: (which resumes from its last checkpoint). Loops beat while they restore a checkpoint or
@@ -485,7 +490,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError("limits.max_string_length and limits.max_embedding_dims must be >= 1")
     k = cfg.kafka
     _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "cross_topic_hold", "heartbeat_interval",
-                                  "side_topic_refresh", "stall_timeout", "fetch_max_wait", "producer_linger"))
+                                  "heartbeat_repeat", "side_topic_refresh", "stall_timeout", "fetch_max_wait", "producer_linger"))
     if min(k.max_poll_records, k.envelope_records, k.fetch_min_bytes, k.max_partition_fetch_bytes,
            k.producer_batch_bytes) < 1:
         raise ConfigError("kafka.max_poll_records, envelope_records, fetch_min_bytes, max_partition_fetch_bytes "
@@ -501,6 +506,9 @@ def validate(cfg: Config) -> None:
     if parse_duration(k.heartbeat_interval) < 10:
         raise ConfigError("kafka.heartbeat_interval must be at least 10ms (each heartbeat is a message per arm "
                           "partition)")
+    if parse_duration(k.heartbeat_repeat) < parse_duration(k.heartbeat_interval):
+        raise ConfigError(f"kafka.heartbeat_repeat ({k.heartbeat_repeat}) must be at least kafka.heartbeat_interval "
+                          f"({k.heartbeat_interval}): unchanged clocks are told again at most once per heartbeat")
     if 0 < parse_duration(k.stall_timeout) < 1000:
         # Below a second, a poll that waits for the broker (up to fetch_max_wait) or a scrape
         # holding a stage's lock would read as a stall.

@@ -121,6 +121,12 @@ def _encode(lab: FrozenLabeller, offsets: dict[str, int | None]) -> bytes:
     return snapshot({"labeller": lab.state(), "offsets": offsets})
 
 
+def _told_state(env: Envelope) -> tuple:
+    """What an envelope tells its ``labelled`` partition of its input partition's clock (as the
+    evaluation stage reads it: records make the partition busy)."""
+    return env.watermark, env.idle and not env.records, env.checkpointed, env.ended
+
+
 class _Checkpointed(NamedTuple):
     """Stands, among a checkpoint's offsets, for the partition's watermark it saved."""
 
@@ -174,6 +180,11 @@ class JoinStage(ConsumerRebalanceListener):
         self._idle_s = parse_duration(k.idle_partition_timeout) / 1000
         self._hold_s = parse_duration(k.cross_topic_hold) / 1000
         self._hb_s = parse_duration(k.heartbeat_interval) / 1000
+        self._repeat_s = parse_duration(k.heartbeat_repeat) / 1000
+        #: (input partition, labelled partition) -> what that labelled partition was last told
+        #: of the input partition's clock (``_told_state``) and when (monotonic): a heartbeat
+        #: saying nothing new is left out until ``kafka.heartbeat_repeat`` (see ``_heartbeat``).
+        self._told: dict[tuple[int, int], tuple[tuple, float]] = {}
         self._ckpt_s = parse_duration(k.checkpoint_interval) / 1000
         self._labelled_parts = 0
         self._envelope_records = k.envelope_records
@@ -212,6 +223,9 @@ class JoinStage(ConsumerRebalanceListener):
                 self.read_at.pop(p, None)
                 self.ckpt_wm.pop(p, None)
                 self.next_off.pop(p, None)
+            # Another worker may tell the evaluation other clocks meanwhile: a partition that
+            # comes back tells its own at once.
+            self._told = {k: v for k, v in self._told.items() if k[0] not in parts}
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         with self.lock:
@@ -219,6 +233,7 @@ class JoinStage(ConsumerRebalanceListener):
             parts = sorted({tp.partition for tp in assigned} - set(self.labellers))
             saved = self.store.load_all("join:", [f"join:{p}" for p in parts], self.pulse.beat) if parts else {}
             t = self.cfg.time
+            self._told = {k: v for k, v in self._told.items() if k[0] not in parts}  # (see revoked)
             for p in parts:
                 lab = Labeller(t.attribution_window_ms, t.allowed_lateness_ms, self.cfg.limits.max_pending_impressions,
                                self._dead_letter, parse_duration(self.cfg.limits.max_future_skew),
@@ -303,6 +318,7 @@ class JoinStage(ConsumerRebalanceListener):
                                                env.ended, env.origin), before)
             return
         self.delivery.watch(self.producer.send(self.t.labelled, partition=part, value=data), self.t.labelled)
+        self._told[(env.src, part)] = (_told_state(env), time.monotonic())
 
     def _lag_current(self) -> bool:
         """Whether the last lag measurement says where the input stands now: the broker
@@ -322,11 +338,26 @@ class JoinStage(ConsumerRebalanceListener):
         return caught_up and time.monotonic() - last >= self._idle_s
 
     def _heartbeat(self) -> None:
+        """Tell every ``labelled`` partition where each input partition's clock stands, where
+        it was not told so already: a partition that just had records with the current
+        watermark, or a heartbeat saying the same, is left out until ``kafka.heartbeat_repeat``
+        has passed (an evaluation partition's new owner without a checkpoint learns the clocks
+        from the repeats). Quiet partitions' clocks stand still, so an idle deployment sends a
+        message per pair every ``heartbeat_repeat`` instead of every ``heartbeat_interval``."""
+        now = time.monotonic()
+        told, repeat = self._told, self._repeat_s
         for src, lab in self.labellers.items():
-            env = encode_envelope(Envelope(src, lab.watermark.value, [], self._idle(src), self.ckpt_wm[src],
-                                           self._ended.get(src), self._origin))
+            env = Envelope(src, lab.watermark.value, [], self._idle(src), self.ckpt_wm[src], self._ended.get(src),
+                           self._origin)
+            state, data = _told_state(env), None
             for p in range(self._labelled_parts):
-                self.producer.send(self.t.labelled, partition=p, value=env)
+                last = told.get((src, p))
+                if last is not None and last[0] == state and now - last[1] < repeat:
+                    continue
+                if data is None:
+                    data = encode_envelope(env)
+                self.producer.send(self.t.labelled, partition=p, value=data)
+                told[(src, p)] = (state, now)
 
     def _saved(self, _size: int) -> None:
         self.checkpoints += 1
