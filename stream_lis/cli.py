@@ -150,20 +150,20 @@ def _arms(text: str) -> dict[str, float]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected NAME=FIDELITY[,...], got {text!r}") from None
         if not name:
-            raise argparse.ArgumentTypeError(f"--arms: an arm needs a name, got {text!r}")
+            raise argparse.ArgumentTypeError(f"an arm needs a name, got {text!r}")
         if len(name) > MAX_NAME:
-            raise argparse.ArgumentTypeError(f"--arms: an arm name longer than {MAX_NAME} characters is rejected by `run`")
+            raise argparse.ArgumentTypeError(f"an arm name longer than {MAX_NAME} characters is rejected by `run`")
         bad = control_character(name)
         if bad:
-            raise argparse.ArgumentTypeError(f"--arms: {name!r} holds a control or invisible character ({bad}; `run` "
+            raise argparse.ArgumentTypeError(f"{name!r} holds a control or invisible character ({bad}; `run` "
                                              "rejects such impressions)")
         if name in out:
-            raise argparse.ArgumentTypeError(f"--arms: arm {name!r} named twice")
+            raise argparse.ArgumentTypeError(f"arm {name!r} named twice")
         if not 0 <= value <= 1:
-            raise argparse.ArgumentTypeError(f"--arms: fidelity must be in [0, 1], got {fid.strip()} for {name!r}")
+            raise argparse.ArgumentTypeError(f"fidelity must be in [0, 1], got {fid.strip()} for {name!r}")
         out[name] = value
     if len(out) > MAX_ARMS:
-        raise argparse.ArgumentTypeError(f"--arms: at most {MAX_ARMS} arms (each is a set of item embeddings in "
+        raise argparse.ArgumentTypeError(f"at most {MAX_ARMS} arms (each is a set of item embeddings in "
                                          f"memory), got {len(out)}")
     return out
 

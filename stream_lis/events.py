@@ -22,6 +22,7 @@ Prometheus label value and a human-readable detail.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from typing import Annotated, Sequence, Union
 
 import msgspec
@@ -124,6 +125,19 @@ def _finite(ev: Impression) -> str | None:
     return None
 
 
+def _types_given(data: bytes) -> list:
+    """Every value a record gives its top-level ``type`` key, in order. Only on the path of
+    a record msgspec rejected (it keeps one of duplicate keys); the standard library's
+    decoder sees them all."""
+    if not data.lstrip().startswith(b"{"):
+        return []
+    try:
+        pairs = json.loads(data, object_pairs_hook=lambda kv: kv)
+    except (ValueError, RecursionError):
+        return []
+    return [v for k, v in pairs if k == "type"]
+
+
 def decode_event(
     raw: bytes | str,
     *,
@@ -147,9 +161,11 @@ def decode_event(
     except msgspec.ValidationError as exc:
         msg = str(exc)
         reason = validation_reason(msg)
-        if reason == "unknown_type" and msg.startswith(("Invalid value 'impression'", "Invalid value 'click'")):
-            # msgspec read the record's first "type" as its tag and a second one as a value.
-            msg += ": `type` is given more than once, with different values"
+        if reason == "unknown_type":
+            types = _types_given(data)
+            if len(types) > 1:  # msgspec names one of them, which may be a valid type
+                shown = ", ".join(repr(t)[:40] for t in types[:4]) + (", ..." if len(types) > 4 else "")
+                msg += f": `type` is given more than once ({shown})"
         return Invalid(reason, msg, data)
     except msgspec.DecodeError as exc:
         msg = str(exc)

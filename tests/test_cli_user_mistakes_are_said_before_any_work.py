@@ -5,6 +5,7 @@ parameters of the wrong type, a config in another format."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -27,6 +28,8 @@ def events(tmp_path):
 def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr, proc.stderr
+    # argparse names the option ("argument --arms: ..."): a message naming it again doubles it
+    assert not re.search(r"(--[\w-]+): \1:", proc.stderr), proc.stderr
     for w in words:
         assert w in proc.stderr, (w, proc.stderr)
 

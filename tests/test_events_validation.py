@@ -124,6 +124,9 @@ def test_a_type_given_twice_is_said_so():
     inv = decode_event(b'{"type":"impression","type":"click","impression_id":"i","ts":5}')
     assert inv.reason == "unknown_type" and "`type` is given more than once" in inv.detail
     assert "more than once" not in decode_event(click_json(type="view")).detail
+    # an invalid second value: msgspec names it alone, as if it were the record's only type
+    inv = decode_event(b'{"type":"click","type":"view","impression_id":"i","ts":5}')
+    assert inv.reason == "unknown_type" and "`type` is given more than once ('click', 'view')" in inv.detail
 
 
 @pytest.mark.parametrize("field, name, code", [
