@@ -53,8 +53,20 @@ def dead_letter_key(source: str) -> bytes:
     return source.rsplit("@", 1)[0].encode()
 
 
+#: Characters that JSON leaves raw in a string but that split a line for readers other than
+#: a JSON Lines one (Python's ``str.splitlines``, some editors and log shippers), as their
+#: UTF-8 bytes and a JSON escape. A dead letter holds whatever bytes a producer sent.
+_LINE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+
+
 def encode_dead_letter(inv: Invalid, source: str) -> bytes:
-    return _encoder.encode(to_dead_letter(inv, source))
+    """One dead letter as a line of JSON: the line breaks JSON allows inside strings (NEL,
+    U+2028, U+2029) escaped, so a letter is one line for every reader."""
+    out = _encoder.encode(to_dead_letter(inv, source))
+    if b"\xc2\x85" in out or b"\xe2\x80" in out:
+        for raw, escaped in _LINE_BREAKS:
+            out = out.replace(raw, escaped)
+    return out
 
 
 class DeadLetterWriter:
