@@ -293,3 +293,23 @@ def test_event_time_axes_of_any_span_get_ticks_without_a_fallback_warning(days):
         assert 2 <= len(ax.get_xticks()) <= 8
     finally:
         plt.close(fig)
+
+
+def test_names_the_font_cannot_draw_are_said_once_not_warned_per_glyph(run_outputs, tmp_path):
+    """Arms named in CJK or with an emoji: matplotlib warned once per character and figure
+    (about twenty lines of ``UserWarning: Glyph ... missing``). One line now says which
+    characters show as boxes; the HTML text keeps them."""
+    import warnings
+
+    _, summ = run_outputs
+    named = tmp_path / "named.json"
+    named.write_text(summ.read_text().replace('"control"', '"对照"').replace('"treatment"', '"实验🚀"'), encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rc, text = cli("report", str(named), "-o", str(tmp_path / "r.html"))
+    assert rc == 0, text
+    assert not [w for w in caught if "missing from font" in str(w.message)]
+    said = [line for line in text.splitlines() if "has no glyph for" in line]
+    assert len(said) == 1, text
+    assert all(ch in said[0] for ch in "对照实验🚀") and "show as boxes" in said[0]
+    assert "实验🚀" in (tmp_path / "r.html").read_text(encoding="utf-8")

@@ -122,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
         with output(path) as fh:
             fh.write(rep.pngs[name])
         print(f"figure {name}: {path}", file=err)
+    for font, chars in sorted(rep.missing_glyphs.items()):
+        shown = " ".join(sorted(chars)[:20]) + (" ..." if len(chars) > 20 else "")
+        print(f"stream-lis report: the figures' font ({font}) has no glyph for {len(chars)} character(s) of the "
+              f"names: {shown}; they show as boxes in the figures (the report's text has them)", file=err)
     n = sum(len(v) for v in rep.figures) + ("comparison" in rep.pngs)
     out = err if "-" in (args.output, args.save_scrape) else sys.stdout  # stdout holds a result: kept clean
     print(f"report: {'stdout' if args.output == '-' else args.output} ({len(sources)} input(s), {n} figure(s), "

@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -90,9 +92,24 @@ def _hide_unused(axes: Any, used: int) -> None:
         ax.set_visible(False)
 
 
+#: Characters of names (experiments, arms, probes) the figures' font had no glyph for, by
+#: font: drawn as boxes. Said once by ``report`` rather than as matplotlib's warning per
+#: character and figure.
+MISSING_GLYPHS: dict[str, set[str]] = {}
+_GLYPH_MISSING = re.compile(r"Glyph (\d+) \(.*\) missing from font\(s\) (.+?)\.?$")
+
+
 def _png(fig: Any) -> tuple[bytes, int, int]:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    for w in caught:
+        m = _GLYPH_MISSING.match(str(w.message))
+        if m:
+            MISSING_GLYPHS.setdefault(m.group(2), set()).add(chr(int(m.group(1))))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     w, h = fig.get_size_inches() * DPI
     return buf.getvalue(), int(round(w)), int(round(h))
 
