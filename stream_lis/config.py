@@ -575,15 +575,22 @@ def load_config(path: str | pathlib.Path | None = None, overrides: dict[str, Any
     try:
         return msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid config: {_explain(exc)}") from exc
+        raise ConfigError(f"invalid config: {_explain(exc, raw)}") from exc
 
 
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`(?: - at `(?P<path>[^`]*)`)?$")
+_WRONG_TYPE = re.compile(r"Expected `(?P<want>[^`]+)`, got `(?P<got>[^`]+)`(?: - at `(?P<path>[^`]*)`)?$")
+#: msgspec's type names in a config's words (TOML / JSON): what a key takes.
+_KINDS = {"int": "a whole number", "float": "a number", "str": "a string", "bool": "true or false",
+          "array": "a list", "object": "a table", "null": "nothing", "int | float": "a number",
+          "str | null": "a string", "int | null": "a whole number", "float | null": "a number"}
 
 
-def _explain(exc: msgspec.ValidationError) -> str:
+def _explain(exc: msgspec.ValidationError, raw: Any = None) -> str:
     """msgspec's message, with the keys a misspelt key could have meant: its own names only
-    the key it did not know and where (``unknown field 'horizn' - at '$.time'``).
+    the key it did not know and where (``unknown field 'horizn' - at '$.time'``). A value
+    of the wrong type is named with the key and what it takes (msgspec: ``Expected `int`,
+    got `float` - at `$.evaluation.window_size```).
 
     >>> try:
     ...     load_config(overrides={"time.horizn": "2h"})
@@ -592,6 +599,11 @@ def _explain(exc: msgspec.ValidationError) -> str:
     invalid config: time has no key 'horizn' (did you mean 'horizon'?); its keys: attribution_window, ...
     """
     text = str(exc)
+    w = _WRONG_TYPE.match(text)
+    if w is not None and w["path"] and w["want"] in _KINDS:
+        found, value = _value_at(raw, w["path"])
+        shown = f"{value!r}"[:80] if found else w["got"]
+        return f"{w['path'].removeprefix('$.')} takes {_KINDS[w['want']]}, got {shown}"
     m = _UNKNOWN_FIELD.match(text)
     struct = _struct_at(m["path"] or "$") if m else None
     if m is None or struct is None:
@@ -603,6 +615,17 @@ def _explain(exc: msgspec.ValidationError) -> str:
     close = difflib.get_close_matches(key, keys, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"{where} has no key {key!r}{hint}; its keys: {', '.join(keys)}"
+
+
+def _value_at(raw: Any, path: str) -> tuple[bool, Any]:
+    """The value a msgspec error path (``$.experiments[0].arms[1]``) points at, if found."""
+    node = raw
+    for name, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path.removeprefix("$")):
+        try:
+            node = node[name] if name else node[int(index)]
+        except (KeyError, IndexError, TypeError):
+            return False, None
+    return True, node
 
 
 def _struct_at(path: str) -> type | None:

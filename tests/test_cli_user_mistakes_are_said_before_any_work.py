@@ -137,6 +137,10 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     (["config", "--set", "horizon=2h"], ["the config has no key 'horizon'", "time, probes"]),
     (["config", "--set", "=3"], ["--set", "a dotted KEY such as time.horizon"]),
     (["config", "--set", "time..horizon=3"], ["--set", "a dotted KEY"]),
+    # a value of the wrong type: the key, what it takes and the value (msgspec: "Expected `int`, got `float`")
+    (["config", "--set", "evaluation.window_size=1.5"], ["evaluation.window_size takes a whole number, got 1.5"]),
+    (["config", "--set", 'experiments=[{"name": "e", "arms": ["a", 3]}]'], ["experiments[0].arms[1] takes a string, got 3"]),
+    (["config", "--set", "probes.enabled=noise"], ["probes.enabled takes a list, got 'noise'"]),
     # a misspelt learner parameter or probe: what it could have meant
     (["config", "--set", 'learner.params={"alphaa": 0.1}'], ["'alphaa': did you mean 'alpha'?", "it takes alpha, beta"]),
     (["config", "--set", 'probes.enabled=["future_itm"]'], ["'future_itm': did you mean 'future_item'?"]),
