@@ -10,6 +10,9 @@ again every ``kafka.heartbeat_repeat``, so a new owner without a checkpoint stil
 
 from __future__ import annotations
 
+import functools
+import logging
+import threading
 import time
 from types import SimpleNamespace
 
@@ -18,16 +21,33 @@ from kafka import KafkaConsumer, TopicPartition
 
 from kafka_harness import BOOTSTRAP, WorkerProc, cli, namespace, require_broker, wait_for
 from stream_lis.config import ConfigError, load_config
+from stream_lis.runtime.liveness import Pulse
+from stream_lis.runtime.kafka import join_stage
 from stream_lis.runtime.kafka.join_stage import JoinStage
 from stream_lis.runtime.kafka.wire import Envelope, decode_envelope
+
+
+class _Future:
+    def __init__(self) -> None:
+        self.errbacks: list = []
+
+    def add_errback(self, f, *args) -> None:
+        self.errbacks.append(functools.partial(f, *args))
+
+    def fail(self) -> None:
+        for f in self.errbacks:
+            f(RuntimeError("delivery failed"))
 
 
 class _Producer:
     def __init__(self) -> None:
         self.sent: list[tuple[int, Envelope]] = []
+        self.futures: list[_Future] = []
 
-    def send(self, topic: str, partition: int, value: bytes) -> None:
+    def send(self, topic: str, partition: int, value: bytes) -> _Future:
         self.sent.append((partition, decode_envelope(value)))
+        self.futures.append(_Future())
+        return self.futures[-1]
 
     def take(self) -> list[tuple[int, int, int]]:
         """(labelled partition, input partition, watermark) sent since the last take."""
@@ -45,7 +65,7 @@ def _stage(repeat_s: float = 5.0) -> tuple[JoinStage, _Producer]:
                     1: SimpleNamespace(watermark=SimpleNamespace(value=2000))}
     st.ckpt_wm = {0: 0, 1: 0}
     st._ended, st._origin, st._labelled_parts = {}, 7, 3
-    st._told, st._repeat_s = {}, repeat_s
+    st._told, st._repeat_s, st._eager = {}, repeat_s, {}
     st._idle = lambda p: False
     st.delivery = SimpleNamespace(watch=lambda *a: None)
     return st, prod
@@ -96,15 +116,40 @@ def test_a_standing_clock_is_repeated_after_heartbeat_repeat():
     assert len(prod.take()) == 6  # every pair again
 
 
-def test_a_partition_assigned_again_tells_its_clock_at_once():
-    """Another worker may have told other clocks while it was away."""
+def test_a_partition_assigned_again_tells_its_clock_every_heartbeat_for_a_while():
+    """Another worker may have told other clocks while it was away, and envelopes from the
+    previous owner can land after the new owner's: its clock goes every heartbeat for
+    ``ASSIGNED_EAGER_S`` after the assignment, then only when news again."""
+    st, prod = _stage()
+    st.cfg, st.lock, st.pulse, st.rebalances = load_config(None, {}), threading.Lock(), Pulse(), 0
+    st.lag_meter = SimpleNamespace(answering=False, log=logging.getLogger("test"))  # no checkpoint on revocation
+    st.store = SimpleNamespace(load_all=lambda *a: {})
+    st.t = SimpleNamespace(labelled="labelled", impressions="imps", clicks="clicks")
+    st.recovered, st._dead_letter = threading.Event(), lambda *a: None
+    for d in ("last_input", "held", "read_ts", "read_at", "next_off"):
+        setattr(st, d, {p: {} for p in st.labellers})
+    st._heartbeat()
+    prod.take()
+    st.on_partitions_revoked([TopicPartition("imps", 1)])
+    st.on_partitions_assigned([TopicPartition("imps", 0), TopicPartition("imps", 1)])
+    assert st.labellers[1].watermark.value < 0  # a new labeller (no checkpoint): its own clock
+    st._idle = lambda p: False
+    st._heartbeat()
+    assert [(p, src) for p, src, _ in prod.take()] == [(0, 1), (1, 1), (2, 1)]
+    st._heartbeat()  # nothing moved, but partition 1 was just assigned: told again
+    assert [(p, src) for p, src, _ in prod.take()] == [(0, 1), (1, 1), (2, 1)]
+    st._eager[1] = time.monotonic() - 1  # the eager time is over
+    st._heartbeat()
+    assert prod.take() == []
+
+
+def test_a_heartbeat_that_failed_is_sent_again_at_the_next_one():
     st, prod = _stage()
     st._heartbeat()
     prod.take()
-    # what on_partitions_revoked does to partition 1's memory of what was told
-    st._told = {k: v for k, v in st._told.items() if k[0] not in {1}}
+    prod.futures[0].fail()  # partition 0's heartbeat of input partition 0 never arrived
     st._heartbeat()
-    assert prod.take() == [(0, 1, 2000), (1, 1, 2000), (2, 1, 2000)]
+    assert prod.take() == [(0, 0, 1000)]
 
 
 def test_a_repeat_shorter_than_the_interval_is_refused():
@@ -115,26 +160,33 @@ def test_a_repeat_shorter_than_the_interval_is_refused():
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_an_idle_deployment_sends_a_heartbeat_per_pair_per_repeat(tmp_path):
-    """On the broker: a worker with nothing to read, 2 input x 2 labelled partitions, heartbeats
-    every 200 ms and repeats every 2 s, adds about 2 messages per pair to ``labelled`` in 4 s
-    (20 per pair before)."""
+    """On the broker: a worker with nothing to read, 2 input x 2 labelled partitions,
+    heartbeats every 200 ms and repeats every 2 s. Just after its partitions were assigned
+    it tells their clocks every heartbeat; from ``ASSIGNED_EAGER_S`` on, about 2 messages per
+    pair reach ``labelled`` in 4 s (20 per pair before)."""
     require_broker()
     ov = namespace({"kafka.partitions": 2, "kafka.heartbeat_interval": "200ms", "kafka.heartbeat_repeat": "2s"})
     assert cli("topics", "create", ov=ov).returncode == 0
     worker = WorkerProc(ov, tmp_path / "worker.log")
     labelled = [TopicPartition(ov["kafka.topics.labelled"], p) for p in range(2)]
     consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP)
+    pairs = 4
+
+    def sent_in(seconds: float) -> tuple[int, float]:
+        before, t0 = ends(), time.monotonic()
+        time.sleep(seconds)
+        return ends() - before, time.monotonic() - t0
+
     try:
         worker.wait_ready()
+        ready = time.monotonic()
         ends = lambda: sum(consumer.end_offsets(labelled).values())  # noqa: E731
-        # Both partitions heard of, and idle since the first lag measurement.
-        wait_for(lambda: ends() >= 4, 30, "the first heartbeats", worker.alive)
-        time.sleep(3)
-        before, t0 = ends(), time.monotonic()
-        time.sleep(4)
-        sent, dt = ends() - before, time.monotonic() - t0
+        wait_for(lambda: ends() >= pairs, 30, "the first heartbeats", worker.alive)
+        eager, dt = sent_in(3)
+        assert eager >= pairs * dt / 0.2 / 2, eager  # every heartbeat (with room for a slow machine)
+        time.sleep(max(0.0, ready + join_stage.ASSIGNED_EAGER_S + 1 - time.monotonic()))
+        sent, dt = sent_in(4)
         worker.alive()
-        pairs = 4
         # Each pair is repeated once or twice in 4 s (the repeat is 2 s); every heartbeat
         # would be 20 per pair.
         assert pairs <= sent <= pairs * (dt / 2 + 1), sent

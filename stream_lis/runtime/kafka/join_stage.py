@@ -121,6 +121,12 @@ def _encode(lab: FrozenLabeller, offsets: dict[str, int | None]) -> bytes:
     return snapshot({"labeller": lab.state(), "offsets": offsets})
 
 
+#: Seconds after an assignment during which a partition's heartbeats go every interval
+#: (``JoinStage._forget_told``): longer than the group's session timeout (10 s), within which a
+#: worker that lost the partition without noticing may still send.
+ASSIGNED_EAGER_S = 30.0
+
+
 def _told_state(env: Envelope) -> tuple:
     """What an envelope tells its ``labelled`` partition of its input partition's clock (as the
     evaluation stage reads it: records make the partition busy)."""
@@ -185,6 +191,8 @@ class JoinStage(ConsumerRebalanceListener):
         #: of the input partition's clock (``_told_state``) and when (monotonic): a heartbeat
         #: saying nothing new is left out until ``kafka.heartbeat_repeat`` (see ``_heartbeat``).
         self._told: dict[tuple[int, int], tuple[tuple, float]] = {}
+        #: Input partition -> until when (monotonic) its heartbeats go every interval (``_forget_told``).
+        self._eager: dict[int, float] = {}
         self._ckpt_s = parse_duration(k.checkpoint_interval) / 1000
         self._labelled_parts = 0
         self._envelope_records = k.envelope_records
@@ -223,9 +231,7 @@ class JoinStage(ConsumerRebalanceListener):
                 self.read_at.pop(p, None)
                 self.ckpt_wm.pop(p, None)
                 self.next_off.pop(p, None)
-            # Another worker may tell the evaluation other clocks meanwhile: a partition that
-            # comes back tells its own at once.
-            self._told = {k: v for k, v in self._told.items() if k[0] not in parts}
+            self._forget_told(parts)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         with self.lock:
@@ -233,7 +239,7 @@ class JoinStage(ConsumerRebalanceListener):
             parts = sorted({tp.partition for tp in assigned} - set(self.labellers))
             saved = self.store.load_all("join:", [f"join:{p}" for p in parts], self.pulse.beat) if parts else {}
             t = self.cfg.time
-            self._told = {k: v for k, v in self._told.items() if k[0] not in parts}  # (see revoked)
+            self._forget_told(parts, assigned=True)
             for p in parts:
                 lab = Labeller(t.attribution_window_ms, t.allowed_lateness_ms, self.cfg.limits.max_pending_impressions,
                                self._dead_letter, parse_duration(self.cfg.limits.max_future_skew),
@@ -337,6 +343,21 @@ class JoinStage(ConsumerRebalanceListener):
             self.lag.get((topic, p), 1) == 0 and not self.held[p][topic] for topic in (self.t.impressions, self.t.clicks))
         return caught_up and time.monotonic() - last >= self._idle_s
 
+    def _forget_told(self, parts: Any, assigned: bool = False) -> None:
+        """What these input partitions told the evaluation is no longer ours to go by: another
+        worker owned them (or will), and told it other clocks. An assigned partition's clock
+        is told at once, then every heartbeat for ``ASSIGNED_EAGER_S``: envelopes from its
+        previous owner (still buffered there, or sent by a worker that has not yet noticed
+        it lost the partition) can land after ours, and would stand until the repeat."""
+        self._told = {k: v for k, v in self._told.items() if k[0] not in parts}
+        if assigned:
+            until = time.monotonic() + ASSIGNED_EAGER_S
+            self._eager.update({p: until for p in parts})
+
+    def _not_told(self, key: tuple[int, int], _exc: Exception) -> None:
+        """A heartbeat that failed to reach its partition told it nothing (producer's thread)."""
+        self._told.pop(key, None)
+
     def _heartbeat(self) -> None:
         """Tell every ``labelled`` partition where each input partition's clock stands, where
         it was not told so already: a partition that just had records with the current
@@ -350,14 +371,16 @@ class JoinStage(ConsumerRebalanceListener):
             env = Envelope(src, lab.watermark.value, [], self._idle(src), self.ckpt_wm[src], self._ended.get(src),
                            self._origin)
             state, data = _told_state(env), None
+            eager = self._eager.get(src, 0.0) > now
             for p in range(self._labelled_parts):
                 last = told.get((src, p))
-                if last is not None and last[0] == state and now - last[1] < repeat:
+                if not eager and last is not None and last[0] == state and now - last[1] < repeat:
                     continue
                 if data is None:
                     data = encode_envelope(env)
-                self.producer.send(self.t.labelled, partition=p, value=data)
+                future = self.producer.send(self.t.labelled, partition=p, value=data)
                 told[(src, p)] = (state, now)
+                future.add_errback(self._not_told, (src, p))
 
     def _saved(self, _size: int) -> None:
         self.checkpoints += 1
