@@ -18,6 +18,7 @@ imported only when figures are drawn.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -33,23 +34,23 @@ class Report:
     sources: list[Source]
     figures: list[list[str]] = field(default_factory=list)  # figure ids of each input, in order
     pngs: dict[str, bytes] = field(default_factory=dict)  # figure id (of the first input, or comparison) -> PNG
-    #: font -> characters of the names it had no glyph for (drawn as boxes; ``plots.MISSING_GLYPHS``)
+    #: font -> characters of the names it had no glyph for (drawn as boxes; ``plots.missing_glyphs``)
     missing_glyphs: dict[str, set[str]] = field(default_factory=dict)
 
 
 def build_report(sources: Sequence[Source], title: str = "stream-lis report") -> Report:
     from .html import document, level_of
-    from .plots import MISSING_GLYPHS, comparison_fig, figures
+    from .plots import comparison_fig, figures, missing_glyphs
 
     if not sources:
         raise ReportError("nothing to report: give an input file or --scrape URL")
-    MISSING_GLYPHS.clear()
-    per = [figures(s, level_of(s)) for s in sources]
-    names = [_short(s) for s in sources]
-    comp = comparison_fig(sources, names)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        per = [figures(s, level_of(s)) for s in sources]
+        names = [_short(s) for s in sources]
+        comp = comparison_fig(sources, names)
     doc = document(sources, per, comp, title)
-    rep = Report(doc, list(sources), [[f.id for f in figs] for figs in per],
-                 missing_glyphs={font: set(chars) for font, chars in MISSING_GLYPHS.items()})
+    rep = Report(doc, list(sources), [[f.id for f in figs] for figs in per], missing_glyphs=missing_glyphs(caught))
     for f in per[0]:
         rep.pngs[f.id] = f.png
     if comp is not None:

@@ -92,24 +92,26 @@ def _hide_unused(axes: Any, used: int) -> None:
         ax.set_visible(False)
 
 
-#: Characters of names (experiments, arms, probes) the figures' font had no glyph for, by
-#: font: drawn as boxes. Said once by ``report`` rather than as matplotlib's warning per
-#: character and figure.
-MISSING_GLYPHS: dict[str, set[str]] = {}
 _GLYPH_MISSING = re.compile(r"Glyph (\d+) \(.*\) missing from font\(s\) (.+?)\.?$")
+
+
+def missing_glyphs(caught: Sequence[warnings.WarningMessage]) -> dict[str, set[str]]:
+    """Of warnings caught while figures were drawn: font -> characters of names it had no
+    glyph for (drawn as boxes), said once by ``report`` rather than as matplotlib's warning
+    per character and figure. Any other warning is issued again."""
+    out: dict[str, set[str]] = {}
+    for w in caught:
+        m = _GLYPH_MISSING.match(str(w.message))
+        if m:
+            out.setdefault(m.group(2), set()).add(chr(int(m.group(1))))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return out
 
 
 def _png(fig: Any) -> tuple[bytes, int, int]:
     buf = io.BytesIO()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    for w in caught:
-        m = _GLYPH_MISSING.match(str(w.message))
-        if m:
-            MISSING_GLYPHS.setdefault(m.group(2), set()).add(chr(int(m.group(1))))
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     w, h = fig.get_size_inches() * DPI
     return buf.getvalue(), int(round(w)), int(round(h))
 
