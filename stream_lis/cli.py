@@ -22,7 +22,7 @@ import msgspec
 
 from . import __version__
 from .config import Config, ConfigError, LearnerConfig, load_config, to_dict
-from .names import control_character
+from .names import unfit
 from .paths import first_problem, output
 
 if TYPE_CHECKING:
@@ -153,10 +153,7 @@ def _arms(text: str) -> dict[str, float]:
             raise argparse.ArgumentTypeError(f"an arm needs a name, got {text!r}")
         if len(name) > MAX_NAME:
             raise argparse.ArgumentTypeError(f"an arm name longer than {MAX_NAME} characters is rejected by `run`")
-        bad = control_character(name)
-        if bad:
-            raise argparse.ArgumentTypeError(f"{name!r} holds a control or invisible character ({bad}; `run` "
-                                             "rejects such impressions)")
+        _refuse_unfit(name)
         if name in out:
             raise argparse.ArgumentTypeError(f"arm {name!r} named twice")
         if not 0 <= value <= 1:
@@ -174,11 +171,14 @@ def _name(text: str) -> str:
         raise argparse.ArgumentTypeError("an experiment needs a name (`run` rejects every impression without one)")
     if len(text) > MAX_NAME:
         raise argparse.ArgumentTypeError(f"longer than {MAX_NAME} characters (`run` rejects such impressions)")
-    bad = control_character(text)
-    if bad:
-        raise argparse.ArgumentTypeError(f"{text!r} holds a control or invisible character ({bad}; `run` rejects such "
-                                         "impressions)")
+    _refuse_unfit(text)
     return text
+
+
+def _refuse_unfit(name: str) -> None:
+    why = unfit(name)
+    if why:
+        raise argparse.ArgumentTypeError(f"{name!r} {why}: `run` rejects such impressions")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from .names import control_character
+from .names import unfit
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _SECONDS = re.compile(r"\d+(?:\.\d+)?")
@@ -533,10 +533,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError("experiments: an experiment is declared twice")
     for e in cfg.experiments:
         for name in (e.name, *e.arms):  # first: the messages below print the name
-            bad = control_character(name)
-            if bad:
-                raise ConfigError(f"experiments: {name!r} holds a control or invisible character ({bad}; impressions "
-                                  "naming it are rejected: a name is printed in logs, labels and summaries)")
+            why = unfit(name)
+            if why:
+                raise ConfigError(f"experiments: {name!r} {why}: impressions naming it are rejected (a name is "
+                                  "printed in logs, labels and summaries)")
         if not e.arms:
             raise ConfigError(f"experiments[{e.name}]: no arms declared")
 

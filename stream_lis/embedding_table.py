@@ -35,7 +35,7 @@ from .config import Config, ConfigError
 from .events import MAX_ABS_VALUE, FeatureValue, validation_reason
 from .join import LabelledExample
 from .jsonl_table import apply_lines, load_file
-from .names import control_character
+from .names import unfit
 
 log = logging.getLogger("stream_lis.embeddings")
 
@@ -108,7 +108,7 @@ class EmbeddingTable:
             return "unparseable"
         if len(rec.vector) > self.max_dims:
             return "oversized"
-        if control_character(rec.arm) or (rec.experiment and control_character(rec.experiment)):
+        if unfit(rec.arm) or (rec.experiment and unfit(rec.experiment)):
             return "bad_name"
         return rec
 

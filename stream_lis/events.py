@@ -28,7 +28,7 @@ from typing import Annotated, Sequence, Union
 import msgspec
 import numpy as np
 
-from .names import control_character
+from .names import unfit
 
 #: Reasons an input record is rejected; each is a value of the ``reason`` metric label.
 REASONS = (
@@ -225,10 +225,9 @@ def _bad_name(ev: Impression) -> str | None:
         name = getattr(ev, field)
         if name in _NAMES_OK:
             continue
-        bad = control_character(name)
-        if bad:
-            return (f"{field} holds a control or invisible character ({bad}); a name is printed in logs, "
-                    "labels and summaries")
+        why = unfit(name)
+        if why:
+            return f"{field} {why}; a name is printed in logs, labels and summaries"
         if len(_NAMES_OK) >= _NAMES_OK_MAX:
             _NAMES_OK.clear()
         _NAMES_OK.add(name)

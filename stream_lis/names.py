@@ -30,3 +30,14 @@ def control_character(name: str) -> str | None:
     """
     m = CONTROL_CHARACTER.search(name)
     return None if m is None else f"U+{ord(m.group()):04X}"
+
+
+def unfit(name: str) -> str | None:
+    """Why ``name`` cannot name an experiment or arm, in the words every refusal uses; ``None``
+    when it can.
+
+    >>> unfit("arm\\n"), unfit("arm")
+    ('holds a control or invisible character (U+000A)', None)
+    """
+    bad = control_character(name)
+    return None if bad is None else f"holds a control or invisible character ({bad})"

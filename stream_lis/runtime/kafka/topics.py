@@ -212,8 +212,7 @@ def _partition_notes(admin: KafkaAdminClient, specs: list[NewTopic], bootstrap: 
     if not want:
         return {}
     try:
-        have = {d.get("name", d.get("topic")): len(d["partitions"]) for d in admin.describe_topics(list(want))
-                if d.get("error_code", 0) == 0 and d.get("partitions")}
+        have = partition_counts(admin, list(want))
     except Exception as exc:  # noqa: BLE001 - a description refused must not stop the worker's start
         log.info("topics: partition counts not checked (%s)", exc)
         return {}
@@ -245,6 +244,13 @@ def ensure_topics(cfg: Config, client_kw: dict[str, Any], names: list[str]) -> l
     return [name for name, what in create_topics(cfg, client_kw) if what == "created"]
 
 
+def partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Partitions of each of these topics that exists (one request)."""
+    # "name" in kafka-python 3's answer, "topic" in 2's
+    return {d.get("name", d.get("topic")): len(d["partitions"]) for d in admin.describe_topics(names)
+            if d.get("error_code", 0) == 0 and d.get("partitions")}
+
+
 def copartition_problem(cfg: Config, client_kw: dict[str, Any]) -> str | None:
     """What is wrong with the input topics' partitioning, or None.
 
@@ -257,9 +263,7 @@ def copartition_problem(cfg: Config, client_kw: dict[str, Any]) -> str | None:
     t = cfg.kafka.topics
     admin = KafkaAdminClient(**client_kw)
     try:
-        # "name" in kafka-python 3's answer, "topic" in 2's
-        counts = {d.get("name", d.get("topic")): len(d["partitions"]) for d in admin.describe_topics([t.impressions, t.clicks])
-                  if d.get("error_code", 0) == 0 and d.get("partitions")}
+        counts = partition_counts(admin, [t.impressions, t.clicks])
     finally:
         admin.close()
     return copartition_message(t.impressions, t.clicks, counts.get(t.impressions), counts.get(t.clicks),
