@@ -33,7 +33,7 @@ from ...exporter import MetricsServer, SnapshotCollector
 from ...labeller import LabelCounters
 from ...watermark import NEG_INF, POS_INF
 from ..process import tune_gc
-from . import fetch
+from . import fetch, rejoin
 from .. import liveness
 from .checkpoints import CheckpointStore
 from .delivery import flush_limit_s
@@ -89,6 +89,7 @@ class Worker:
             if problem is not None:
                 raise ConfigError(problem)
         tune_gc(cfg.runtime.gc_threshold)
+        rejoin.install()  # a rebalance begun must end with an assignment (the module says why)
         if cfg.kafka.fast_fetch:
             fetch.install()
         else:
