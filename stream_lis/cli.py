@@ -48,7 +48,7 @@ def _kv(text: str) -> tuple[str, Any]:
     if not key or "" in key.split("."):
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a dotted KEY such as time.horizon, got {text!r}")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_float=lambda number: _finite(key, number))
     except json.JSONDecodeError:
         value = raw
     # JSON reads 5e4 as a float: a whole number written so is meant as one (a float key takes
@@ -56,6 +56,15 @@ def _kv(text: str) -> tuple[str, Any]:
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**63 and "e" in raw.lower():
         value = int(value)
     return key, value
+
+
+def _finite(key: str, number: str) -> float:
+    """A JSON number of a --set value, refused where JSON would read it as infinity (1e400):
+    the config check would then name ``inf``, a value nobody wrote."""
+    value = float(number)
+    if math.isinf(value):
+        raise argparse.ArgumentTypeError(f"{key}: {number} is beyond what a float holds (about ±1.8e308)")
+    return value
 
 
 def _whole(lowest: int, highest: int | None = None, noun: str = "whole number") -> Callable[[str], int]:

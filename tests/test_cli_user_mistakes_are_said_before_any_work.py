@@ -81,6 +81,8 @@ def _said(proc: subprocess.CompletedProcess, *words: str) -> None:
     (["run", "--input", "{ev}", "--set", "limits.max_event_bytes=-1"], ["max_event_bytes must be >= 256"]),
     (["run", "--input", "{ev}", "--set", "limits.max_string_length=0"], ["max_string_length and"]),
     (["run", "--input", "{ev}", "--set", "limits.max_embedding_dims=-1"], ["max_embedding_dims must be >= 1"]),
+    # JSON reads 1e400 as infinity: said as written, not as "inf"
+    (["run", "--input", "{ev}", "--set", 'learner.params={"alpha": 1e400}'], ["learner.params: 1e400 is beyond what a float"]),
     (["report", "--scrape", "127.0.0.1:1", "--every", "nan"], ["--every a finite number"]),
     (["report", "--scrape", "127.0.0.1:1", "--timeout", "inf"], ["--timeout a finite number"]),
     (["report", "--scrape", "http://[::1", "--samples", "1"], ["--scrape: not a URL"]),
