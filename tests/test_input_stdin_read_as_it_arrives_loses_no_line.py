@@ -35,16 +35,17 @@ def _fd_lines(data: bytes, max_bytes: int, chunk: int) -> tuple[list[bytes], lis
 def _spec(data: bytes, max_bytes: int) -> tuple[list[bytes], list[int]]:
     """The records of ``data`` by the rules alone, written out once more, independently of
     the readers: a leading byte order mark dropped; each line stripped, a blank one skipped
-    (its place noted), one over ``max_bytes + 1`` cut to that."""
+    (its place noted), one still over ``max_bytes + 1`` cut to that."""
     lines = (data[len(BOM):] if data.startswith(BOM) else data).split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()  # what the final newline ends
     out, blanks = [], []
     for line in lines:
+        line = line.strip()
         if len(line) > max_bytes + 1:
             out.append(line[:max_bytes + 1])
-        elif line.strip():
-            out.append(line.strip())
+        elif line:
+            out.append(line)
         else:
             blanks.append(len(out))
     return out, blanks
@@ -52,7 +53,9 @@ def _spec(data: bytes, max_bytes: int) -> tuple[list[bytes], list[int]]:
 
 def test_the_same_records_and_blank_lines_as_a_file_whatever_the_reads():
     rng = random.Random(5)
-    pieces = [b'{"a":1}', b"", b"   ", b"x" * 9, b"y" * 10, b"z" * 11, b"w" * 40, b" \t{\"b\":2}\r", b"\r"]
+    pieces = [b'{"a":1}', b"", b"   ", b"x" * 9, b"y" * 10, b"z" * 11, b"w" * 40, b" \t{\"b\":2}\r", b"\r",
+              # whitespace runs longer than the limit: around a record, alone, and inside one
+              b" " * 40, b"\t" * 25 + b'{"c":3}', b"y" * 10 + b" " * 30, b"q" * 5 + b" " * 30 + b"r", b" " * 15 + b"s" * 12]
     for case in range(200):
         lines = [rng.choice(pieces) for _ in range(rng.randint(0, 12))]
         data = (BOM if case % 3 == 0 else b"") + b"\n".join(lines) + (b"\n" if case % 2 else b"")

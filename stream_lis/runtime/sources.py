@@ -47,8 +47,12 @@ _CHUNK = 1 << 16
 class _Lines:
     """``iter_lines``'s rules over a byte stream fed a chunk at a time, so a file and stdin
     (``FdLines``) split records alike: a line is stripped of surrounding whitespace, a blank
-    one is skipped (noted in ``blanks``), and one longer than ``max_bytes + 1`` is cut to that
-    (validation rejects it as oversized) while its rest is skipped as it arrives."""
+    one is skipped (noted in ``blanks``), and one still longer than ``max_bytes + 1`` is cut
+    to that (validation rejects it as oversized) while its rest is skipped as it arrives.
+
+    Whitespace around a record is not part of it, however long: a line of 100,000 spaces is
+    blank, and a record followed by them is the record. Neither is held whole meanwhile (the
+    leading run is dropped as it arrives, the trailing one kept to one byte past the limit)."""
 
     def __init__(self, max_bytes: int, blanks: list[int] | None) -> None:
         self.limit, self.blanks = max_bytes + 1, blanks
@@ -66,12 +70,21 @@ class _Lines:
                 self.skipping = False
             else:
                 self._line(line, out)
-        if len(self.buf) > self.limit:  # no newline in it: all of it is one oversized line's
-            if not self.skipping:
+        if self.skipping:
+            if len(self.buf) > self.limit:  # still no newline: more of the oversized line's rest
+                self.buf = b""
+            return out
+        # A line's start: leading whitespace is not the record's (one byte of it is kept: an
+        # unterminated whitespace line at the end is a blank line).
+        self.buf = self.buf.lstrip() or self.buf[:1]
+        if len(self.buf) > self.limit:
+            if len(self.buf.rstrip()) > self.limit:  # the record itself is oversized
                 out.append(self.buf[:self.limit])
                 self.n += 1
                 self.skipping = True
-            self.buf = b""
+                self.buf = b""
+            else:  # trailing whitespace so far: what follows decides, one byte past the limit tells
+                self.buf = self.buf[:self.limit + 1]
         return out
 
     def end(self) -> list[bytes]:
@@ -83,12 +96,11 @@ class _Lines:
         return out
 
     def _line(self, line: bytes, out: list[bytes]) -> None:
+        line = line.strip()
         if len(line) > self.limit:
             out.append(line[:self.limit])
             self.n += 1
-            return
-        line = line.strip()
-        if line:
+        elif line:
             out.append(line)
             self.n += 1
         elif self.blanks is not None:
