@@ -243,13 +243,14 @@ class Worker:
         return out
 
     def _extra(self) -> Iterator[Metric]:
-        lag = GaugeMetricFamily("stream_lis_consumer_lag", "Messages between the consumer's position and the end of each assigned partition.",
-                                labels=["topic", "partition"])
-        lags: dict[tuple[str, int], int] = {}
-        for st in self._running:
-            lags.update(st.lag)
-        for (topic, p), n in sorted(lags.items()):
-            lag.add_metric([topic, str(p)], n)
+        lag = GaugeMetricFamily("stream_lis_consumer_lag", "Messages between the consumer's position and the end of "
+                                "each assigned partition, by the loop reading it (join, eval: envelopes of up to "
+                                "kafka.envelope_records records each; a side table's name).", labels=["topic", "partition", "loop"])
+        lags: dict[tuple[str, int], tuple[int, str]] = {}
+        for label, _, st in self.loops():
+            lags.update({tp: (n, label) for tp, n in st.lag.items()})
+        for (topic, p), (n, label) in sorted(lags.items()):
+            lag.add_metric([topic, str(p), label], n)
         refused = CounterMetricFamily("stream_lis_checkpoints_refused", "Checkpoints refused on loading: their "
                                       "signature is missing or wrong (kafka.checkpoint_key_env), parts are missing, or "
                                       "they cannot be read; their partitions started over.")
