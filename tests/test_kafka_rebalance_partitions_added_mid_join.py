@@ -14,6 +14,9 @@ import uuid
 import pytest
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.errors import KafkaTimeoutError
+from kafka.future import Future
 
 from kafka_harness import BOOTSTRAP, require_broker
 from stream_lis.runtime.kafka import rejoin
@@ -76,6 +79,69 @@ def test_a_partition_added_while_polling_briefly_is_assigned_with_the_others():
         assert [kind for kind, _ in after] == ["revoked", "assigned"] * (len(after) // 2), after
         assert sorted(tp.partition for tp in consumer.assignment()) == [0, 1, 2]
     finally:
+        consumer.close()
+        admin.delete_topics([topic])
+        admin.close()
+
+
+class _FailsOnce(RangePartitionAssignor):
+    """The range assignor, raising once when told to (an assignor's own error)."""
+
+    name = "range"
+    fail = False
+
+    @classmethod
+    def assign(cls, cluster, members):
+        if cls.fail:
+            cls.fail = False
+            raise RuntimeError("the assignor failed once")
+        return super().assign(cluster, members)
+
+
+@pytest.mark.parametrize("failure", ["join timed out", "assignor raised"])
+def test_a_join_that_failed_is_followed_by_a_new_one(failure):
+    """A finished join is read once, not forever: one whose JoinGroup timed out (kafka-python
+    takes that error for the poll's own timeout) or whose assignor raised (the error goes to
+    the caller once) gives way to a new join, which assigns the partitions again."""
+    from kafka.protocol.consumer import JoinGroupRequest  # kafka-python 3.0's layout (the fixture checked)
+
+    require_broker()
+    topic = f"rejoin-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin.create_topics([NewTopic(topic, 2, 1)])
+    told = _Told()
+    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=topic, session_timeout_ms=10_000,
+                             heartbeat_interval_ms=1_000, partition_assignment_strategy=[_FailsOnce])
+    coordinator = consumer._coordinator
+    manager, send = coordinator._manager, coordinator._manager.send
+    try:
+        consumer.subscribe([topic], listener=told)
+        _poll_until(consumer, lambda: ("assigned", [0, 1]) in told.calls, 30, poll_ms=200)
+        assert ("assigned", [0, 1]) in told.calls, told.calls
+        armed = [failure == "join timed out"]
+
+        def failing_send(request, *args, **kwargs):  # as a request on a connection whose connect timed out
+            if armed[0] and isinstance(request, JoinGroupRequest):
+                armed[0] = False
+                return Future().failure(KafkaTimeoutError("Connection timed out"))
+            return send(request, *args, **kwargs)
+
+        manager.send = failing_send
+        _FailsOnce.fail = failure == "assignor raised"
+        coordinator.request_rejoin()
+        start, raised = len(told.calls), []
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not (told.calls[start:] and told.calls[-1][0] == "assigned"):
+            try:
+                consumer.poll(timeout_ms=200)
+            except RuntimeError as exc:
+                raised.append(str(exc))
+        assert told.calls[start:] == [("revoked", [0, 1]), ("assigned", [0, 1])], told.calls[start:]
+        assert raised == (["the assignor failed once"] if failure == "assignor raised" else [])
+        assert not armed[0] and not _FailsOnce.fail  # the failure did happen
+    finally:
+        manager.send = send
+        _FailsOnce.fail = False
         consumer.close()
         admin.delete_topics([topic])
         admin.close()

@@ -1,30 +1,38 @@
 """A rebalance a consumer has begun is carried to its end: kafka-python 3.0's group join,
-made to finish as the Java client's does.
+made to read a finished join and to keep joining until one completes, as the Java client does.
 
 A stage's consumer polls with a short timeout (200 ms). kafka-python 3.0 sends JoinGroup and
 SyncGroup as a task on its IO loop and, when a poll's timeout ends first, leaves the task in
-flight for the next poll to await. Two things can then leave the member half-joined, with no
-error and no log line:
+flight for the next poll to await. Two things can then leave the member half-joined (its
+partitions revoked before the join and never assigned again, its heartbeats off), with no
+error and no log line, while the consumer goes on polling and the stage owns nothing:
 
 - **The next poll does not look.** A rebalance the group leader starts because a subscribed
   topic gained partitions is wanted only while the leader's assignment snapshot differs from
   the metadata. Performing the assignment (inside the task) brings them level, so the next
-  poll sees nothing to do. The task ends unawaited: the partitions were revoked before the
-  join and are never assigned again, and the stage owns nothing while the consumer goes on
-  polling.
+  poll sees nothing to do and the task ends unread.
 - **A finished task is thrown away.** A poll that finds the task already done sends a new
-  JoinGroup instead of reading the done one's assignment, which starts another rebalance. A
-  caller whose polls are always shorter than a join's round trip never gets an assignment.
+  JoinGroup instead of reading the done one's assignment; from the leader, or after a
+  metadata change, that starts another rebalance. A caller whose polls are shorter than a
+  join's round trip can go without an assignment indefinitely.
 
-The Java consumer keeps rejoining while a join is "needed or pending" and reads a finished
-join before it starts another one. ``install`` does both to kafka-python's coordinator:
-``need_rejoin`` also holds while a join task is in flight or unread, or the partitions were
-revoked and not yet assigned; a finished join task is read. An assignment read late may
-already be stale; the next heartbeat then says the group is rebalancing and the member
-rejoins, as it would for any stale generation.
+``install`` patches kafka-python's coordinator:
 
-``install`` patches kafka-python's classes for the whole process, only on the release series
-it was written and tested against (``TESTED``), and leaves other releases as they are.
+- ``need_rejoin`` also holds while a join task is in flight or unread, or a join has been
+  prepared (the listeners told of the revocation) and has not completed: the Java client's
+  ``rejoinNeededOrPending``.
+- A finished join task is read, its assignment or its error, once. Not read: one that timed
+  out itself (kafka-python takes that error for the poll's own timeout and would keep the
+  task), and one finished before the member fell out of the group (its generation reset, as
+  ``unsubscribe`` or an expired session do); a new join replaces those, as before.
+
+An assignment read late may be stale already. The next heartbeat, one
+``heartbeat_interval`` later, then answers REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION or
+UNKNOWN_MEMBER_ID and the member rejoins, as for any stale generation: until then it works on
+partitions it may no longer own, as a member past its session timeout does.
+
+``install`` acts only on the release series it was written and tested against (``TESTED``)
+and where the library's join still reads as expected; other releases are left as they are.
 
 >>> was = installed()
 >>> install() or unavailable() is not None
@@ -34,6 +42,7 @@ True
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from typing import Any, Callable
@@ -60,6 +69,12 @@ def unavailable() -> str | None:
         return f"kafka-python {kafka.__version__} is not a release this was tested with ({', '.join(TESTED)}x)"
     if not (hasattr(BaseCoordinator, "join_group_async") and "need_rejoin" in vars(ConsumerCoordinator)):
         return "kafka-python's group coordinator is not laid out as expected"
+    try:  # the two tests this patch answers: a done join task replaced, a timeout keeping it
+        source = inspect.getsource(_library.get("join_group_async", BaseCoordinator.join_group_async))
+    except (OSError, TypeError):
+        return "kafka-python's group join cannot be read"
+    if "self._join_task.is_done" not in source or "except Errors.KafkaTimeoutError" not in source:
+        return "kafka-python's group join does not read as expected"
     return None
 
 
@@ -112,31 +127,57 @@ def _need_rejoin(self: Any) -> bool:
 
 async def _join_group_async(self: Any, timeout_ms: Any = None) -> Any:
     """``BaseCoordinator.join_group_async``, reading a join task that finished since the last
-    poll instead of starting another."""
+    poll instead of starting another (``install`` says which are not read)."""
+    from kafka.errors import KafkaTimeoutError
+
     task = getattr(self, "_join_task", None)
+    finished = None
     if task is not None and not isinstance(task, _Finished) and task.is_done:
-        self._join_task = _Finished(task)
-    return await _library["join_group_async"](self, timeout_ms)
+        stale = task.succeeded() and self._generation.generation_id < 0
+        if stale or isinstance(task.exception, KafkaTimeoutError):
+            self._join_task = None  # the library then starts a new join, as it did
+        else:
+            finished = self._join_task = _Finished(task)
+    elif isinstance(task, _Finished):
+        finished = task
+    try:
+        return await _library["join_group_async"](self, timeout_ms)
+    except BaseException as exc:
+        # A join's own error the library lets through (an assignor's) reached the caller: the
+        # task is read, and the next poll joins anew (the library kept the task, as done).
+        task = getattr(self, "_join_task", None)
+        if task is not None and not isinstance(task, _Finished) and task.is_done and task.exception is exc:
+            self._join_task = None
+        raise
+    finally:
+        # Read once: an error the library does not handle (an assignor's) went to the caller,
+        # and the next poll joins anew; unread (no coordinator yet), it waits for the next poll.
+        if finished is not None and finished.read and self._join_task is finished:
+            self._join_task = None
 
 
 class _Finished:
     """A finished join task, shown to kafka-python as one still to await. The library starts
     a new join for a task that ``is_done``; awaiting this one (``wait_for`` registers its
     callbacks, which run at once) hands over the finished task's assignment or error, after
-    which the library drops it."""
+    which the library drops it (``_join_group_async`` does, for an error the library lets
+    through)."""
 
     is_done = False
 
     def __init__(self, task: Any) -> None:
-        self.task = task
+        self.task, self.read = task, False
 
     def add_callback(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> _Finished:
+        self.read = True
         self.task.add_callback(f, *args, **kwargs)
         return self
 
     def add_errback(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> _Finished:
+        self.read = True
         self.task.add_errback(f, *args, **kwargs)
         return self
 
     def __await__(self) -> Any:
+        self.read = True
         return self.task.__await__()
