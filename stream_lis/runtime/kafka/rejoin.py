@@ -117,8 +117,8 @@ def installed() -> bool:
 
 
 def _need_rejoin(self: Any) -> bool:
-    """``ConsumerCoordinator.need_rejoin``, or a join in flight or unread, or partitions
-    revoked for a join that has not ended (the Java client's ``rejoinNeededOrPending``)."""
+    """``ConsumerCoordinator.need_rejoin``, or a join in flight or unread, or one prepared
+    and not completed (the Java client's ``rejoinNeededOrPending``)."""
     if _library["need_rejoin"](self):
         return True
     return bool(self._subscription.partitions_auto_assigned()
@@ -150,8 +150,7 @@ async def _join_group_async(self: Any, timeout_ms: Any = None) -> Any:
             self._join_task = None
         raise
     finally:
-        # Read once: an error the library does not handle (an assignor's) went to the caller,
-        # and the next poll joins anew; unread (no coordinator yet), it waits for the next poll.
+        # A finished task is read once; unread (no coordinator yet), it waits for the next poll.
         if finished is not None and finished.read and self._join_task is finished:
             self._join_task = None
 
