@@ -4,7 +4,8 @@ rebalance that this starts must end with the partitions assigned again, the new 
 kafka-python 3.0 left such a member half-joined: its partitions revoked, the join task ended
 unread, no error, the stage owning nothing for as long as it ran (``rejoin`` says why). The
 worker installs ``stream_lis.runtime.kafka.rejoin``; here a bare consumer, polled with
-timeout 0 so that no join can finish within a poll, shows it on the real broker."""
+timeout 0 so that no join can finish within a poll, shows it on the real broker. And the
+patch reads a finished join once only: one that failed gives way to a new join."""
 
 from __future__ import annotations
 
