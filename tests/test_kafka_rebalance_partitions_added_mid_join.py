@@ -9,8 +9,10 @@ patch reads a finished join once only: one that failed gives way to a new join."
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from typing import Iterator
 
 import pytest
 from kafka import ConsumerRebalanceListener, KafkaConsumer
@@ -57,19 +59,30 @@ def _poll_until(consumer: KafkaConsumer, done, timeout_s: float, poll_ms: int) -
         time.sleep(0.02)
 
 
-def test_a_partition_added_while_polling_briefly_is_assigned_with_the_others():
+@contextlib.contextmanager
+def _joined(**consumer_kw) -> Iterator[tuple[KafkaAdminClient, KafkaConsumer, _Told, str]]:
+    """A topic of 2 partitions on the real broker and a consumer in a group of its own, both
+    partitions assigned; all of it closed and deleted afterwards."""
     require_broker()
     topic = f"rejoin-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     admin.create_topics([NewTopic(topic, 2, 1)])
     told = _Told()
-    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=topic, metadata_max_age_ms=300,
-                             session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
+    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=topic, session_timeout_ms=10_000,
+                             heartbeat_interval_ms=1_000, **consumer_kw)
     try:
         consumer.subscribe([topic], listener=told)
         _poll_until(consumer, lambda: ("assigned", [0, 1]) in told.calls, 30, poll_ms=200)
         assert ("assigned", [0, 1]) in told.calls, told.calls
+        yield admin, consumer, told, topic
+    finally:
+        consumer.close()
+        admin.delete_topics([topic])
+        admin.close()
 
+
+def test_a_partition_added_while_polling_briefly_is_assigned_with_the_others():
+    with _joined(metadata_max_age_ms=300) as (admin, consumer, told, topic):
         admin.create_partitions({topic: NewPartitions(total_count=3)})
         _poll_until(consumer, lambda: ("assigned", [0, 1, 2]) in told.calls, 30, poll_ms=0)
 
@@ -79,10 +92,6 @@ def test_a_partition_added_while_polling_briefly_is_assigned_with_the_others():
         assert after and after[-1] == ("assigned", [0, 1, 2]), after
         assert [kind for kind, _ in after] == ["revoked", "assigned"] * (len(after) // 2), after
         assert sorted(tp.partition for tp in consumer.assignment()) == [0, 1, 2]
-    finally:
-        consumer.close()
-        admin.delete_topics([topic])
-        admin.close()
 
 
 class _FailsOnce(RangePartitionAssignor):
@@ -106,19 +115,9 @@ def test_a_join_that_failed_is_followed_by_a_new_one(failure):
     the caller once) gives way to a new join, which assigns the partitions again."""
     from kafka.protocol.consumer import JoinGroupRequest  # kafka-python 3.0's layout (the fixture checked)
 
-    require_broker()
-    topic = f"rejoin-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-    admin.create_topics([NewTopic(topic, 2, 1)])
-    told = _Told()
-    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=topic, session_timeout_ms=10_000,
-                             heartbeat_interval_ms=1_000, partition_assignment_strategy=[_FailsOnce])
-    coordinator = consumer._coordinator
-    manager, send = coordinator._manager, coordinator._manager.send
-    try:
-        consumer.subscribe([topic], listener=told)
-        _poll_until(consumer, lambda: ("assigned", [0, 1]) in told.calls, 30, poll_ms=200)
-        assert ("assigned", [0, 1]) in told.calls, told.calls
+    with _joined(partition_assignment_strategy=[_FailsOnce]) as (_, consumer, told, _topic):
+        coordinator = consumer._coordinator
+        manager, send = coordinator._manager, coordinator._manager.send
         armed = [failure == "join timed out"]
 
         def failing_send(request, *args, **kwargs):  # as a request on a connection whose connect timed out
@@ -127,25 +126,23 @@ def test_a_join_that_failed_is_followed_by_a_new_one(failure):
                 return Future().failure(KafkaTimeoutError("Connection timed out"))
             return send(request, *args, **kwargs)
 
-        manager.send = failing_send
-        _FailsOnce.fail = failure == "assignor raised"
-        coordinator.request_rejoin()
-        start, raised = len(told.calls), []
-        end = time.monotonic() + 30
-        while time.monotonic() < end and not (told.calls[start:] and told.calls[-1][0] == "assigned"):
-            try:
-                consumer.poll(timeout_ms=200)
-            except RuntimeError as exc:
-                raised.append(str(exc))
-        assert told.calls[start:] == [("revoked", [0, 1]), ("assigned", [0, 1])], told.calls[start:]
-        assert raised == (["the assignor failed once"] if failure == "assignor raised" else [])
-        assert not armed[0] and not _FailsOnce.fail  # the failure did happen
-    finally:
-        manager.send = send
-        _FailsOnce.fail = False
-        consumer.close()
-        admin.delete_topics([topic])
-        admin.close()
+        try:
+            manager.send = failing_send
+            _FailsOnce.fail = failure == "assignor raised"
+            coordinator.request_rejoin()
+            start, raised = len(told.calls), []
+            end = time.monotonic() + 30
+            while time.monotonic() < end and not (told.calls[start:] and told.calls[-1][0] == "assigned"):
+                try:
+                    consumer.poll(timeout_ms=200)
+                except RuntimeError as exc:
+                    raised.append(str(exc))
+            assert told.calls[start:] == [("revoked", [0, 1]), ("assigned", [0, 1])], told.calls[start:]
+            assert raised == (["the assignor failed once"] if failure == "assignor raised" else [])
+            assert not armed[0] and not _FailsOnce.fail  # the failure did happen
+        finally:
+            manager.send = send
+            _FailsOnce.fail = False
 
 
 def test_uninstall_gives_back_kafka_pythons_own_methods():
