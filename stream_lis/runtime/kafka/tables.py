@@ -34,7 +34,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -55,6 +55,16 @@ APPLIED = ("upserted", "deleted", "absent")
 
 #: key, value -> outcome (``APPLIED`` or a rejection reason)
 Apply = Callable[[bytes | None, bytes | None], str]
+
+T = TypeVar("T")
+
+#: How often a feed waiting for the broker beats its pulse, and after how long it says it waits (seconds).
+ASK_BEAT_S = 0.5
+ASK_SLOW_S = 5.0
+
+
+class _Stopping(Exception):
+    """The worker stopped while the feed waited for the broker."""
 
 
 class TableFeed:
@@ -85,11 +95,48 @@ class TableFeed:
                                       metadata_max_age_ms=max(100, int(refresh_s * 1000)), **(tuning or {}), **client_kw)
         self.lag_meter = LagMeter(self.consumer, log)
 
+    def _asked(self, what: str, call: Callable[[], T]) -> T:
+        """``call()`` (a client call that needs the broker), waited for on a thread of its own
+        while this loop beats its pulse: kafka-python waits for a topic's metadata without a
+        bound (``partitions_for_topic`` of a topic not in its cache) and for offsets up to its
+        request timeout (5 minutes), and a broker outage is not a stall of the feed. Said once
+        when it takes long; ``_Stopping`` when the worker stops meanwhile (the call is left to
+        end with the process)."""
+        out: list[Any] = []
+        done = threading.Event()
+
+        def ask() -> None:
+            try:
+                out.append((True, call()))
+            except BaseException as exc:  # handed to the feed's thread
+                out.append((False, exc))
+            finally:
+                done.set()
+
+        self.pulse.beat()
+        threading.Thread(target=ask, name=f"{self.name}-table-{what}", daemon=True).start()
+        start, said = time.monotonic(), False
+        while not done.wait(ASK_BEAT_S):
+            self.pulse.beat()
+            if self.stopping.is_set():
+                raise _Stopping
+            if not said and time.monotonic() - start >= ASK_SLOW_S:
+                log.warning("%s table: the broker has not answered for %.0f s (%s of topic %s); waiting for it",
+                            self.name, time.monotonic() - start, what, self.topic)
+                said = True
+        if said:
+            log.warning("%s table: the broker answered after %.0f s (%s of topic %s)", self.name,
+                        time.monotonic() - start, what, self.topic)
+        ok, value = out[0]
+        if not ok:
+            raise value
+        return value
+
     def _partitions(self) -> list[TopicPartition]:
         """The topic's partitions; waits (logging) while the topic does not exist."""
         warned = False
         while not self.stopping.is_set():
-            parts = self.consumer.partitions_for_topic(self.topic)
+            parts = self._asked("partitions", lambda: self.consumer.partitions_for_topic(self.topic))
             if parts:
                 return [TopicPartition(self.topic, p) for p in sorted(parts)]
             if not warned:
@@ -116,14 +163,20 @@ class TableFeed:
         return outcome
 
     def run(self) -> None:
+        try:
+            self._run()
+        except _Stopping:
+            pass
+        self.consumer.close()
+
+    def _run(self) -> None:
         tps = self._partitions()
         if not tps:
-            self.consumer.close()
             return
         self.consumer.assign(tps)
         self.consumer.seek_to_beginning(*tps)
-        end = self.consumer.end_offsets(tps)
-        begin = self.consumer.beginning_offsets(tps)
+        end = self._asked("end offsets", lambda: self.consumer.end_offsets(tps))
+        begin = self._asked("beginning offsets", lambda: self.consumer.beginning_offsets(tps))
         log.info("%s table: reading topic %s (%d partitions, up to %d records)", self.name, self.topic, len(tps),
                  sum(end[tp] - begin[tp] for tp in tps))
         t0, last_lag = time.monotonic(), 0.0
@@ -152,13 +205,13 @@ class TableFeed:
                 if self.lag_meter.measure():
                     self.lag = self.lag_meter.lag
                 last_lag = now
-        self.consumer.close()
 
     def _add_new_partitions(self, tps: list[TopicPartition]) -> list[TopicPartition]:
         """The assignment extended by partitions added to the topic since (read from their
         beginning: their records are part of the table like any other's)."""
         known = {tp.partition for tp in tps}
-        new = sorted(set(self.consumer.partitions_for_topic(self.topic) or ()) - known)
+        new = sorted(set(self._asked("partitions", lambda: self.consumer.partitions_for_topic(self.topic)) or ())
+                     - known)
         if not new:
             return tps
         added = [TopicPartition(self.topic, p) for p in new]
