@@ -278,6 +278,13 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: timeout plus 30 s), so that such a wait stops the worker first, saying why (a worker
     #: started with less logs a warning). "0" turns the check off.
     stall_timeout: Duration = "3m"
+    #: The stages' consumers' rebalance timeout (kafka-python's ``max_poll_interval_ms``): how
+    #: long the broker holds a group join open for the members still giving their partitions
+    #: up, and how long a member may go between polls before it is dropped from the group.
+    #: A stage that has been without an assignment for this long plus ``stall_timeout`` fails
+    #: ``/healthz`` (a join that never ended leaves the stage polling, owning nothing).
+    #: At least 10 s, the stages' session timeout.
+    rebalance_timeout: Duration = "5m"
     #: How often a side-table feed (``preferences``, ``embeddings``) looks for partitions
     #: added to its topic while it runs (a new partition is read from its beginning), and the
     #: join stage for partitions added to one input topic (``stream_lis_input_copartitioned``).
@@ -490,7 +497,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("limits.max_string_length and limits.max_embedding_dims must be >= 1")
     k = cfg.kafka
     _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "cross_topic_hold", "heartbeat_interval",
-                                  "heartbeat_repeat", "side_topic_refresh", "stall_timeout", "fetch_max_wait", "producer_linger"))
+                                  "heartbeat_repeat", "side_topic_refresh", "stall_timeout", "rebalance_timeout",
+                                  "fetch_max_wait", "producer_linger"))
     if min(k.max_poll_records, k.envelope_records, k.fetch_min_bytes, k.max_partition_fetch_bytes,
            k.producer_batch_bytes) < 1:
         raise ConfigError("kafka.max_poll_records, envelope_records, fetch_min_bytes, max_partition_fetch_bytes "
@@ -513,6 +521,9 @@ def validate(cfg: Config) -> None:
         # Below a second, a poll that waits for the broker (up to fetch_max_wait) or a scrape
         # holding a stage's lock would read as a stall.
         raise ConfigError("kafka.stall_timeout must be 0 (off) or at least 1s")
+    if parse_duration(k.rebalance_timeout) < 10_000:
+        # The broker drops a member silent for its session timeout (10 s in the stages) anyway.
+        raise ConfigError("kafka.rebalance_timeout must be at least 10s (the stages' session timeout)")
     if parse_duration(k.side_topic_refresh) < 100:
         raise ConfigError("kafka.side_topic_refresh must be at least 100ms (each look asks the broker for metadata)")
     if k.max_checkpoint_bytes < 64 * 1024:

@@ -21,7 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from kafka_harness import BOOTSTRAP, WorkerProc, cli, namespace, require_broker, wait_for
 from stream_lis.config import ConfigError, load_config
-from stream_lis.runtime.liveness import Pulse
+from stream_lis.runtime.liveness import Membership, Pulse
 from stream_lis.runtime.kafka import join_stage
 from stream_lis.runtime.kafka.join_stage import JoinStage
 from stream_lis.runtime.kafka.wire import Envelope, decode_envelope
@@ -122,6 +122,7 @@ def test_a_partition_assigned_again_tells_its_clock_every_heartbeat_for_a_while(
     ``ASSIGNED_EAGER_S`` after the assignment, then only when news again."""
     st, prod = _stage()
     st.cfg, st.lock, st.pulse, st.rebalances = load_config(None, {}), threading.Lock(), Pulse(), 0
+    st.membership = Membership()
     st.lag_meter = SimpleNamespace(answering=False, log=logging.getLogger("test"))  # no checkpoint on revocation
     st.store = SimpleNamespace(load_all=lambda *a: {})
     st.t = SimpleNamespace(labelled="labelled", impressions="imps", clicks="clicks")

@@ -21,6 +21,24 @@ A loop that is stopping is left out: its final checkpoint has bounds of its own.
 []
 >>> below_own_bounds(60, 150) is not None, below_own_bounds(180, 150), below_own_bounds(0, 150)
 (True, None, None)
+
+A loop can go round and still do nothing: a stage whose consumer gave its partitions up for a
+rebalance and never got an assignment back polls on, owning nothing. ``Membership`` says how
+long a stage has been without one; past the rebalance timeout (the longest the broker holds a
+join open) plus the stall timeout, ``/healthz`` fails for it too:
+
+>>> m = Membership(lambda: now[0])  # unassigned from the start (subscribed, not joined yet)
+>>> m.assigned(); m.unassigned_for()
+0.0
+>>> m.revoked(); now[0] = 600.0
+>>> unassigned([("join stage", m)], rebalance_s=300, stall_s=180)
+[('join stage', 530.0)]
+>>> print(describe_unassigned(unassigned([("join stage", m)], 300, 180), 300, 180))  # doctest: +NORMALIZE_WHITESPACE
+no partitions: the join stage has had no assignment for 530 s since it gave its partitions up
+(a group join takes at most kafka.rebalance_timeout, 300 s, plus kafka.stall_timeout, 180 s);
+a restart joins the group anew
+>>> unassigned([("join stage", m)], rebalance_s=300, stall_s=0)  # the stall check off: this one too
+[]
 """
 
 from __future__ import annotations
@@ -65,6 +83,59 @@ def describe(stuck: list[tuple[str, float]], limit_s: float) -> str:
         return "ok"
     loops = ", ".join(f"the {name} loop has not gone round for {age:.0f} s" for name, age in stuck)
     return f"stalled: {loops} (kafka.stall_timeout: {limit_s:g} s); a restart resumes from the last checkpoint"
+
+
+class Membership:
+    """Whether a stage's consumer holds an assignment, and since when it has not.
+
+    Told by the stage's rebalance listener: ``revoked`` once it has given its partitions up
+    (eagerly, before it joins again; saving their checkpoints is not counted, it has bounds and
+    a pulse of its own), ``assigned`` as soon as an assignment arrives, an empty one too (a
+    group with more members than partitions). Between the two the member is in a group join,
+    which the broker holds open for at most the rebalance timeout. Written on the listener's
+    thread and read by the HTTP thread: one attribute, no lock (as ``Pulse``).
+    """
+
+    __slots__ = ("clock", "since")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        #: When it last gave its partitions up (its subscription, at first); None: it holds an assignment.
+        self.since: float | None = clock()
+
+    def subscribed(self) -> None:
+        """The stage subscribed: it is joining the group from now."""
+        self.since = self.clock()
+
+    def assigned(self) -> None:
+        self.since = None
+
+    def revoked(self) -> None:
+        if self.since is None:
+            self.since = self.clock()
+
+    def unassigned_for(self) -> float:
+        """Seconds without an assignment (0.0 while it holds one)."""
+        since = self.since
+        return 0.0 if since is None else self.clock() - since
+
+
+def unassigned(members: Iterable[tuple[str, Membership]], rebalance_s: float, stall_s: float) -> list[tuple[str, float]]:
+    """``(name, seconds)`` of every stage without an assignment for longer than a group join
+    may take (``rebalance_s``, the consumer's rebalance timeout) plus ``stall_s``; none when
+    the stall check is off (``stall_s`` 0)."""
+    if stall_s <= 0:
+        return []
+    limit = rebalance_s + stall_s
+    return [(name, age) for name, age in ((n, m.unassigned_for()) for n, m in members) if age > limit]
+
+
+def describe_unassigned(stuck: list[tuple[str, float]], rebalance_s: float, stall_s: float) -> str:
+    """The ``/healthz`` body (and log line) for ``unassigned``'s answer."""
+    stages = ", ".join(f"the {name} has had no assignment for {age:.0f} s since it gave its partitions up"
+                       for name, age in stuck)
+    return (f"no partitions: {stages} (a group join takes at most kafka.rebalance_timeout, {rebalance_s:g} s, "
+            f"plus kafka.stall_timeout, {stall_s:g} s); a restart joins the group anew")
 
 
 def below_own_bounds(limit_s: float, longest_wait_s: float) -> str | None:

@@ -32,7 +32,7 @@ from ...embedding_table import EmbeddingTable, build_embeddings
 from ...labeller import Labelled, Seen
 from ...probes import ExternalProbe, Probe, build_probes
 from ...watermark import NEG_INF
-from ..liveness import Pulse
+from ..liveness import Membership, Pulse
 from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from ...freshness import ChunkDeadline
 from .rebalance import listener_for
@@ -134,6 +134,8 @@ class EvalStage(ConsumerRebalanceListener):
         #: Beaten each time the loop goes round, and while it restores or saves in a rebalance (``liveness``).
         self.pulse = Pulse()
         self.saver = BackgroundSaver(store, "eval-checkpoints", on_saved=self._saved, progress=self.pulse.beat)
+        #: Whether the consumer holds an assignment, and since when not (``liveness``).
+        self.membership = Membership()
         #: Checkpoints saved in the foreground (revocation, shutdown) that failed.
         self.foreground_failures = 0
         self.last_evaluation_unix: float | None = None
@@ -161,7 +163,8 @@ class EvalStage(ConsumerRebalanceListener):
                       max_partition_fetch_bytes=max(LABELLED_MAX_BYTES, k.max_partition_fetch_bytes))
         self.consumer = KafkaConsumer(
             group_id=f"{k.group_id}-eval", enable_auto_commit=False, auto_offset_reset="earliest",
-            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, **tuning, **client_kw)
+            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, max_poll_interval_ms=parse_duration(k.rebalance_timeout),
+            **tuning, **client_kw)
         self.lag_meter = LagMeter(self.consumer, log)
 
     def _saved(self, size: int) -> None:
@@ -171,6 +174,12 @@ class EvalStage(ConsumerRebalanceListener):
         self.checkpoint_bytes = size
 
     def on_partitions_revoked(self, revoked: Any) -> None:
+        try:
+            self._revoke(revoked)
+        finally:
+            self.membership.revoked()  # joining again from now (the save above is not the join)
+
+    def _revoke(self, revoked: Any) -> None:
         with self.lock:
             parts = {tp.partition for tp in revoked} & set(self.parts)
             save = bool(parts) and can_checkpoint(self.lag_meter, "partitions revoked")
@@ -184,6 +193,7 @@ class EvalStage(ConsumerRebalanceListener):
                 del self.parts[p]
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        self.membership.assigned()  # restoring them has a pulse of its own
         with self.lock:
             self.rebalances += 1
             new = sorted({tp.partition for tp in assigned} - set(self.parts))
@@ -350,6 +360,7 @@ class EvalStage(ConsumerRebalanceListener):
                 if self.stopping.is_set():
                     self.consumer.close()
                     return
+        self.membership.subscribed()
         self.consumer.subscribe([self.t.labelled], listener=listener_for(self, "eval"))
         self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
         last_ck = last_lag = last_released = time.monotonic()

@@ -58,7 +58,7 @@ from ...engine import decoder_for
 from ...events import Invalid
 from ...labeller import ArmRecord, FrozenLabeller, Labelled, LabelCounters, Labeller
 from ...watermark import NEG_INF, POS_INF, idle_ends, idle_targets
-from ..liveness import Pulse
+from ..liveness import Membership, Pulse
 from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from .delivery import Delivery
 from .produce import dead_letter_sink
@@ -171,6 +171,8 @@ class JoinStage(ConsumerRebalanceListener):
         #: Beaten each time the loop goes round, and while it restores or saves in a rebalance (``liveness``).
         self.pulse = Pulse()
         self.saver = BackgroundSaver(store, "join-checkpoints", on_saved=self._saved, progress=self.pulse.beat)
+        #: Whether the consumer holds an assignment, and since when not (``liveness``).
+        self.membership = Membership()
         #: Checkpoints saved in the foreground (revocation, shutdown) that failed.
         self.foreground_failures = 0
         #: (topic, "unkeyed" | "other_key") -> input records not keyed by their impression id
@@ -208,11 +210,18 @@ class JoinStage(ConsumerRebalanceListener):
             group_id=f"{k.group_id}-join", enable_auto_commit=False, auto_offset_reset="earliest",
             partition_assignment_strategy=[RangePartitionAssignor],
             metadata_max_age_ms=max(100, parse_duration(k.side_topic_refresh)),
-            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, **consumer_tuning(k), **client_kw)
+            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, max_poll_interval_ms=parse_duration(k.rebalance_timeout),
+            **consumer_tuning(k), **client_kw)
         self.lag_meter = LagMeter(self.consumer, log)
 
     # -- rebalance ---------------------------------------------------------------------
     def on_partitions_revoked(self, revoked: Any) -> None:
+        try:
+            self._revoke(revoked)
+        finally:
+            self.membership.revoked()  # joining again from now (the save above is not the join)
+
+    def _revoke(self, revoked: Any) -> None:
         # (The listener runs on the stage's thread: the labellers cannot change meanwhile.)
         parts = {tp.partition for tp in revoked} & set(self.labellers)
         save = bool(parts) and can_checkpoint(self.lag_meter, "partitions revoked")
@@ -234,6 +243,7 @@ class JoinStage(ConsumerRebalanceListener):
             self._forget_told(parts)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        self.membership.assigned()  # restoring them has a pulse of its own
         with self.lock:
             self.rebalances += 1
             parts = sorted({tp.partition for tp in assigned} - set(self.labellers))
@@ -576,6 +586,7 @@ class JoinStage(ConsumerRebalanceListener):
                 self._send(p, before, lab.watermark.value, recs)
 
     def run(self) -> None:
+        self.membership.subscribed()
         self.consumer.subscribe([self.t.impressions, self.t.clicks], listener=listener_for(self, "join"))
         self._labelled_parts = len(self.consumer.partitions_for_topic(self.t.labelled) or ()) or self.cfg.kafka.partitions
         last_hb = last_ck = last_lag = time.monotonic()

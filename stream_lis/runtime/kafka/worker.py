@@ -122,10 +122,12 @@ class Worker:
         self._running = [*self.feeds, *(st for st in (self.join, self.eval) if st is not None)]
         self.started = time.time()
         self._stall_s = parse_duration(cfg.kafka.stall_timeout) / 1000
+        self._rebalance_s = parse_duration(cfg.kafka.rebalance_timeout) / 1000
         if (short := liveness.below_own_bounds(self._stall_s, flush_limit_s(self.producer))) is not None:
             log.warning("%s", short)
-        #: The stalled loops last said in the log (said again only when that changes).
-        self._stalled_said: tuple[str, ...] = ()
+        #: The loops last said in the log to be stalled or unassigned, as ``(name, "stalled" |
+        #: "unassigned")`` (said again only when that changes).
+        self._stalled_said: tuple[tuple[str, str], ...] = ()
         self._duplicates: dict[int, int] = {}
         #: The evaluation stage's earliest partition clock at the last snapshot (None: none yet).
         self._eval_watermark: int | None = None
@@ -166,20 +168,29 @@ class Worker:
 
     def health(self) -> tuple[bool, str]:
         """``/healthz``: False (and why) once a running loop has not gone round for
-        ``kafka.stall_timeout``. Reads the loops' pulses only, never a stage's lock (a wedged
-        stage may hold it). A stopping loop is left out: its final checkpoint has bounds of
-        its own."""
-        stuck = liveness.stalled([(name, st.pulse) for _, name, st in self.loops() if not st.stopping.is_set()],
-                                 self._stall_s)
-        names = tuple(name for name, _ in stuck)
-        if names != self._stalled_said:
-            if stuck:
-                log.error("%s", liveness.describe(stuck, self._stall_s))
+        ``kafka.stall_timeout``, or a stage has been without an assignment for longer than a
+        group join may take (``kafka.rebalance_timeout``) plus that timeout: its loop goes
+        round, owning nothing. Reads the loops' pulses and the stages' memberships only, never
+        a stage's lock (a wedged stage may hold it). A stopping loop is left out: its final
+        checkpoint has bounds of its own, and its consumer leaves the group."""
+        running = [(name, st) for _, name, st in self.loops() if not st.stopping.is_set()]
+        stuck = liveness.stalled([(name, st.pulse) for name, st in running], self._stall_s)
+        idle = liveness.unassigned([(name, st.membership) for name, st in running
+                                    if hasattr(st, "membership")],  # the side tables' feeds have no group
+                                   self._rebalance_s, self._stall_s)
+        said = [liveness.describe(stuck, self._stall_s)] if stuck else []
+        if idle:
+            said.append(liveness.describe_unassigned(idle, self._rebalance_s, self._stall_s))
+        found = tuple((name, "stalled") for name, _ in stuck) + tuple((name, "unassigned") for name, _ in idle)
+        if found != self._stalled_said:
+            if said:
+                log.error("%s", "; ".join(said))
             else:
-                log.warning("%s not stalled any more (going round again, or stopping): /healthz answers ok",
-                            " and ".join(f"the {name} loop" for name in self._stalled_said))
-            self._stalled_said = names
-        return not stuck, liveness.describe(stuck, self._stall_s)
+                gone = [f"the {name} loop not stalled any more" if why == "stalled" else f"the {name} with an assignment"
+                        for name, why in self._stalled_said]
+                log.warning("%s (going round again, assigned again, or stopping): /healthz answers ok", " and ".join(gone))
+            self._stalled_said = found
+        return not said, "; ".join(said) or "ok"
 
     def snapshot(self) -> Snapshot:
         lab, wms, pending = LabelCounters(), [], 0
@@ -335,7 +346,18 @@ class Worker:
                 entries.add_metric([feed.name], feed.size())
                 bad.add_metric([feed.name], len(feed.rejected_keys))  # len(): one atomic read, no lock
             yield from (recs, entries, bad)
-        yield from (reb, ck, failed, owned, self._loop_progress(), self._stall_timeout())
+        yield from (reb, ck, failed, owned, self._unassigned(), self._loop_progress(), self._stall_timeout())
+
+    def _unassigned(self) -> GaugeMetricFamily:
+        """How long each stage has been in a group join, from the memberships alone (no lock)."""
+        g = GaugeMetricFamily("stream_lis_unassigned_seconds", "Seconds since this worker's stage gave its partitions "
+                              "up for a rebalance (or subscribed) without an assignment since; 0 while it holds one "
+                              "(an empty one too). Past kafka.rebalance_timeout plus kafka.stall_timeout /healthz fails.",
+                              labels=["stage"])
+        for label, st in (("join", self.join), ("eval", self.eval)):
+            if st is not None:
+                g.add_metric([label], st.membership.unassigned_for())
+        return g
 
     def _loop_progress(self) -> GaugeMetricFamily:
         """When each loop last went round, from the pulses alone (no stage's lock)."""
