@@ -28,7 +28,8 @@ pytestmark = pytest.mark.timeout(180)
 ONLY_KAFKA_WORKER = {"Consumer lag (Kafka worker)": ("topic:stream_lis_consumer_lag:sum", "stream_lis_consumer_lag"),
                      "Side tables (Kafka worker)": ("stream_lis_table_entries", "stream_lis_table_records_total"),
                      "Input keys other than impression_id (Kafka worker)": ("stream_lis_input_key_mismatch_total",),
-                     "Seconds since each loop went round (Kafka worker)": ("stream_lis_loop_progress_timestamp_seconds",)}
+                     "Seconds since each loop went round (Kafka worker)": ("stream_lis_loop_progress_timestamp_seconds",),
+                     "Seconds without partitions, by stage (Kafka worker)": ("stream_lis_unassigned_seconds",)}
 
 GRAFANA_INTERVALS = {"$__rate_interval": "1m", "${__rate_interval}": "1m", "$__interval": "15s",
                      "${__interval}": "15s", "$__range": "1h", "${__range}": "1h"}
