@@ -42,6 +42,7 @@ import zlib
 from typing import Any, Callable, Collection, Hashable, Sequence, Union
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 
 log = logging.getLogger("stream_lis.checkpoints")
@@ -85,6 +86,10 @@ _FRAMING = 4096
 #: this old: a crash between parts and manifest left them (a younger part may belong to a
 #: save still on its way).
 ORPHAN_AGE_S = 600.0
+#: How long a restore reads the checkpoint topic again after a retriable client error (the
+#: broker just back from an outage), and the pause between two reads (seconds).
+READ_RETRY_S = 120.0
+READ_RETRY_PAUSE_S = 1.0
 
 
 def part_key(key: str, ckid: str, k: int) -> str:
@@ -216,6 +221,39 @@ class CheckpointStore:
             self.producer.send(self.topic, key=part_key(key, ckid, k).encode(), value=None).add_errback(
                 lambda exc, k=k: log.warning("part %d of an old checkpoint of %s not deleted: %s", k, key, exc))
 
+    def _read(self, consumer: KafkaConsumer, wanted: Callable[[str], bool],
+              beat: Callable[[], None]) -> tuple[dict[str, bytes], dict[str, tuple[bytes, float]]]:
+        """The checkpoint topic read from its beginning to its end: the latest value of every
+        wanted key, and of every part (key -> (value, timestamp in seconds))."""
+        latest: dict[str, bytes] = {}
+        parts: dict[str, tuple[bytes, float]] = {}
+        parts_of_topic = consumer.partitions_for_topic(self.topic) or set()
+        tps = [TopicPartition(self.topic, p) for p in sorted(parts_of_topic)]
+        if not tps:
+            return latest, parts
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            for batch in consumer.poll(timeout_ms=1000).values():
+                beat()
+                for msg in batch:
+                    k = msg.key.decode()
+                    split = split_part_key(k)
+                    if split is not None:
+                        if not wanted(split[0]):
+                            continue
+                        if msg.value is None:
+                            parts.pop(k, None)
+                        else:
+                            parts[k] = (msg.value, msg.timestamp / 1000)
+                    elif wanted(k):
+                        if msg.value is None:
+                            latest.pop(k, None)
+                        else:
+                            latest[k] = msg.value
+        return latest, parts
+
     def load_all(self, prefix: str, keys: Collection[str] | None = None,
                  progress: Callable[[], None] | None = None) -> dict[str, Any]:
         """Latest checkpoint of every key starting with ``prefix`` (of ``keys`` alone, when
@@ -233,34 +271,22 @@ class CheckpointStore:
             elif not k.startswith(prefix):  # another group's (or another stage's)
                 return False
             return k.startswith(prefix) and (keys is None or k in keys)
-        latest: dict[str, bytes] = {}
-        parts: dict[str, tuple[bytes, float]] = {}  # part key -> (value, timestamp in seconds)
         try:
-            parts_of_topic = consumer.partitions_for_topic(self.topic) or set()
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts_of_topic)]
-            if not tps:
-                return {}
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            end = consumer.end_offsets(tps)
-            while any(consumer.position(tp) < end[tp] for tp in tps):
-                for batch in consumer.poll(timeout_ms=1000).values():
+            deadline = time.monotonic() + READ_RETRY_S
+            while True:
+                try:
+                    latest, parts = self._read(consumer, wanted, beat)
+                    break
+                except KafkaError as exc:
+                    # Just after an outage the broker can answer before it knows its cluster
+                    # (an empty broker list) or time out once more: a restore that gave up then
+                    # failed the rebalance listener, and the stage and worker with it.
+                    if not exc.retriable or time.monotonic() >= deadline:
+                        raise
+                    log.warning("checkpoints: reading topic %s failed (%s); reading it again (for up to %.0f s)",
+                                self.topic, exc, READ_RETRY_S)
                     beat()
-                    for msg in batch:
-                        k = msg.key.decode()
-                        split = split_part_key(k)
-                        if split is not None:
-                            if not wanted(split[0]):
-                                continue
-                            if msg.value is None:
-                                parts.pop(k, None)
-                            else:
-                                parts[k] = (msg.value, msg.timestamp / 1000)
-                        elif wanted(k):
-                            if msg.value is None:
-                                latest.pop(k, None)
-                            else:
-                                latest[k] = msg.value
+                    time.sleep(READ_RETRY_PAUSE_S)
         finally:
             consumer.close()
         out: dict[str, Any] = {}
