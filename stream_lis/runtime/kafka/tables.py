@@ -37,6 +37,7 @@ from collections import Counter
 from typing import Any, Callable, Protocol, TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from ...config import Config, parse_duration
 from ...embedding_table import REJECT_DETAILS as EMBEDDING_REJECTS
@@ -97,12 +98,36 @@ class TableFeed:
 
     def _asked(self, what: str, call: Callable[[], T]) -> T:
         """``call()`` (a client call that needs the broker), waited for on a thread of its own
-        while this loop beats its pulse: kafka-python waits for a topic's metadata without a
-        bound (``partitions_for_topic`` of a topic not in its cache) and for offsets up to its
-        request timeout (5 minutes), and a broker outage is not a stall of the feed. Said once
-        when it takes long; ``_Stopping`` when the worker stops meanwhile (the call is left to
-        end with the process)."""
-        out: list[Any] = []
+        while this loop beats its pulse, and asked again while the broker does not answer.
+        kafka-python waits for a topic's metadata until its request timeout (30 s) and then
+        raises, as it does at once when the broker refuses connections: a broker outage made
+        the feed stop beating, then die, and the worker with it. An outage is neither a stall
+        nor a failure: retriable client errors are asked again a second later (said once, and
+        when the broker answers); others are raised. ``_Stopping`` when the worker stops
+        meanwhile (a call on its way is left to end with the consumer's close)."""
+        start, said = time.monotonic(), False
+        while True:
+            ok, value, said = self._wait_for(what, call, start, said)
+            if ok:
+                break
+            if not (isinstance(value, KafkaError) and value.retriable):
+                raise value
+            if not said:
+                log.warning("%s table: the broker does not answer (%s of topic %s: %s); asking again until it does",
+                            self.name, what, self.topic, value)
+                said = True
+            if self.stopping.wait(ASK_BEAT_S * 2):
+                raise _Stopping
+            self.pulse.beat()
+        if said:
+            log.warning("%s table: the broker answered after %.0f s (%s of topic %s)", self.name,
+                        time.monotonic() - start, what, self.topic)
+        return value
+
+    def _wait_for(self, what: str, call: Callable[[], T], start: float, said: bool) -> tuple[bool, Any, bool]:
+        """One ``call()`` on a thread of its own: ``(True, its value)`` or ``(False, its error)``,
+        and whether the wait was said in the log (now or before: ``said``)."""
+        out: list[tuple[bool, Any]] = []
         done = threading.Event()
 
         def ask() -> None:
@@ -115,7 +140,6 @@ class TableFeed:
 
         self.pulse.beat()
         threading.Thread(target=ask, name=f"{self.name}-table-{what}", daemon=True).start()
-        start, said = time.monotonic(), False
         while not done.wait(ASK_BEAT_S):
             self.pulse.beat()
             if self.stopping.is_set():
@@ -124,13 +148,7 @@ class TableFeed:
                 log.warning("%s table: the broker has not answered for %.0f s (%s of topic %s); waiting for it",
                             self.name, time.monotonic() - start, what, self.topic)
                 said = True
-        if said:
-            log.warning("%s table: the broker answered after %.0f s (%s of topic %s)", self.name,
-                        time.monotonic() - start, what, self.topic)
-        ok, value = out[0]
-        if not ok:
-            raise value
-        return value
+        return (*out[0], said)
 
     def _partitions(self) -> list[TopicPartition]:
         """The topic's partitions; waits (logging) while the topic does not exist."""
@@ -167,7 +185,8 @@ class TableFeed:
             self._run()
         except _Stopping:
             pass
-        self.consumer.close()
+        finally:
+            self.consumer.close()
 
     def _run(self) -> None:
         tps = self._partitions()
