@@ -282,8 +282,10 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: long the broker holds a group join open for the members still giving their partitions
     #: up, and how long a member may go between polls before it is dropped from the group.
     #: A stage that has been without an assignment for this long plus ``stall_timeout`` fails
-    #: ``/healthz`` (a join that never ended leaves the stage polling, owning nothing).
-    #: At least 10 s, the stages' session timeout.
+    #: ``/healthz`` (a join that never ended leaves the stage polling, owning nothing; time
+    #: while the broker does not answer is not counted). Restoring or saving partitions in a
+    #: rebalance must fit in it too, or the member leaves the group: keep it well above the
+    #: longest restore. At least 10 s, the stages' session timeout.
     rebalance_timeout: Duration = "5m"
     #: How often a side-table feed (``preferences``, ``embeddings``) looks for partitions
     #: added to its topic while it runs (a new partition is read from its beginning), and the

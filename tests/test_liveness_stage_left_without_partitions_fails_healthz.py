@@ -16,6 +16,8 @@ stage joins again, and ``/healthz`` answers ok once it has its partitions back.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 import urllib.error
@@ -25,7 +27,7 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.future import Future
 
-from kafka_harness import BOOTSTRAP, cli, namespace, require_broker, wait_for
+from kafka_harness import BOOTSTRAP, broker_pid, cli, namespace, require_broker, wait_for
 from stream_lis.config import ConfigError, load_config
 from stream_lis.runtime.kafka import rejoin
 
@@ -81,7 +83,8 @@ def test_a_join_stage_left_without_partitions_fails_healthz_until_it_has_them_ag
         other = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=f"{ov['kafka.group_id']}-join",
                               session_timeout_ms=10_000, heartbeat_interval_ms=1_000, enable_auto_commit=False)
         other.subscribe([ov["kafka.topics.impressions"], ov["kafka.topics.clicks"]])
-        end = time.monotonic() + 40  # the broker waits up to the worker's rebalance timeout (10 s) for it
+        # the broker waits for the worker's member until its session timeout (10 s: its heartbeats stop in a join)
+        end = time.monotonic() + 40
         while time.monotonic() < end and len(other.assignment()) < 4:
             other.poll(timeout_ms=200)
         assert len(other.assignment()) == 4, other.assignment()  # both topics' partitions, none left to the worker
@@ -117,6 +120,74 @@ def test_a_join_stage_left_without_partitions_fails_healthz_until_it_has_them_ag
         for future in held:
             if not future.is_done:
                 future.failure(KafkaTimeoutError("the test ended"))
+        if other is not None:
+            other.close()
+        worker.stop()
+        worker.wait()
+    assert worker.failed is None
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_broker_outage_during_a_join_is_not_time_without_partitions():
+    """The broker goes away just after the join stage gave its partitions up for a rebalance:
+    no join can end before it is back. Once the client finds the group's coordinator gone (the
+    JoinGroup on its way times out after the client's request timeout, 30 s), the time counts
+    from when it is back, so an outage restarts no worker: ``/healthz`` stays ok through a
+    freeze longer than the rebalance timeout plus the stall timeout, and the stage gets its
+    partitions after it."""
+    from stream_lis.runtime.kafka.worker import Worker
+
+    require_broker()
+    pid = broker_pid()
+    # 10 s + 30 s: past the JoinGroup's own timeout (30 s), which ends the wait on the frozen broker
+    ov = namespace({"kafka.partitions": 2, "kafka.stall_timeout": "30s", "kafka.rebalance_timeout": "10s"})
+    assert cli("topics", "create", ov=ov).returncode == 0
+    cfg = load_config(None, {**ov, "kafka.bootstrap_servers": BOOTSTRAP})
+    worker = Worker(cfg, port=0, host="127.0.0.1", create=False, stages=("join",))
+    port = worker.server.port
+    other, polling, go, frozen = None, None, threading.Event(), threading.Event()
+    revoke = worker.join.on_partitions_revoked
+
+    def revoke_then_freeze(revoked):  # the broker goes away as the stage is about to join again
+        revoke(revoked)
+        if not frozen.is_set():
+            os.kill(pid, signal.SIGSTOP)
+            frozen.set()
+
+    worker.start()
+    try:
+        wait_for(worker.ready, 60, "the worker took its partitions over")
+        worker.join.on_partitions_revoked = revoke_then_freeze
+        other = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=f"{ov['kafka.group_id']}-join",
+                              session_timeout_ms=10_000, heartbeat_interval_ms=1_000, enable_auto_commit=False)
+        other.subscribe([ov["kafka.topics.impressions"], ov["kafka.topics.clicks"]])
+
+        def poll() -> None:
+            while not go.is_set():
+                other.poll(timeout_ms=100)
+
+        polling = threading.Thread(target=poll, daemon=True)
+        polling.start()
+        wait_for(frozen.is_set, 40, "the join stage giving its partitions up, and the broker frozen then")
+        health = []
+        end = time.monotonic() + 50  # past 10 s + 30 s
+        while time.monotonic() < end:
+            health.append(healthz(port))
+            time.sleep(2)
+        os.kill(pid, signal.SIGCONT)
+        assert all(code == 200 for code, _ in health), [b for c, b in health if c != 200][:1]
+        go.set()
+        polling.join(10)
+        other.close()
+        other = None
+        wait_for(lambda: len(worker.join.labellers) == 2, 90, "the join stage has its partitions after the outage")
+        assert healthz(port) == (200, "ok\n")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        go.set()
+        if polling is not None:
+            polling.join(10)
         if other is not None:
             other.close()
         worker.stop()

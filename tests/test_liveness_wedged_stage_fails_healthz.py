@@ -152,7 +152,8 @@ def test_a_wedged_join_stage_fails_healthz_until_it_goes_round_again(caplog):
 def test_waiting_for_a_side_topic_is_not_a_stall():
     """A feed whose topic does not exist yet waits for it (logged; the worker is not ready),
     and the evaluation stage waits for the feed: both loops beat while they wait, so
-    ``/healthz`` stays ok however long that takes."""
+    ``/healthz`` stays ok however long that takes. Nor does the wait count as time without
+    partitions: the stage joins its group only once its tables are read."""
     from stream_lis.runtime.kafka.worker import Worker
 
     require_broker()
@@ -169,6 +170,8 @@ def test_waiting_for_a_side_topic_is_not_a_stall():
             answers.append((healthz(worker.server.port)[0], worker.ready()))
             time.sleep(0.5)
         assert answers == [(200, False)] * len(answers), answers
+        # and not in a group join yet: the stage subscribes once its tables are read
+        assert {s.labels["stage"]: s.value for s in worker._unassigned().samples} == {"eval": 0.0}
     finally:
         worker.stop()
         worker.wait()

@@ -27,10 +27,15 @@ rebalance and never got an assignment back polls on, owning nothing. ``Membershi
 long a stage has been without one; past the rebalance timeout (the longest the broker holds a
 join open) plus the stall timeout, ``/healthz`` fails for it too:
 
->>> m = Membership(lambda: now[0])  # unassigned from the start (subscribed, not joined yet)
+>>> now[0] = 0.0
+>>> m = Membership(lambda: now[0])  # not in a group yet (a stage waiting for its side tables)
+>>> now[0] = 900.0; m.unassigned_for()
+0.0
+>>> m.subscribed(); now[0] = 910.0; m.unassigned_for()  # joining from its subscription on
+10.0
 >>> m.assigned(); m.unassigned_for()
 0.0
->>> m.revoked(); now[0] = 600.0
+>>> now[0] = 70.0; m.revoked(); now[0] = 600.0
 >>> unassigned([("join stage", m)], rebalance_s=300, stall_s=180)
 [('join stage', 530.0)]
 >>> print(describe_unassigned(unassigned([("join stage", m)], 300, 180), 300, 180))  # doctest: +NORMALIZE_WHITESPACE
@@ -39,6 +44,8 @@ no partitions: the join stage has had no assignment for 530 s since it gave its 
 a restart joins the group anew
 >>> unassigned([("join stage", m)], rebalance_s=300, stall_s=0)  # the stall check off: this one too
 []
+>>> m.paused(); now[0] = 650.0; m.unassigned_for()  # the broker was away until 600: no join could go on
+50.0
 """
 
 from __future__ import annotations
@@ -88,24 +95,37 @@ def describe(stuck: list[tuple[str, float]], limit_s: float) -> str:
 class Membership:
     """Whether a stage's consumer holds an assignment, and since when it has not.
 
-    Told by the stage's rebalance listener: ``revoked`` once it has given its partitions up
-    (eagerly, before it joins again; saving their checkpoints is not counted, it has bounds and
-    a pulse of its own), ``assigned`` as soon as an assignment arrives, an empty one too (a
-    group with more members than partitions). Between the two the member is in a group join,
-    which the broker holds open for at most the rebalance timeout. Written on the listener's
-    thread and read by the HTTP thread: one attribute, no lock (as ``Pulse``).
+    Told by the stage: ``subscribed`` when it subscribes (not before: the evaluation stage
+    first waits for its side tables, which is no group join); by its rebalance listener
+    ``revoked`` once it has given its partitions up (before it joins again; saving their
+    checkpoints is not counted, it has bounds and a pulse of its own) and ``assigned`` as soon
+    as an assignment arrives, an empty one too (a group with more members than partitions).
+    Between the two the member is in a group join, which the broker holds open for at most the
+    rebalance timeout. This needs an eager assignor, which both stages use: every rebalance
+    revokes everything and assigns anew (a cooperative one calls neither for a member that
+    keeps what it has). ``paused``: the stage's loop found the group's coordinator unknown (the
+    broker away): no join can go on, so the time counts from when it is back; a broker frozen
+    while a JoinGroup waits is noticed when that request times out (the rebalance timeout plus
+    5 s), within the stall timeout's slack when that is above 5 s. Written on the stage's and
+    the listener's threads and read by the HTTP thread: one attribute, no lock (as ``Pulse``).
     """
 
     __slots__ = ("clock", "since")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        #: When it last gave its partitions up (its subscription, at first); None: it holds an assignment.
-        self.since: float | None = clock()
+        #: When it last gave its partitions up (or subscribed); None: it holds an assignment or
+        #: has not subscribed yet.
+        self.since: float | None = None
 
     def subscribed(self) -> None:
         """The stage subscribed: it is joining the group from now."""
         self.since = self.clock()
+
+    def paused(self) -> None:
+        """No join can go on now (the group's coordinator is unknown): count from now."""
+        if self.since is not None:
+            self.since = self.clock()
 
     def assigned(self) -> None:
         self.since = None

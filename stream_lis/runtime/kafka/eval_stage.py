@@ -25,6 +25,8 @@ from typing import Any, Callable, Sequence
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from ...arms import ArmKey, ArmSet
 from ...config import Config, parse_duration
@@ -35,7 +37,7 @@ from ...watermark import NEG_INF
 from ..liveness import Membership, Pulse
 from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from ...freshness import ChunkDeadline
-from .rebalance import listener_for
+from .rebalance import coordinator_unknown, listener_for
 from .settings import consumer_tuning
 from .topics import LABELLED_MAX_BYTES, STOP_COMMIT_S, LagMeter, can_checkpoint, commit_offsets
 from .wire import decode_envelope, origin_of
@@ -163,6 +165,9 @@ class EvalStage(ConsumerRebalanceListener):
                       max_partition_fetch_bytes=max(LABELLED_MAX_BYTES, k.max_partition_fetch_bytes))
         self.consumer = KafkaConsumer(
             group_id=f"{k.group_id}-eval", enable_auto_commit=False, auto_offset_reset="earliest",
+            # kafka-python's defaults, named: eager assignors, which the stage's Membership needs
+            # (every rebalance revokes everything and assigns anew).
+            partition_assignment_strategy=[RangePartitionAssignor, RoundRobinPartitionAssignor],
             session_timeout_ms=10_000, heartbeat_interval_ms=1_000, max_poll_interval_ms=parse_duration(k.rebalance_timeout),
             **tuning, **client_kw)
         self.lag_meter = LagMeter(self.consumer, log)
@@ -372,6 +377,8 @@ class EvalStage(ConsumerRebalanceListener):
         step = max(1, SLICE_RECORDS // self.cfg.kafka.envelope_records)
         while not self.stopping.is_set():
             batch = self.consumer.poll(timeout_ms=200)
+            if self.membership.since is not None and (not self.lag_meter.answering or coordinator_unknown(self.consumer)):
+                self.membership.paused()  # no join goes on while the broker is away
             if not self._inputs:
                 self._inputs = len(self.consumer.partitions_for_topic(self.t.impressions) or ())
             slices = [{tp: msgs[k:k + step]} for tp, msgs in batch.items() for k in range(0, len(msgs), step)]

@@ -62,7 +62,7 @@ from ..liveness import Membership, Pulse
 from .checkpoints import BackgroundSaver, CheckpointStore, Snapshot, snapshot
 from .delivery import Delivery
 from .produce import dead_letter_sink
-from .rebalance import listener_for
+from .rebalance import coordinator_unknown, listener_for
 from .settings import consumer_tuning
 from .topics import STOP_COMMIT_S, LagMeter, can_checkpoint, commit_offsets, copartition_message, servers
 from .wire import Envelope, arm_partition, encode_envelope, origin_of, slim
@@ -597,6 +597,8 @@ class JoinStage(ConsumerRebalanceListener):
             self.pulse.beat()
             self.delivery.check()
             batch = self.consumer.poll(timeout_ms=200)
+            if self.membership.since is not None and (not self.lag_meter.answering or coordinator_unknown(self.consumer)):
+                self.membership.paused()  # no join goes on while the broker is away
             now = time.monotonic()
             # None while the broker does not answer: it would not take one.
             checkpoint = (now - last_ck >= self._ckpt_s and bool(self.labellers) and not self.saver.busy()

@@ -110,6 +110,17 @@ class OffLoopListener(AsyncConsumerRebalanceListener or object):  # type: ignore
             raise error[0]
 
 
+def coordinator_unknown(consumer: Any) -> bool:
+    """Whether the consumer's group has no known coordinator now (the broker away, or not found
+    yet): kafka-python's own check, which each of its polls makes too. False where the client
+    has no such check (a stage's ``Membership`` then counts an outage as join time)."""
+    check = getattr(getattr(consumer, "_coordinator", None), "coordinator_unknown", None)
+    try:
+        return bool(check()) if check is not None else False
+    except Exception:  # noqa: BLE001 - a question about the client, never a reason to stop the stage
+        return False
+
+
 def _drive(coro: Coroutine) -> Any:
     """Run a listener coroutine to its end outside a consumer, sleeping where the IO loop would
     (examples and tests)."""
