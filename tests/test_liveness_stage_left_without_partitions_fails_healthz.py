@@ -59,6 +59,7 @@ def test_a_join_stage_left_without_partitions_fails_healthz_until_it_has_them_ag
     assert cli("topics", "create", ov=ov).returncode == 0
     cfg = load_config(None, {**ov, "kafka.bootstrap_servers": BOOTSTRAP})
     worker = Worker(cfg, port=0, host="127.0.0.1", create=False, stages=("join",))
+    assert worker.store.read_retry_s == 5.0  # a restore's retries take half the rebalance timeout at most
     port = worker.server.port
     coordinator = worker.join.consumer._coordinator  # kafka-python 3.0's layout (rejoin checked it)
     manager, send = coordinator._manager, coordinator._manager.send

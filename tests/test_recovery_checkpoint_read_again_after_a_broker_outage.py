@@ -4,7 +4,8 @@ A stage restores its partitions' checkpoints in its rebalance listener. Just aft
 outage the broker can answer before it knows its cluster (a metadata response with no
 brokers), or a request can time out once more: the read raised, the listener failed, and the
 stage and the worker with it (seen with the broker frozen while a stage was in a group join).
-A retriable client error now has the whole topic read again (for up to ``READ_RETRY_S``);
+A retriable client error (or no position, which kafka-python gives for a timeout) now has
+the whole topic read again, for up to half the rebalance timeout (``READ_RETRY_S`` at most);
 any other error is raised as before. Checked against the real broker, with the errors the
 client raised then injected once into the store's reading consumer.
 """
@@ -41,8 +42,10 @@ def saved():
     producer.close()
 
 
-def _failing_once(monkeypatch, method: str, error: Exception) -> list[str]:
-    """The store's reading consumers raise ``error`` from ``method`` once (the first call of all)."""
+def _failing_once(monkeypatch, method: str, error: Exception | None) -> list[str]:
+    """The store's reading consumers raise ``error`` from ``method`` once (the first call of
+    all); ``None``: the call gives ``None`` once, as kafka-python's ``position`` does when
+    the broker does not answer its offset reset in time."""
     raised: list[str] = []
 
     class Once(KafkaConsumer):
@@ -51,6 +54,8 @@ def _failing_once(monkeypatch, method: str, error: Exception) -> list[str]:
             if name == method and not raised:
                 def fail(*args, **kwargs):
                     raised.append(name)
+                    if error is None:
+                        return None
                     raise error
                 return fail
             return attr
@@ -63,6 +68,7 @@ def _failing_once(monkeypatch, method: str, error: Exception) -> list[str]:
 @pytest.mark.parametrize("method,error", [
     ("partitions_for_topic", MetadataEmptyBrokerList("MetadataResponse(brokers=[], controller_id=-1)")),
     ("end_offsets", KafkaTimeoutError("Failed to get offsets by timestamps in 30000 ms")),
+    ("position", None),
 ])
 def test_a_retriable_error_has_the_topic_read_again(saved, monkeypatch, caplog, method, error):
     raised = _failing_once(monkeypatch, method, error)
@@ -72,7 +78,8 @@ def test_a_retriable_error_has_the_topic_read_again(saved, monkeypatch, caplog, 
     assert raised == [method]  # the error did happen
     assert out == {"join:0": {"n": 0}, "join:1": {"n": 1}}
     said = [r.getMessage() for r in caplog.records if r.name == "stream_lis.checkpoints"]
-    assert len(said) == 1 and f"failed ({type(error).__name__}" in said[0] and "reading it again" in said[0], said
+    cause = type(error).__name__ if error is not None else "KafkaTimeoutError: no position for"
+    assert len(said) == 1 and f"failed ({cause}" in said[0] and "reading it again" in said[0], said
     assert beats  # progress said while it waited: no stall
 
 
@@ -83,7 +90,7 @@ def test_an_error_that_will_not_pass_is_raised(saved, monkeypatch):
 
 
 def test_the_broker_not_back_within_the_retry_bound_raises(saved, monkeypatch):
-    monkeypatch.setattr(checkpoints, "READ_RETRY_S", 0.0)
+    saved.read_retry_s = 0.0  # the worker gives half its rebalance timeout, up to READ_RETRY_S
     _failing_once(monkeypatch, "partitions_for_topic", MetadataEmptyBrokerList("no brokers"))
     with pytest.raises(MetadataEmptyBrokerList):
         saved.load_all("join:", ["join:0"])

@@ -39,7 +39,7 @@ join open) plus the stall timeout, ``/healthz`` fails for it too:
 >>> unassigned([("join stage", m)], rebalance_s=300, stall_s=180)
 [('join stage', 530.0)]
 >>> print(describe_unassigned(unassigned([("join stage", m)], 300, 180), 300, 180))  # doctest: +NORMALIZE_WHITESPACE
-no partitions: the join stage has had no assignment for 530 s since it gave its partitions up
+no partitions: the join stage has had no assignment for 530 s in a group join
 (a group join takes at most kafka.rebalance_timeout, 300 s, plus kafka.stall_timeout, 180 s);
 a restart joins the group anew
 >>> unassigned([("join stage", m)], rebalance_s=300, stall_s=0)  # the stall check off: this one too
@@ -103,11 +103,13 @@ class Membership:
     Between the two the member is in a group join, which the broker holds open for at most the
     rebalance timeout. This needs an eager assignor, which both stages use: every rebalance
     revokes everything and assigns anew (a cooperative one calls neither for a member that
-    keeps what it has). ``paused``: the stage's loop found the group's coordinator unknown (the
-    broker away): no join can go on, so the time counts from when it is back; a broker frozen
-    while a JoinGroup waits is noticed when that request times out (the rebalance timeout plus
-    5 s), within the stall timeout's slack when that is above 5 s. Written on the stage's and
-    the listener's threads and read by the HTTP thread: one attribute, no lock (as ``Pulse``).
+    keeps what it has). ``paused``: the stage's loop found the broker not answering (its lag
+    meter's last measurement failed: an eager revocation keeps the old assignment until the
+    new one, so the meter goes on asking) or the group's coordinator unknown: no join can go
+    on, so the time counts from when the broker is back. A stage holding no partition at all
+    has only the coordinator's state to go by, which a hung broker whose connections are
+    accepted does not change. Written on the stage's and the listener's threads and read by
+    the HTTP thread: one attribute, no lock (as ``Pulse``).
     """
 
     __slots__ = ("clock", "since")
@@ -123,7 +125,7 @@ class Membership:
         self.since = self.clock()
 
     def paused(self) -> None:
-        """No join can go on now (the group's coordinator is unknown): count from now."""
+        """No join can go on now (the broker does not answer): count from now."""
         if self.since is not None:
             self.since = self.clock()
 
@@ -152,8 +154,7 @@ def unassigned(members: Iterable[tuple[str, Membership]], rebalance_s: float, st
 
 def describe_unassigned(stuck: list[tuple[str, float]], rebalance_s: float, stall_s: float) -> str:
     """The ``/healthz`` body (and log line) for ``unassigned``'s answer."""
-    stages = ", ".join(f"the {name} has had no assignment for {age:.0f} s since it gave its partitions up"
-                       for name, age in stuck)
+    stages = ", ".join(f"the {name} has had no assignment for {age:.0f} s in a group join" for name, age in stuck)
     return (f"no partitions: {stages} (a group join takes at most kafka.rebalance_timeout, {rebalance_s:g} s, "
             f"plus kafka.stall_timeout, {stall_s:g} s); a restart joins the group anew")
 

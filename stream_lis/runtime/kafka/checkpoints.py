@@ -44,6 +44,8 @@ from typing import Any, Callable, Collection, Hashable, Sequence, Union
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from .topics import position
+
 
 log = logging.getLogger("stream_lis.checkpoints")
 
@@ -87,7 +89,7 @@ _FRAMING = 4096
 #: save still on its way).
 ORPHAN_AGE_S = 600.0
 #: How long a restore reads the checkpoint topic again after a retriable client error (the
-#: broker just back from an outage), and the pause between two reads (seconds).
+#: broker just back from an outage) at most, and the pause between two reads (seconds).
 READ_RETRY_S = 120.0
 READ_RETRY_PAUSE_S = 1.0
 
@@ -146,9 +148,12 @@ class CheckpointStore:
     """
 
     def __init__(self, topic: str, producer: KafkaProducer, client_kw: dict[str, Any], max_bytes: int,
-                 key: bytes | None = None, group: str = "") -> None:
+                 key: bytes | None = None, group: str = "", read_retry_s: float = READ_RETRY_S) -> None:
         """``group``: the deployment's consumer group, under which keys are written (none: the
-        plain keys, as before groups were in them)."""
+        plain keys, as before groups were in them). ``read_retry_s``: how long ``load_all``
+        reads the topic again after retriable client errors; a restore runs in a rebalance
+        listener, which must end within the consumers' rebalance timeout (the member leaves
+        the group otherwise), so the worker passes a part of that."""
         self.topic = topic
         self.ns = f"{group}/" if group else ""
         #: Plain key -> the group-less key its checkpoint was resumed from (deleted once the
@@ -158,6 +163,7 @@ class CheckpointStore:
         self.client_kw = client_kw
         self.max_bytes = max_bytes
         self.key = key
+        self.read_retry_s = read_retry_s
         #: Checkpoints refused when loading (bad or missing MAC, missing parts, unreadable):
         #: their partitions started over.
         self.refused = 0
@@ -234,7 +240,7 @@ class CheckpointStore:
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
-        while any(consumer.position(tp) < end[tp] for tp in tps):
+        while any(position(consumer, tp) < end[tp] for tp in tps):
             for batch in consumer.poll(timeout_ms=1000).values():
                 beat()
                 for msg in batch:
@@ -272,7 +278,7 @@ class CheckpointStore:
                 return False
             return k.startswith(prefix) and (keys is None or k in keys)
         try:
-            deadline = time.monotonic() + READ_RETRY_S
+            deadline, said = time.monotonic() + self.read_retry_s, False
             while True:
                 try:
                     latest, parts = self._read(consumer, wanted, beat)
@@ -283,8 +289,10 @@ class CheckpointStore:
                     # failed the rebalance listener, and the stage and worker with it.
                     if not exc.retriable or time.monotonic() >= deadline:
                         raise
-                    log.warning("checkpoints: reading topic %s failed (%s); reading it again (for up to %.0f s)",
-                                self.topic, exc, READ_RETRY_S)
+                    if not said:
+                        log.warning("checkpoints: reading topic %s failed (%s); reading it again (for up to %.0f s)",
+                                    self.topic, exc, self.read_retry_s)
+                        said = True
                     beat()
                     time.sleep(READ_RETRY_PAUSE_S)
         finally:

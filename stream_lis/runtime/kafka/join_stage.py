@@ -222,7 +222,7 @@ class JoinStage(ConsumerRebalanceListener):
             self.membership.revoked()  # joining again from now (the save above is not the join)
 
     def _revoke(self, revoked: Any) -> None:
-        # (The listener runs on the stage's thread: the labellers cannot change meanwhile.)
+        # (The stage's thread waits in its poll while the listener runs: the labellers cannot change meanwhile.)
         parts = {tp.partition for tp in revoked} & set(self.labellers)
         save = bool(parts) and can_checkpoint(self.lag_meter, "partitions revoked")
         if save:

@@ -112,11 +112,16 @@ class OffLoopListener(AsyncConsumerRebalanceListener or object):  # type: ignore
 
 def coordinator_unknown(consumer: Any) -> bool:
     """Whether the consumer's group has no known coordinator now (the broker away, or not found
-    yet): kafka-python's own check, which each of its polls makes too. False where the client
-    has no such check (a stage's ``Membership`` then counts an outage as join time)."""
-    check = getattr(getattr(consumer, "_coordinator", None), "coordinator_unknown", None)
+    yet), read as kafka-python's ``coordinator_unknown`` decides it but without its side
+    effect (marking the coordinator dead is its IO thread's to do). False where the client has
+    no such state (a stage's ``Membership`` then counts an outage as join time)."""
     try:
-        return bool(check()) if check is not None else False
+        coordinator = consumer._coordinator
+        node = coordinator.coordinator_id
+        if node is None:
+            return True
+        client = coordinator._client
+        return bool(client.is_disconnected(node) and client.connection_delay(node) > 0)
     except Exception:  # noqa: BLE001 - a question about the client, never a reason to stop the stage
         return False
 

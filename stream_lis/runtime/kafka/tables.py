@@ -62,6 +62,8 @@ T = TypeVar("T")
 #: How often a feed waiting for the broker beats its pulse, and after how long it says it waits (seconds).
 ASK_BEAT_S = 0.5
 ASK_SLOW_S = 5.0
+#: How long the loop waits for a partition's position (its offset reset needs the broker).
+POSITION_WAIT_MS = 1_000
 
 
 class _Stopping(Exception):
@@ -99,11 +101,13 @@ class TableFeed:
     def _asked(self, what: str, call: Callable[[], T]) -> T:
         """``call()`` (a client call that needs the broker), waited for on a thread of its own
         while this loop beats its pulse, and asked again while the broker does not answer.
-        kafka-python waits for a topic's metadata until its request timeout (30 s) and then
-        raises, as it does at once when the broker refuses connections: a broker outage made
-        the feed stop beating, then die, and the worker with it. An outage is neither a stall
-        nor a failure: retriable client errors are asked again a second later (said once, and
-        when the broker answers); others are raised. ``_Stopping`` when the worker stops
+        kafka-python waits for a topic's metadata as long as its metadata requests go
+        unanswered, and raises when one fails (its request timeout, 30 s; at once when the
+        broker refuses connections): a broker outage made the feed stop beating, then die,
+        and the worker with it. An outage is neither a stall nor a failure: retriable client
+        errors are asked again a second later (said once, and when the broker answers);
+        others are raised. (A topic deleted under the feed also gives retriable errors: it
+        waits for it as for the broker.) ``_Stopping`` when the worker stops
         meanwhile (a call on its way is left to end with the consumer's close)."""
         start, said = time.monotonic(), False
         while True:
@@ -113,7 +117,8 @@ class TableFeed:
             if not (isinstance(value, KafkaError) and value.retriable):
                 raise value
             if not said:
-                log.warning("%s table: the broker does not answer (%s of topic %s: %s); asking again until it does",
+                log.warning("%s table: the broker does not answer, or the topic is gone (%s of topic %s: %s); asking "
+                            "again until it does",
                             self.name, what, self.topic, value)
                 said = True
             if self.stopping.wait(ASK_BEAT_S * 2):
@@ -217,7 +222,9 @@ class TableFeed:
                         for m in msgs:
                             self.apply(m.key, m.value, f"{tp.topic}/{tp.partition}@{m.offset}")
             for tp in list(todo):
-                if self.consumer.position(tp) >= end[tp]:
+                # None: not known yet (kafka-python gives that while the broker does not answer)
+                pos = self.consumer.position(tp, timeout_ms=POSITION_WAIT_MS)
+                if pos is not None and pos >= end[tp]:
                     todo.discard(tp)
             now = time.monotonic()
             if now - last_lag >= 1.0:

@@ -14,7 +14,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from ...config import Config
@@ -41,6 +41,17 @@ ARRIVAL_TIME = {"message.timestamp.type": "LogAppendTime"}
 
 #: How long a stopping stage waits for its last offset commit (the broker may be away).
 STOP_COMMIT_S = 10.0
+
+
+def position(consumer: KafkaConsumer, tp: TopicPartition, timeout_ms: int | None = None) -> int:
+    """``consumer.position(tp)``, raising ``KafkaTimeoutError`` where kafka-python 3.0 gives
+    ``None``: it swallows its own timeout while the broker does not answer (an offset reset
+    waiting for it), and a ``None`` compared with an offset raised ``TypeError``, which no
+    retry of a client error caught."""
+    pos = consumer.position(tp, timeout_ms=timeout_ms) if timeout_ms is not None else consumer.position(tp)
+    if pos is None:
+        raise KafkaTimeoutError(f"no position for {tp.topic}/{tp.partition}: the broker did not answer")
+    return pos
 
 
 def commit_offsets(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], log: logging.Logger,
@@ -103,7 +114,7 @@ class LagMeter:
         tps = list(consumer.assignment())
         try:
             end = consumer.end_offsets(tps, timeout_ms=self.TIMEOUT_MS) if tps else {}
-            lag = {(tp.topic, tp.partition): max(0, end[tp] - consumer.position(tp, timeout_ms=self.TIMEOUT_MS))
+            lag = {(tp.topic, tp.partition): max(0, end[tp] - position(consumer, tp, self.TIMEOUT_MS))
                    for tp in tps}
         except KafkaError as exc:
             if self._failing_since is None:

@@ -35,7 +35,7 @@ from ...watermark import NEG_INF, POS_INF
 from ..process import tune_gc
 from . import fetch, rejoin
 from .. import liveness
-from .checkpoints import CheckpointStore
+from .checkpoints import READ_RETRY_S, CheckpointStore
 from .delivery import flush_limit_s
 from .eval_stage import EvalStage
 from .join_stage import JoinStage
@@ -110,8 +110,10 @@ class Worker:
             log.warning("checkpoints are not signed: whoever can write to topic %s can run code in this worker "
                         "(set $%s to a secret key shared by the workers)", cfg.kafka.topics.checkpoints,
                         cfg.kafka.checkpoint_key_env)
+        # A restore runs in a rebalance listener, within the rebalance timeout: its retries take half of it at most.
         store = CheckpointStore(cfg.kafka.topics.checkpoints, self.checkpoint_producer, self.client_kw, cfg.kafka.max_checkpoint_bytes,
-                                key.encode() if key else None, group=cfg.kafka.group_id)
+                                key.encode() if key else None, group=cfg.kafka.group_id,
+                                read_retry_s=min(READ_RETRY_S, parse_duration(cfg.kafka.rebalance_timeout) / 2000))
         self._learn_output_topics()
         self.store = store
         self.join = JoinStage(cfg, self.client_kw, self.producer, store) if "join" in self.stages else None
@@ -350,9 +352,10 @@ class Worker:
 
     def _unassigned(self) -> GaugeMetricFamily:
         """How long each stage has been in a group join, from the memberships alone (no lock)."""
-        g = GaugeMetricFamily("stream_lis_unassigned_seconds", "Seconds since this worker's stage gave its partitions "
-                              "up for a rebalance (or subscribed) without an assignment since; 0 while it holds one "
-                              "(an empty one too). Past kafka.rebalance_timeout plus kafka.stall_timeout /healthz fails.",
+        g = GaugeMetricFamily("stream_lis_unassigned_seconds", "Seconds this worker's stage has been in a group join "
+                              "without an assignment, since it subscribed or gave its partitions up for a rebalance "
+                              "(time while the broker does not answer left out); 0 while it holds one (an empty one "
+                              "too). Past kafka.rebalance_timeout plus kafka.stall_timeout /healthz fails.",
                               labels=["stage"])
         for label, st in (("join", self.join), ("eval", self.eval)):
             if st is not None:
