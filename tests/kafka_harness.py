@@ -69,6 +69,15 @@ def broker_frozen(pid: int):
         os.kill(pid, signal.SIGCONT)
 
 
+def healthz(port: int) -> tuple[int, str]:
+    """An in-process worker's ``/healthz`` on 127.0.0.1: status and body, 503 included."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

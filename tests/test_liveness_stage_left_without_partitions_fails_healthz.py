@@ -20,24 +20,14 @@ import os
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from kafka import KafkaConsumer
 from kafka.future import Future
 
-from kafka_harness import BOOTSTRAP, broker_pid, cli, namespace, require_broker, wait_for
+from kafka_harness import BOOTSTRAP, broker_pid, cli, healthz, namespace, require_broker, wait_for
 from stream_lis.config import ConfigError, load_config
 from stream_lis.runtime.kafka import rejoin
-
-
-def healthz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def test_rebalance_timeout_is_at_least_the_session_timeout():

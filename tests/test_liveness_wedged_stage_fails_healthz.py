@@ -15,25 +15,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import urllib.error
 import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from kafka_harness import BOOTSTRAP, cli, namespace, require_broker, wait_for
+from kafka_harness import BOOTSTRAP, cli, healthz, namespace, require_broker, wait_for
 from stream_lis.config import ConfigError, load_config
 from stream_lis.exporter import MetricsServer
 from stream_lis.runtime import liveness
-
-
-def healthz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def test_healthz_answers_what_the_check_says_and_a_broken_check_restarts_nothing(caplog):
