@@ -111,49 +111,42 @@ class TableFeed:
         meanwhile (a call on its way is left to end with the consumer's close)."""
         start, said = time.monotonic(), False
         while True:
-            ok, value, said = self._wait_for(what, call, start, said)
+            out: list[tuple[bool, Any]] = []  # (True, value) or (False, error), from the asking thread
+            done = threading.Event()
+
+            def ask() -> None:
+                try:
+                    out.append((True, call()))
+                except BaseException as exc:  # handed to the feed's thread
+                    out.append((False, exc))
+                finally:
+                    done.set()
+
+            self.pulse.beat()
+            threading.Thread(target=ask, name=f"{self.name}-table-{what}", daemon=True).start()
+            while not done.wait(ASK_BEAT_S):
+                self.pulse.beat()
+                if self.stopping.is_set():
+                    raise _Stopping
+                if not said and time.monotonic() - start >= ASK_SLOW_S:
+                    log.warning("%s table: the broker has not answered for %.0f s (%s of topic %s); waiting for it",
+                                self.name, time.monotonic() - start, what, self.topic)
+                    said = True
+            ok, value = out[0]
             if ok:
                 break
             if not (isinstance(value, KafkaError) and value.retriable):
                 raise value
             if not said:
                 log.warning("%s table: the broker does not answer, or the topic is gone (%s of topic %s: %s); asking "
-                            "again until it does",
-                            self.name, what, self.topic, value)
+                            "again until it does", self.name, what, self.topic, value)
                 said = True
             if self.stopping.wait(ASK_BEAT_S * 2):
                 raise _Stopping
-            self.pulse.beat()
         if said:
             log.warning("%s table: the broker answered after %.0f s (%s of topic %s)", self.name,
                         time.monotonic() - start, what, self.topic)
         return value
-
-    def _wait_for(self, what: str, call: Callable[[], T], start: float, said: bool) -> tuple[bool, Any, bool]:
-        """One ``call()`` on a thread of its own: ``(True, its value)`` or ``(False, its error)``,
-        and whether the wait was said in the log (now or before: ``said``)."""
-        out: list[tuple[bool, Any]] = []
-        done = threading.Event()
-
-        def ask() -> None:
-            try:
-                out.append((True, call()))
-            except BaseException as exc:  # handed to the feed's thread
-                out.append((False, exc))
-            finally:
-                done.set()
-
-        self.pulse.beat()
-        threading.Thread(target=ask, name=f"{self.name}-table-{what}", daemon=True).start()
-        while not done.wait(ASK_BEAT_S):
-            self.pulse.beat()
-            if self.stopping.is_set():
-                raise _Stopping
-            if not said and time.monotonic() - start >= ASK_SLOW_S:
-                log.warning("%s table: the broker has not answered for %.0f s (%s of topic %s); waiting for it",
-                            self.name, time.monotonic() - start, what, self.topic)
-                said = True
-        return (*out[0], said)
 
     def _partitions(self) -> list[TopicPartition]:
         """The topic's partitions; waits (logging) while the topic does not exist."""

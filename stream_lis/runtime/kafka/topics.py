@@ -48,7 +48,7 @@ def position(consumer: KafkaConsumer, tp: TopicPartition, timeout_ms: int | None
     ``None``: it swallows its own timeout while the broker does not answer (an offset reset
     waiting for it), and a ``None`` compared with an offset raised ``TypeError``, which no
     retry of a client error caught."""
-    pos = consumer.position(tp, timeout_ms=timeout_ms) if timeout_ms is not None else consumer.position(tp)
+    pos = consumer.position(tp, timeout_ms=timeout_ms)
     if pos is None:
         raise KafkaTimeoutError(f"no position for {tp.topic}/{tp.partition}: the broker did not answer")
     return pos
