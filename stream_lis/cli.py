@@ -658,7 +658,9 @@ def cmd_offline(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import logging
 
-    from .exporter import address_family
+    from prometheus_client import CollectorRegistry
+
+    from .exporter import MetricsServer
     from .runtime.kafka.worker import Worker
     from .runtime.log_repeats import limit_repeats
 
@@ -669,19 +671,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     limit_repeats("kafka", 60.0)
     cfg = _load(args)
     check_learner(cfg.learner)
-    # The metrics port is bound after the broker is reached and the topics exist: find out
-    # now that it is taken, before any of that.
+    # Up before the broker is reached: probes find the worker alive while it waits for the
+    # broker (not ready), and a port already taken is said before any of that.
     try:
-        with socket.create_server((args.host, args.port), family=address_family(args.host, args.port)):
-            pass
+        server = MetricsServer(CollectorRegistry(auto_describe=False), args.port, args.host, ready=lambda: False,
+                               healthy=lambda: (True, "starting"))
     except OSError as exc:
         return _port_taken("worker", args, exc, "0 = any free port")
+    print(f"metrics: http://{_shown(args.host)}:{server.port}/metrics  ready: /readyz", file=sys.stderr, flush=True)
     stages = ("join", "eval") if args.stage == "all" else (args.stage,)
 
     def stop_while_starting(signum: int, _frame: Any) -> None:
         # Until the stages run (the broker reached, topics made) there is no state to save: a
         # stop now, e.g. a pod deleted while its broker is unreachable, ends the process at once
-        # and says so, rather than waiting out the client's 30 s bootstrap timeout.
+        # and says so, rather than waiting out kafka.startup_timeout.
         logging.getLogger("stream_lis.worker").warning(
             "%s while starting (connecting to Kafka, nothing to checkpoint yet): exiting", signal.Signals(signum).name)
         logging.shutdown()
@@ -690,13 +693,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # run_forever installs the running worker's handlers; a start that fails puts back the caller's.
     before = {sig: signal.signal(sig, stop_while_starting) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        worker = Worker(cfg, port=args.port, host=args.host, stages=stages)
+        worker = Worker(cfg, stages=stages, server=server)
     except BaseException:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+        server.close()
         raise
-    if worker.server is not None:
-        print(f"metrics: http://{_shown(args.host)}:{worker.server.port}/metrics  ready: /readyz", file=sys.stderr, flush=True)
     return worker.run_forever()
 
 

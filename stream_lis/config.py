@@ -287,6 +287,10 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: rebalance must fit in it too, or the member leaves the group: keep it well above the
     #: longest restore. At least 10 s, the stages' session timeout.
     rebalance_timeout: Duration = "5m"
+    #: How long a starting worker waits for its broker to answer (a cluster coming up, a
+    #: rolling restart) before it exits with status 1. It serves ``/healthz`` (ok) and
+    #: ``/readyz`` (503) meanwhile, and goes on as soon as the broker answers. At least 1s.
+    startup_timeout: Duration = "5m"
     #: How often a side-table feed (``preferences``, ``embeddings``) looks for partitions
     #: added to its topic while it runs (a new partition is read from its beginning), and the
     #: join stage for partitions added to one input topic (``stream_lis_input_copartitioned``).
@@ -499,7 +503,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError("limits.max_string_length and limits.max_embedding_dims must be >= 1")
     k = cfg.kafka
     _check_durations("kafka", k, ("checkpoint_interval", "idle_partition_timeout", "cross_topic_hold", "heartbeat_interval",
-                                  "heartbeat_repeat", "side_topic_refresh", "stall_timeout", "rebalance_timeout",
+                                  "heartbeat_repeat", "side_topic_refresh", "stall_timeout", "rebalance_timeout", "startup_timeout",
                                   "fetch_max_wait", "producer_linger"))
     if min(k.max_poll_records, k.envelope_records, k.fetch_min_bytes, k.max_partition_fetch_bytes,
            k.producer_batch_bytes) < 1:
@@ -526,6 +530,8 @@ def validate(cfg: Config) -> None:
     if parse_duration(k.rebalance_timeout) < 10_000:
         # The broker drops a member silent for its session timeout (10 s in the stages) anyway.
         raise ConfigError("kafka.rebalance_timeout must be at least 10s (the stages' session timeout)")
+    if parse_duration(k.startup_timeout) < 1000:
+        raise ConfigError("kafka.startup_timeout must be at least 1s (how long a starting worker waits for its broker)")
     if parse_duration(k.side_topic_refresh) < 100:
         raise ConfigError("kafka.side_topic_refresh must be at least 100ms (each look asks the broker for metadata)")
     if k.max_checkpoint_bytes < 64 * 1024:

@@ -211,8 +211,8 @@ class MetricsServer:
                  healthy: Callable[[], tuple[bool, str]] = lambda: (True, "ok")) -> None:
         """``ready()``: what ``/readyz`` answers; ``healthy()``: whether ``/healthz`` answers
         200, and its body (503 and the reason otherwise)."""
-        registry_ = registry
-        ready_, healthy_ = ready, healthy
+        self.serve(registry, ready, healthy)
+        server = self
         check_failed = threading.Event()  # said in the log once
 
         class Handler(BaseHTTPRequestHandler):
@@ -220,12 +220,12 @@ class MetricsServer:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     try:
-                        body, ctype, code = generate_latest(registry_), CONTENT_TYPE_LATEST, 200
+                        body, ctype, code = generate_latest(server.registry), CONTENT_TYPE_LATEST, 200
                     except Exception as exc:  # noqa: BLE001 - a failed scrape is answered, never a dropped connection
                         body, ctype, code = f"metrics unavailable: {exc}\n".encode(), "text/plain", 503
                 elif path == "/healthz":
                     try:
-                        ok, why = healthy_()
+                        ok, why = server.healthy()
                     except Exception as exc:  # noqa: BLE001 - a broken check must not restart the process
                         ok, why = True, f"ok (the stall check failed: {exc})"
                         if not check_failed.is_set():
@@ -234,7 +234,7 @@ class MetricsServer:
                                                                                "answering ok")
                     body, ctype, code = f"{why}\n".encode(), "text/plain", 200 if ok else 503
                 elif path == "/readyz":
-                    ok = ready_()
+                    ok = server.ready()
                     body, ctype, code = (b"ready\n" if ok else b"recovering\n"), "text/plain", 200 if ok else 503
                 else:
                     body, ctype, code = b"not found: try /metrics, /healthz, /readyz\n", "text/plain", 404
@@ -256,6 +256,13 @@ class MetricsServer:
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http", daemon=True)
         self._thread.start()
+
+    def serve(self, registry: CollectorRegistry, ready: Callable[[], bool],
+              healthy: Callable[[], tuple[bool, str]]) -> None:
+        """Answer from these from now on: a Kafka worker's server is up while it waits for its
+        broker (``startup.BrokerWait``), and answers for the running worker afterwards on the
+        same port, without a gap in which probes would find nothing listening."""
+        self.registry, self.ready, self.healthy = registry, ready, healthy
 
     def close(self) -> None:
         self.httpd.shutdown()

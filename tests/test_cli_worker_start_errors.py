@@ -61,20 +61,23 @@ def test_a_compression_codec_whose_library_is_missing():
 
 
 def test_unreachable_broker_is_said_once_not_at_every_retry():
-    """The client retries the bootstrap address for 30 s, logging each failure; the operator
-    sees each kind of failure once, then the worker's reason, and exit 1."""
-    proc = subprocess.run([*CLI, "--port", "0"], capture_output=True, timeout=180)
+    """The worker waits kafka.startup_timeout for the broker (10 s here) while the client
+    retries the bootstrap address, logging each failure; the operator sees each kind of
+    failure once, then the worker's reason, and exit 1."""
+    proc = subprocess.run([*CLI, "--port", "0", "--set", "kafka.startup_timeout=10s"], capture_output=True, timeout=180)
     err = proc.stderr.decode()
     assert proc.returncode == 1, err[-2000:]
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("stream-lis: Kafka:") and "bootstrap address reachable" in err
+    assert "within kafka.startup_timeout (10 s)" in err and "waiting for the broker at 127.0.0.1:1" in err
     refused = [line for line in err.splitlines() if "Connection failed" in line and "ECONNREFUSED" in line]
     assert len(refused) == 1, err
 
 
 def test_stopped_while_the_broker_is_unreachable_exits_at_once_and_says_so():
-    """A pod deleted while its broker is unreachable: SIGTERM during the client's 30 s
-    bootstrap ends the worker at once (nothing to checkpoint yet), with a line saying why."""
+    """A pod deleted while its broker is unreachable: SIGTERM while the worker waits for it
+    (kafka.startup_timeout) ends the worker at once (nothing to checkpoint yet), with a line
+    saying why."""
     proc = subprocess.Popen([*CLI, "--port", "0"], stderr=subprocess.PIPE)
     err = b""
     try:
@@ -91,5 +94,5 @@ def test_stopped_while_the_broker_is_unreachable_exits_at_once_and_says_so():
         proc.kill()
     err = (err + rest).decode()
     assert proc.returncode == 0, err[-2000:]
-    assert waited < 10, waited  # not the bootstrap timeout's 30 s
+    assert waited < 10, waited  # not kafka.startup_timeout's 5 minutes
     assert "SIGTERM while starting" in err and "Traceback" not in err, err

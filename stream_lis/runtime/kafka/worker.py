@@ -42,6 +42,7 @@ from .join_stage import JoinStage
 from .tables import APPLIED, feeds_for
 from .produce import dead_letter_sink, make_producer
 from .settings import client_kwargs, crc_accelerated, describe, producer_tuning
+from .startup import BrokerWait
 from .topics import LABELLED_MAX_BYTES, copartition_problem, create_topics
 
 log = logging.getLogger("stream_lis.worker")
@@ -70,9 +71,17 @@ def _held(lock: threading.Lock, stage: str) -> Iterator[None]:
         lock.release()
 
 
+def _registry(collector: Any) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
 class Worker:
     def __init__(self, cfg: Config, port: int | None = 9464, host: str = "0.0.0.0", create: bool = True,
-                 stages: Sequence[str] = STAGES) -> None:
+                 stages: Sequence[str] = STAGES, server: MetricsServer | None = None) -> None:
+        """``server``: one already up (the CLI binds the port first), answering for this
+        worker from now on; otherwise one on ``port`` once the worker is made (None: none)."""
         unknown = set(stages) - set(STAGES)
         if unknown or not stages:
             raise ValueError(f"stages must be some of {STAGES}, got {list(stages)}")
@@ -81,6 +90,10 @@ class Worker:
         self.client_kw = client_kwargs(cfg.kafka)
         tuning = producer_tuning(cfg.kafka)  # refuses a codec that is not installed, before topics are made
         log.info("connecting: %s", describe(self.client_kw))
+        starting = BrokerWait(self.client_kw, parse_duration(cfg.kafka.startup_timeout) / 1000)
+        if server is not None:
+            server.serve(_registry(starting), ready=lambda: False, healthy=starting.health)
+        starting.wait()
         if create:
             for name, what in create_topics(cfg, self.client_kw):
                 log.info("topic %s: %s", name, what)
@@ -137,10 +150,12 @@ class Worker:
         self._moved_arms: set[tuple[tuple[str, str], tuple[int, ...]]] = set()
         self._threads: list[threading.Thread] = []
         self.failed: BaseException | None = None
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(SnapshotCollector(self.snapshot, self._extra))
-        self.server = (MetricsServer(self.registry, port, host, ready=self.ready, healthy=self.health)
-                       if port is not None else None)
+        self.registry = _registry(SnapshotCollector(self.snapshot, self._extra))
+        if server is not None:
+            server.serve(self.registry, ready=self.ready, healthy=self.health)
+            self.server: MetricsServer | None = server
+        else:
+            self.server = MetricsServer(self.registry, port, host, ready=self.ready, healthy=self.health) if port is not None else None
 
     def ready(self) -> bool:
         """Every stage it runs has its partitions and recovered its state."""

@@ -1,0 +1,113 @@
+"""A worker started before its broker answers waits for it, serving ``/healthz``.
+
+Workers and brokers start in no fixed order: a cluster coming up, a broker's rolling restart,
+a network that is not there yet. A worker that gave up after the client's one bootstrap
+attempt (30 s) exited, and Kubernetes restarted it with a back-off that grows to 5 minutes,
+so a worker could come back minutes after its broker. Now it waits up to
+``kafka.startup_timeout`` (5 minutes) and goes on as soon as the broker answers; meanwhile
+``/healthz`` answers ok (a restart would not bring the broker), ``/readyz`` 503, and
+``/metrics`` says ``stream_lis_ready 0`` and ``stream_lis_broker_answering 0`` (the alert
+``KafkaBrokerNotAnswering``). A stop signal during the wait exits at once (nothing to
+checkpoint yet; the CLI's handler).
+
+>>> w = BrokerWait({"bootstrap_servers": "b:9092"}, timeout_s=300, clock=lambda: 12.0)
+>>> w.since = 0.0
+>>> w.health()
+(True, 'starting: waiting for the broker at b:9092 for 12 s (kafka.startup_timeout 300 s)')
+>>> w.reached = True
+>>> w.health()[1]
+'starting: the broker answered; making topics and joining the consumer groups'
+>>> sorted((m.name, m.samples[0].value) for m in w.collect())
+[('stream_lis_broker_answering', 1.0), ('stream_lis_ready', 0.0)]
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaTimeoutError
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from .topics import servers
+
+__all__ = ["BrokerWait", "SAY_EVERY_S"]
+
+log = logging.getLogger("stream_lis.worker")
+
+#: How often a long wait says it is still waiting.
+SAY_EVERY_S = 60.0
+
+
+def _bootstrap(client_kw: dict[str, Any], timeout_ms: int) -> None:
+    """One bootstrap that the client itself retries until ``timeout_ms`` (with its reconnect
+    back-off, 2 s at most): one client for the whole wait, since each failed one leaves its
+    network thread behind."""
+    KafkaAdminClient(**{**client_kw, "bootstrap_timeout_ms": timeout_ms}).close()
+
+
+class BrokerWait:
+    """What a worker answers on HTTP while it waits for its broker, and the wait itself."""
+
+    def __init__(self, client_kw: dict[str, Any], timeout_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client_kw, self.timeout_s, self.clock = client_kw, timeout_s, clock
+        self.since = clock()
+        #: Set once the broker answered (the worker then makes its topics and stages).
+        self.reached = False
+
+    def health(self) -> tuple[bool, str]:
+        """``/healthz``: always ok (restarting would not bring the broker), saying what it waits for."""
+        if self.reached:
+            return True, "starting: the broker answered; making topics and joining the consumer groups"
+        return True, (f"starting: waiting for the broker at {servers(self.client_kw)} for "
+                      f"{self.clock() - self.since:.0f} s (kafka.startup_timeout {self.timeout_s:g} s)")
+
+    def collect(self) -> Iterator[Metric]:
+        """A prometheus_client collector: not ready, and whether the broker answered yet."""
+        ready = GaugeMetricFamily("stream_lis_ready", "1 once every stage this worker runs has its partitions "
+                                  "and recovered state.")
+        ready.add_metric([], 0.0)
+        answering = GaugeMetricFamily("stream_lis_broker_answering", "1 while the broker answers this worker's "
+                                      "requests; 0 while a starting worker waits for it (up to kafka.startup_timeout).")
+        answering.add_metric([], 1.0 if self.reached else 0.0)
+        yield from (ready, answering)
+
+    def wait(self, bootstrap: Callable[[dict[str, Any], int], None] = _bootstrap) -> None:
+        """Return once the broker answers; raise ``KafkaTimeoutError`` after ``timeout_s``.
+
+        The bootstrap runs on a thread of its own so that this one can say, once a minute,
+        that it is still waiting (the client's own connection errors are limited to one a
+        minute by the CLI's log filter)."""
+        outcome: list[BaseException | None] = []
+
+        def attempt() -> None:
+            try:
+                bootstrap(self.client_kw, int(self.timeout_s * 1000))
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                outcome.append(exc)
+
+        t = threading.Thread(target=attempt, name="broker-wait", daemon=True)
+        t.start()
+        t.join(min(5.0, self.timeout_s))
+        said = None
+        while t.is_alive():
+            waited = self.clock() - self.since
+            if said is None or waited - said >= SAY_EVERY_S:
+                log.warning("waiting for the broker at %s: no answer for %.0f s; going on when it answers, giving up "
+                            "after kafka.startup_timeout (%g s)", servers(self.client_kw), waited, self.timeout_s)
+                said = waited
+            t.join(1.0)
+        exc = outcome[0] if outcome else RuntimeError("the bootstrap thread ended without an outcome")
+        if isinstance(exc, KafkaTimeoutError):
+            raise KafkaTimeoutError(f"no answer from the broker at {servers(self.client_kw)} within "
+                                    f"kafka.startup_timeout ({self.timeout_s:g} s)") from exc
+        if exc is not None:
+            raise exc
+        self.reached = True
+        if said is not None:
+            log.info("the broker at %s answered after %.0f s", servers(self.client_kw), self.clock() - self.since)
