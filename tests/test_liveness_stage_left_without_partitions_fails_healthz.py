@@ -20,6 +20,7 @@ import os
 import signal
 import threading
 import time
+import urllib.request
 
 import pytest
 from kafka import KafkaConsumer
@@ -68,6 +69,9 @@ def test_a_join_stage_left_without_partitions_fails_healthz_until_it_has_them_ag
         wait_for(worker.ready, 60, "the worker took its partitions over")
         assert {s.labels["stage"]: s.value for s in worker._unassigned().samples} == {"join": 0.0}
         assert healthz(port) == (200, "ok\n")
+        # and the timeout StageWithoutPartitions counts from, on /metrics
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            assert "\nstream_lis_rebalance_timeout_seconds 10.0\n" in r.read().decode()
 
         manager.send = holding_send
         hold.set()

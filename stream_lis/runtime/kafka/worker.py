@@ -363,7 +363,8 @@ class Worker:
                 entries.add_metric([feed.name], feed.size())
                 bad.add_metric([feed.name], len(feed.rejected_keys))  # len(): one atomic read, no lock
             yield from (recs, entries, bad)
-        yield from (reb, ck, failed, owned, self._unassigned(), self._loop_progress(), self._stall_timeout())
+        yield from (reb, ck, failed, owned, self._unassigned(), self._loop_progress(), self._stall_timeout(),
+                    self._rebalance_timeout())
 
     def _unassigned(self) -> GaugeMetricFamily:
         """How long each stage has been in a group join, from the memberships alone (no lock)."""
@@ -394,6 +395,14 @@ class Worker:
         g = GaugeMetricFamily("stream_lis_stall_timeout_seconds", "kafka.stall_timeout: how long a loop may go "
                               "without going round before /healthz fails (0: the check is off).")
         g.add_metric([], self._stall_s)
+        return g
+
+    def _rebalance_timeout(self) -> GaugeMetricFamily:
+        """The configured rebalance timeout, for ``StageWithoutPartitions`` (as ``_stall_timeout``)."""
+        g = GaugeMetricFamily("stream_lis_rebalance_timeout_seconds", "kafka.rebalance_timeout: the longest the "
+                              "broker holds a group join open; a stage without an assignment this long (see "
+                              "stream_lis_unassigned_seconds) is past any rebalance.")
+        g.add_metric([], self._rebalance_s)
         return g
 
     def _run(self, stage: Any) -> None:
