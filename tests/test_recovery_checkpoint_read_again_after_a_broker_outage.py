@@ -94,3 +94,31 @@ def test_the_broker_not_back_within_the_retry_bound_raises(saved, monkeypatch):
     _failing_once(monkeypatch, "partitions_for_topic", MetadataEmptyBrokerList("no brokers"))
     with pytest.raises(MetadataEmptyBrokerList):
         saved.load_all("join:", ["join:0"])
+
+
+def test_a_topic_without_partitions_in_the_metadata_is_read_again(saved, monkeypatch, caplog):
+    """kafka-python gives an empty set, not an error, for a topic whose metadata came with an
+    error (leaders not elected yet, not authorised) or that is missing: read as "no
+    checkpoints", every partition would have started over without its state."""
+    raised = _failing_once(monkeypatch, "partitions_for_topic", None)  # None: ``or set()`` in the store
+    with caplog.at_level(logging.WARNING, logger="stream_lis.checkpoints"):
+        out = saved.load_all("join:", ["join:0", "join:1"])
+    assert raised == ["partitions_for_topic"]
+    assert out == {"join:0": {"n": 0}, "join:1": {"n": 1}}
+    said = [r.getMessage() for r in caplog.records if r.name == "stream_lis.checkpoints"]
+    assert len(said) == 1 and "has no partitions in the broker's metadata" in said[0], said
+
+
+def test_a_missing_checkpoint_topic_fails_the_restore_instead_of_starting_over(monkeypatch):
+    """A checkpoint topic that is not there (deleted, another name) fails the restore after
+    the retry bound; the worker's restart makes the topic if it is missing."""
+    require_broker()
+    monkeypatch.setattr(checkpoints, "READ_RETRY_PAUSE_S", 0.05)
+    producer = make_producer(CLIENT)
+    try:
+        store = CheckpointStore(namespace()["kafka.topics.checkpoints"], producer, CLIENT, 1 << 20, None,
+                                read_retry_s=0.5)
+        with pytest.raises(checkpoints.CheckpointTopicUnavailable, match="has no partitions"):
+            store.load_all("join:", ["join:0"])
+    finally:
+        producer.close()

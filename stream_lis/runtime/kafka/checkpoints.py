@@ -94,6 +94,16 @@ READ_RETRY_S = 120.0
 READ_RETRY_PAUSE_S = 1.0
 
 
+class CheckpointTopicUnavailable(KafkaError):
+    """The checkpoint topic has no partitions in the broker's metadata: it is missing, this
+    client may not read it, or its leaders are not elected yet. Read as "no checkpoints",
+    every partition given would start over without its state, silently, while its state may
+    be on the topic; so the read is tried again (retriable) and then fails the restore: the
+    worker's restart makes the topic if it is missing and reads it again."""
+
+    retriable = True
+
+
 def part_key(key: str, ckid: str, k: int) -> str:
     """The key of part ``k`` of checkpoint ``ckid`` of ``key``.
 
@@ -236,7 +246,8 @@ class CheckpointStore:
         parts_of_topic = consumer.partitions_for_topic(self.topic) or set()
         tps = [TopicPartition(self.topic, p) for p in sorted(parts_of_topic)]
         if not tps:
-            return latest, parts
+            raise CheckpointTopicUnavailable(f"topic {self.topic} has no partitions in the broker's metadata (missing, "
+                                             "not readable by this client, or its leaders not elected yet)")
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
