@@ -35,7 +35,8 @@ def test_topics_of_different_partition_counts_are_refused(tmp_path):
     # an evaluation-only process has no join to bias: it starts and serves
     ev = WorkerProc(ov, tmp_path / "eval.log", stage="eval")
     try:
-        wait_for(lambda: ev.get("/healthz")[0] == 200, 60, "the evaluation-only worker to serve", ev.alive)
+        # ready, not only alive: /healthz answers ok while a worker still waits for its broker
+        wait_for(lambda: ev.get("/readyz")[0] == 200, 90, "the evaluation-only worker ready", ev.alive)
     finally:
         ev.stop()
 

@@ -23,8 +23,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kafka.errors import KafkaTimeoutError
+
 from kafka_harness import BOOTSTRAP, CLI, cli, free_port, namespace, require_broker, set_args, wait_for
 from stream_lis.config import ConfigError, load_config
+from stream_lis.runtime.kafka import startup
+from stream_lis.runtime.kafka.startup import BrokerWait
 
 
 def test_startup_timeout_is_at_least_a_second():
@@ -34,13 +38,15 @@ def test_startup_timeout_is_at_least_a_second():
 
 
 class _Relay:
-    """Forwards loopback connections on ``port`` to the broker, once started."""
+    """Forwards loopback connections on ``port`` to the broker, once started; the first
+    ``hold`` connections are accepted and never answered (a proxy without a backend)."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self, port: int, hold: int = 0) -> None:
+        self.port, self.hold = port, hold
         host, p = BOOTSTRAP.split(",")[0].rsplit(":", 1)
         self.target = (host, int(p))
         self.relayed = 0
+        self.held: list[socket.socket] = []
         self._server: socket.socket | None = None
 
     def start(self) -> None:
@@ -54,6 +60,9 @@ class _Relay:
                 conn, _ = self._server.accept()
             except OSError:
                 return
+            if len(self.held) < self.hold:
+                self.held.append(conn)
+                continue
             up = socket.create_connection(self.target)
             self.relayed += 1
             for a, b in ((conn, up), (up, conn)):
@@ -74,8 +83,9 @@ class _Relay:
                     pass
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for s in [self._server, *self.held]:
+            if s is not None:
+                s.close()
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -135,3 +145,37 @@ def test_a_worker_started_before_its_broker_waits_alive_and_goes_on_when_it_answ
             proc.kill()
             proc.wait(10)
         relay.close()
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(120)
+def test_a_connection_accepted_and_never_answered_costs_one_attempt_not_the_whole_wait(monkeypatch):
+    """A proxy without a backend (or a wrong port) accepts the first connection and never
+    answers: the client gave that one connection the whole timeout. Each attempt is bounded
+    now (``ATTEMPT_MS``, 30 s; 2 s here), and the next one opens a new connection."""
+    require_broker()
+    monkeypatch.setattr(startup, "ATTEMPT_MS", 2000)
+    relay = _Relay(free_port(), hold=1)
+    relay.start()
+    try:
+        t0 = time.monotonic()
+        BrokerWait({"bootstrap_servers": f"127.0.0.1:{relay.port}"}, timeout_s=60).wait()
+        took = time.monotonic() - t0
+    finally:
+        relay.close()
+    assert len(relay.held) == 1 and relay.relayed >= 1
+    assert 1.5 < took < 15, took  # one held attempt, then the broker
+
+
+@pytest.mark.timeout(60)
+def test_a_tls_handshake_never_answered_does_not_hold_the_start_past_its_timeout(monkeypatch):
+    """kafka-python's TLS handshake has no timeout of its own: a peer that accepts and never
+    answers held the start for ever, alive on /healthz. The wait gives up past
+    ``kafka.startup_timeout`` plus one attempt."""
+    monkeypatch.setattr(startup, "ATTEMPT_MS", 1000)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (backlog), never answers
+        port = silent.getsockname()[1]
+        t0 = time.monotonic()
+        with pytest.raises(KafkaTimeoutError, match="within kafka.startup_timeout"):
+            BrokerWait({"bootstrap_servers": f"127.0.0.1:{port}", "security_protocol": "SSL"}, timeout_s=2).wait()
+        assert time.monotonic() - t0 < 10

@@ -8,9 +8,11 @@ so a worker could come back minutes after its broker. Now it waits up to
 ``/healthz`` answers ok (a restart would not bring the broker), ``/readyz`` 503, and
 ``/metrics`` says ``stream_lis_ready 0`` and ``stream_lis_broker_answering 0`` (the alert
 ``KafkaBrokerNotAnswering``). A stop signal during the wait exits at once (nothing to
-checkpoint yet; the CLI's handler).
+checkpoint yet; the CLI's handler). A start stuck anywhere (a client call without a bound of
+its own) fails ``/healthz`` once it has taken ``SETUP_S`` longer than the timeout.
 
->>> w = BrokerWait({"bootstrap_servers": "b:9092"}, timeout_s=300, clock=lambda: 12.0)
+>>> now = [12.0]
+>>> w = BrokerWait({"bootstrap_servers": "b:9092"}, timeout_s=300, clock=lambda: now[0])
 >>> w.since = 0.0
 >>> w.health()
 (True, 'starting: waiting for the broker at b:9092 for 12 s (kafka.startup_timeout 300 s)')
@@ -19,6 +21,9 @@ checkpoint yet; the CLI's handler).
 'starting: the broker answered; making topics and joining the consumer groups'
 >>> sorted((m.name, m.samples[0].value) for m in w.collect())
 [('stream_lis_broker_answering', 1.0), ('stream_lis_ready', 0.0)]
+>>> now[0] = 481.0
+>>> w.health()
+(False, 'starting for 481 s, past kafka.startup_timeout (300 s) plus 180 s: stuck after the broker answered')
 """
 
 from __future__ import annotations
@@ -34,19 +39,65 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from .topics import servers
 
-__all__ = ["BrokerWait", "SAY_EVERY_S"]
+__all__ = ["ATTEMPT_MS", "BrokerWait", "SAY_EVERY_S", "SETUP_S"]
 
 log = logging.getLogger("stream_lis.worker")
 
 #: How often a long wait says it is still waiting.
 SAY_EVERY_S = 60.0
+#: Longest one bootstrap attempt (the clients' request timeout): a connection accepted and
+#: never answered is given up after it and a new one opened.
+ATTEMPT_MS = 30_000
+#: How long past ``kafka.startup_timeout`` a start may take before ``/healthz`` fails: for
+#: making topics and the stages' clients once the broker answered, or for a bootstrap stuck
+#: where the client has no bound of its own (a TLS handshake never answered).
+SETUP_S = 180.0
+
+
+class _Bootstrap:
+    """Bootstrap attempts on one client: its IO thread and connections are closed at the end
+    (a kafka-python 3.0 admin client that failed its bootstrap leaves its IO thread behind).
+    Each attempt opens a new connection, so one accepted and never answered (a proxy without
+    a backend, the wrong port) costs one attempt, not the whole wait."""
+
+    def __init__(self, client_kw: dict[str, Any]) -> None:
+        self.client_kw = client_kw
+        try:  # kafka-python 3.0's network client; 2.x has none: an admin client per attempt
+            from kafka.net.compat import KafkaNetClient
+        except ImportError:
+            self.client = None
+        else:
+            self.client = KafkaNetClient(**client_kw)
+            self.client._net.start()
+
+    def attempt(self, timeout_ms: int) -> None:
+        """Return once the broker answered; ``KafkaTimeoutError`` after ``timeout_ms``."""
+        if self.client is None:
+            KafkaAdminClient(**self.client_kw).close()
+        else:
+            self.client._manager.bootstrap(timeout_ms)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
 
 
 def _bootstrap(client_kw: dict[str, Any], timeout_ms: int) -> None:
-    """One bootstrap that the client itself retries until ``timeout_ms`` (with its reconnect
-    back-off, 2 s at most): one client for the whole wait, since each failed one leaves its
-    network thread behind."""
-    KafkaAdminClient(**{**client_kw, "bootstrap_timeout_ms": timeout_ms}).close()
+    """Bootstrap attempts of up to ``ATTEMPT_MS`` each until the broker answers;
+    ``KafkaTimeoutError`` after ``timeout_ms``."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    boot = _Bootstrap(client_kw)
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                boot.attempt(max(1, int(min(left, ATTEMPT_MS / 1000) * 1000)))
+                return
+            except KafkaTimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+    finally:
+        boot.close()
 
 
 class BrokerWait:
@@ -60,11 +111,17 @@ class BrokerWait:
         self.reached = False
 
     def health(self) -> tuple[bool, str]:
-        """``/healthz``: always ok (restarting would not bring the broker), saying what it waits for."""
+        """``/healthz``: ok while the start is within its bounds (restarting would not bring
+        the broker), saying what it waits for; 503 once it has taken ``SETUP_S`` longer than
+        ``kafka.startup_timeout``, whatever it is stuck in (the orchestrator restarts it)."""
+        took = self.clock() - self.since
+        if took > self.timeout_s + SETUP_S:
+            return False, (f"starting for {took:.0f} s, past kafka.startup_timeout ({self.timeout_s:g} s) plus "
+                           f"{SETUP_S:g} s: stuck {'after the broker answered' if self.reached else 'reaching the broker'}")
         if self.reached:
             return True, "starting: the broker answered; making topics and joining the consumer groups"
         return True, (f"starting: waiting for the broker at {servers(self.client_kw)} for "
-                      f"{self.clock() - self.since:.0f} s (kafka.startup_timeout {self.timeout_s:g} s)")
+                      f"{took:.0f} s (kafka.startup_timeout {self.timeout_s:g} s)")
 
     def collect(self) -> Iterator[Metric]:
         """A prometheus_client collector: not ready, and whether the broker answered yet."""
@@ -101,6 +158,12 @@ class BrokerWait:
                 log.warning("waiting for the broker at %s: no answer for %.0f s; going on when it answers, giving up "
                             "after kafka.startup_timeout (%g s)", servers(self.client_kw), waited, self.timeout_s)
                 said = waited
+            if waited > self.timeout_s + ATTEMPT_MS / 1000:
+                # The client has no bound of its own somewhere (a TLS handshake never answered):
+                # its thread is left behind, a daemon, as the process ends.
+                raise KafkaTimeoutError(f"no answer from the broker at {servers(self.client_kw)} within "
+                                        f"kafka.startup_timeout ({self.timeout_s:g} s); the client is still "
+                                        "waiting for it (a TLS handshake?)")
             t.join(1.0)
         exc = outcome[0] if outcome else RuntimeError("the bootstrap thread ended without an outcome")
         if isinstance(exc, KafkaTimeoutError):
