@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--impressions", type=_count(1, MAX_IMPRESSIONS), default=None,
                    help=f"simulator: impressions to generate (default 300000, at most {MAX_IMPRESSIONS:,}; not with --input)")
     r.add_argument("--seed", type=_count(0), default=None, help="simulator: random seed (default 7; not with --input)")
-    r.add_argument("--quiet", "-q", action="store_true", help="print only the final table")
+    r.add_argument("--quiet", "-q", action="store_true", help="no live tables: print only the final table (and the "
+                   "one-line notices on stderr)")
     r.add_argument("--history", metavar="PATH", help="append one JSON line of per-arm figures per live-table interval "
                    "and one at the end (input of `stream-lis report`; '-': stdout)")
 
@@ -675,7 +676,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # broker (not ready), and a port already taken is said before any of that.
     try:
         server = MetricsServer(CollectorRegistry(auto_describe=False), args.port, args.host, ready=lambda: False,
-                               healthy=lambda: (True, "starting"))
+                               healthy=lambda: (True, "starting"), not_ready="starting")
     except OSError as exc:
         return _port_taken("worker", args, exc, "0 = any free port")
     print(f"metrics: http://{_shown(args.host)}:{server.port}/metrics  ready: /readyz", file=sys.stderr, flush=True)

@@ -208,10 +208,11 @@ class MetricsServer:
 
     def __init__(self, registry: CollectorRegistry, port: int, host: str = "0.0.0.0",
                  ready: Callable[[], bool] = lambda: True,
-                 healthy: Callable[[], tuple[bool, str]] = lambda: (True, "ok")) -> None:
-        """``ready()``: what ``/readyz`` answers; ``healthy()``: whether ``/healthz`` answers
-        200, and its body (503 and the reason otherwise)."""
-        self.serve(registry, ready, healthy)
+                 healthy: Callable[[], tuple[bool, str]] = lambda: (True, "ok"), not_ready: str = "recovering") -> None:
+        """``ready()``: what ``/readyz`` answers (``not_ready``, with a 503, when it is
+        False); ``healthy()``: whether ``/healthz`` answers 200, and its body (503 and the
+        reason otherwise)."""
+        self.serve(registry, ready, healthy, not_ready)
         server = self
         check_failed = threading.Event()  # said in the log once
 
@@ -235,7 +236,7 @@ class MetricsServer:
                     body, ctype, code = f"{why}\n".encode(), "text/plain", 200 if ok else 503
                 elif path == "/readyz":
                     ok = server.ready()
-                    body, ctype, code = (b"ready\n" if ok else b"recovering\n"), "text/plain", 200 if ok else 503
+                    body, ctype, code = (b"ready\n" if ok else f"{server.not_ready}\n".encode()), "text/plain", 200 if ok else 503
                 else:
                     body, ctype, code = b"not found: try /metrics, /healthz, /readyz\n", "text/plain", 404
                 try:
@@ -258,11 +259,12 @@ class MetricsServer:
         self._thread.start()
 
     def serve(self, registry: CollectorRegistry, ready: Callable[[], bool],
-              healthy: Callable[[], tuple[bool, str]]) -> None:
+              healthy: Callable[[], tuple[bool, str]], not_ready: str = "recovering") -> None:
         """Answer from these from now on: a Kafka worker's server is up while it waits for its
         broker (``startup.BrokerWait``), and answers for the running worker afterwards on the
-        same port, without a gap in which probes would find nothing listening."""
-        self.registry, self.ready, self.healthy = registry, ready, healthy
+        same port, without a gap in which probes would find nothing listening. ``not_ready``:
+        the body of a 503 from ``/readyz``."""
+        self.registry, self.ready, self.healthy, self.not_ready = registry, ready, healthy, not_ready
 
     def close(self) -> None:
         self.httpd.shutdown()

@@ -69,7 +69,7 @@ def test_unreachable_broker_is_said_once_not_at_every_retry():
     assert proc.returncode == 1, err[-2000:]
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("stream-lis: Kafka:") and "bootstrap address reachable" in err
-    assert "within kafka.startup_timeout (10 s)" in err and "waiting for the broker at 127.0.0.1:1" in err
+    assert "could not reach the broker at 127.0.0.1:1 within kafka.startup_timeout (10 s)" in err and "waiting for the broker at 127.0.0.1:1" in err
     refused = [line for line in err.splitlines() if "Connection failed" in line and "ECONNREFUSED" in line]
     assert len(refused) == 1, err
 

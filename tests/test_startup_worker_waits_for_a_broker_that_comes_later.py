@@ -124,7 +124,7 @@ def test_a_worker_started_before_its_broker_waits_alive_and_goes_on_when_it_answ
         wait_for(lambda: "waiting for the broker at" in log.read_text(), 60, "the worker saying it waits", alive)
         status, body = _get(port, "/healthz")
         assert status == 200 and body.startswith(f"starting: waiting for the broker at 127.0.0.1:{relay.port}"), body
-        assert _get(port, "/readyz")[0] == 503
+        assert _get(port, "/readyz") == (503, "starting\n")
         status, body = _get(port, "/metrics")
         assert status == 200
         assert _gauges(body) == {"stream_lis_ready": 0.0, "stream_lis_broker_answering": 0.0}

@@ -161,14 +161,15 @@ class BrokerWait:
             if waited > self.timeout_s + ATTEMPT_MS / 1000:
                 # The client has no bound of its own somewhere (a TLS handshake never answered):
                 # its thread is left behind, a daemon, as the process ends.
-                raise KafkaTimeoutError(f"no answer from the broker at {servers(self.client_kw)} within "
+                raise KafkaTimeoutError(f"could not reach the broker at {servers(self.client_kw)} within "
                                         f"kafka.startup_timeout ({self.timeout_s:g} s); the client is still "
                                         "waiting for it (a TLS handshake?)")
             t.join(1.0)
         exc = outcome[0] if outcome else RuntimeError("the bootstrap thread ended without an outcome")
         if isinstance(exc, KafkaTimeoutError):
-            raise KafkaTimeoutError(f"no answer from the broker at {servers(self.client_kw)} within "
-                                    f"kafka.startup_timeout ({self.timeout_s:g} s)") from exc
+            raise KafkaTimeoutError(f"could not reach the broker at {servers(self.client_kw)} within "
+                                    f"kafka.startup_timeout ({self.timeout_s:g} s); the Kafka client's log lines "
+                                    "above say what it met") from exc
         if exc is not None:
             raise exc
         self.reached = True

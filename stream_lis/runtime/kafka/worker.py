@@ -92,7 +92,7 @@ class Worker:
         log.info("connecting: %s", describe(self.client_kw))
         starting = BrokerWait(self.client_kw, parse_duration(cfg.kafka.startup_timeout) / 1000)
         if server is not None:
-            server.serve(_registry(starting), ready=lambda: False, healthy=starting.health)
+            server.serve(_registry(starting), ready=lambda: False, healthy=starting.health, not_ready="starting")
         starting.wait()
         if create:
             for name, what in create_topics(cfg, self.client_kw):
