@@ -29,6 +29,8 @@ import threading
 import time
 from typing import Any, Callable, Coroutine
 
+from ..on_thread import OnThread
+
 try:  # kafka-python 3: listeners may be coroutines, awaited on the IO loop
     from kafka import AsyncConsumerRebalanceListener
     from kafka.net.selector import KernelEvent
@@ -87,27 +89,15 @@ class OffLoopListener(AsyncConsumerRebalanceListener or object):  # type: ignore
         await self._off_loop(self.stage.on_partitions_lost, lost, "lost")
 
     async def _off_loop(self, method: Callable[[Any], Any], arg: Any, what: str) -> None:
-        done = threading.Event()
-        error: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                method(arg)
-            except BaseException as exc:  # handed to the IO loop, which logs and raises it
-                error.append(exc)
-            finally:
-                done.set()
-
         start = time.monotonic()
-        threading.Thread(target=work, name=f"{self.name}-partitions-{what}", daemon=True).start()
-        while not done.is_set():
+        work = OnThread(lambda: method(arg), f"{self.name}-partitions-{what}")
+        while not work.done.is_set():
             await KernelEvent("_sleep", POLL_S)  # the loop's own sleep: it runs other tasks meanwhile
         took = time.monotonic() - start
         if took > SLOW_S:
             log.info("%s stage: partitions %s took %.1f s on a thread of their own; the consumer's heartbeats "
                      "went on meanwhile", self.name, what, took)
-        if error:
-            raise error[0]
+        work.result()  # its error, if any, raised in the IO loop, which logs it
 
 
 def coordinator_unknown(consumer: Any) -> bool:

@@ -29,7 +29,6 @@ its own) fails ``/healthz`` once it has taken ``SETUP_S`` longer than the timeou
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -37,12 +36,15 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaTimeoutError
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from ..on_thread import OnThread
 from .topics import servers
 
-__all__ = ["ATTEMPT_MS", "BrokerWait", "SAY_EVERY_S", "SETUP_S"]
+__all__ = ["ATTEMPT_MS", "BrokerWait", "READY_HELP", "SAY_EVERY_S", "SETUP_S"]
 
 log = logging.getLogger("stream_lis.worker")
 
+#: ``stream_lis_ready``'s help, for the waiting worker and the running one alike.
+READY_HELP = "1 once every stage this worker runs has its partitions and recovered state."
 #: How often a long wait says it is still waiting.
 SAY_EVERY_S = 60.0
 #: Longest one bootstrap attempt (the clients' request timeout): a connection accepted and
@@ -125,8 +127,7 @@ class BrokerWait:
 
     def collect(self) -> Iterator[Metric]:
         """A prometheus_client collector: not ready, and whether the broker answered yet."""
-        ready = GaugeMetricFamily("stream_lis_ready", "1 once every stage this worker runs has its partitions "
-                                  "and recovered state.")
+        ready = GaugeMetricFamily("stream_lis_ready", READY_HELP)
         ready.add_metric([], 0.0)
         answering = GaugeMetricFamily("stream_lis_broker_answering", "1 while the broker answers this worker's "
                                       "requests; 0 while a starting worker waits for it (up to kafka.startup_timeout).")
@@ -139,20 +140,10 @@ class BrokerWait:
         The bootstrap runs on a thread of its own so that this one can say, once a minute,
         that it is still waiting (the client's own connection errors are limited to one a
         minute by the CLI's log filter)."""
-        outcome: list[BaseException | None] = []
-
-        def attempt() -> None:
-            try:
-                bootstrap(self.client_kw, int(self.timeout_s * 1000))
-                outcome.append(None)
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-                outcome.append(exc)
-
-        t = threading.Thread(target=attempt, name="broker-wait", daemon=True)
-        t.start()
-        t.join(min(5.0, self.timeout_s))
+        reaching = OnThread(lambda: bootstrap(self.client_kw, int(self.timeout_s * 1000)), "broker-wait")
+        reaching.done.wait(min(5.0, self.timeout_s))
         said = None
-        while t.is_alive():
+        while not reaching.done.is_set():
             waited = self.clock() - self.since
             if said is None or waited - said >= SAY_EVERY_S:
                 log.warning("waiting for the broker at %s: no answer for %.0f s; going on when it answers, giving up "
@@ -164,14 +155,13 @@ class BrokerWait:
                 raise KafkaTimeoutError(f"could not reach the broker at {servers(self.client_kw)} within "
                                         f"kafka.startup_timeout ({self.timeout_s:g} s); the client is still "
                                         "waiting for it (a TLS handshake?)")
-            t.join(1.0)
-        exc = outcome[0] if outcome else RuntimeError("the bootstrap thread ended without an outcome")
-        if isinstance(exc, KafkaTimeoutError):
+            reaching.done.wait(1.0)
+        try:
+            reaching.result()
+        except KafkaTimeoutError as exc:
             raise KafkaTimeoutError(f"could not reach the broker at {servers(self.client_kw)} within "
                                     f"kafka.startup_timeout ({self.timeout_s:g} s); the Kafka client's log lines "
                                     "above say what it met") from exc
-        if exc is not None:
-            raise exc
         self.reached = True
         if said is not None:
             log.info("the broker at %s answered after %.0f s", servers(self.client_kw), self.clock() - self.since)

@@ -45,6 +45,7 @@ from ...events import Invalid
 from ...labeller import InvalidSink
 from ...probes.external import REJECT_DETAILS as PREFERENCE_REJECTS
 from ..liveness import Pulse
+from ..on_thread import OnThread
 from .settings import consumer_tuning
 from .topics import LagMeter
 
@@ -111,20 +112,9 @@ class TableFeed:
         meanwhile (a call on its way is left to end with the consumer's close)."""
         start, said = time.monotonic(), False
         while True:
-            out: list[tuple[bool, Any]] = []  # (True, value) or (False, error), from the asking thread
-            done = threading.Event()
-
-            def ask() -> None:
-                try:
-                    out.append((True, call()))
-                except BaseException as exc:  # handed to the feed's thread
-                    out.append((False, exc))
-                finally:
-                    done.set()
-
             self.pulse.beat()
-            threading.Thread(target=ask, name=f"{self.name}-table-{what}", daemon=True).start()
-            while not done.wait(ASK_BEAT_S):
+            asking = OnThread(call, f"{self.name}-table-{what}")
+            while not asking.done.wait(ASK_BEAT_S):
                 self.pulse.beat()
                 if self.stopping.is_set():
                     raise _Stopping
@@ -132,14 +122,16 @@ class TableFeed:
                     log.warning("%s table: the broker has not answered for %.0f s (%s of topic %s); waiting for it",
                                 self.name, time.monotonic() - start, what, self.topic)
                     said = True
-            ok, value = out[0]
-            if ok:
+            try:
+                value = asking.result()
                 break
-            if not (isinstance(value, KafkaError) and value.retriable):
-                raise value
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                error = exc
             if not said:
                 log.warning("%s table: the broker does not answer, or the topic is gone (%s of topic %s: %s); asking "
-                            "again until it does", self.name, what, self.topic, value)
+                            "again until it does", self.name, what, self.topic, error)
                 said = True
             if self.stopping.wait(ASK_BEAT_S * 2):
                 raise _Stopping

@@ -42,7 +42,7 @@ from .join_stage import JoinStage
 from .tables import APPLIED, feeds_for
 from .produce import dead_letter_sink, make_producer
 from .settings import client_kwargs, crc_accelerated, describe, producer_tuning
-from .startup import BrokerWait
+from .startup import READY_HELP, BrokerWait
 from .topics import LABELLED_MAX_BYTES, copartition_problem, create_topics
 
 log = logging.getLogger("stream_lis.worker")
@@ -315,7 +315,7 @@ class Worker:
                                       "succeeds: the worker waits for it and goes on, and its consumer lag is stale.")
         answering.add_metric([], 1.0 if all(st.lag_meter.answering for st in self._running) else 0.0)
         yield answering
-        ready = GaugeMetricFamily("stream_lis_ready", "1 once every stage this worker runs has its partitions and recovered state.")
+        ready = GaugeMetricFamily("stream_lis_ready", READY_HELP)
         ready.add_metric([], 1.0 if self.ready() else 0.0)
         yield from (lag, ready)
         if self.eval is not None:
