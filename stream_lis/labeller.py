@@ -30,7 +30,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Sequence, Union
+from typing import Any, Callable, NamedTuple, Sequence, Union
 
 import msgspec
 import numpy as np
@@ -45,7 +45,9 @@ LABEL_DELAY_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, m
 
 _DELAY_BOUNDS = np.array(LABEL_DELAY_BUCKETS)
 
-InvalidSink = Callable[[Invalid, str], None]
+#: Where a rejected record goes, with its source; what it returns is the sink's own (a
+#: Kafka send's future, which a side table's feed waits for; nothing for a file).
+InvalidSink = Callable[[Invalid, str], Any]
 
 
 class Seen(msgspec.Struct, tag="seen", array_like=True, gc=False):

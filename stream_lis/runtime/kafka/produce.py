@@ -111,10 +111,12 @@ def dead_letter_sink(producer: KafkaProducer, topic: str, delivery: Delivery | N
     """Where a worker's rejected records go: the dead-letter topic, keyed by input partition.
     ``delivery``: watches the sends (a stage that checkpoints the input they came from)."""
 
-    def send(inv: Invalid, source: str) -> None:
+    def send(inv: Invalid, source: str) -> Any:
+        """The send's future (a side table's feed waits for it before it marks the record sent)."""
         future = producer.send(topic, key=dead_letter_key(source), value=encode_dead_letter(inv, source))
         if delivery is not None:
             delivery.watch(future, topic)
+        return future
 
     return send
 

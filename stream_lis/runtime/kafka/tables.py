@@ -9,8 +9,7 @@ Two tables live beside the stream:
 
 Compaction keeps each key's latest record; a record with a null value (a tombstone) deletes
 what its key set. Every evaluation stage needs a whole table, whichever arms it owns, so a
-feed reads every partition, with no consumer group and no committed offsets: from the
-beginning, at every start. A partition added to the topic while the feed runs is found within
+feed reads every partition, joining no consumer group: from the beginning, at every start. A partition added to the topic while the feed runs is found within
 ``kafka.side_topic_refresh`` and read from its beginning too (a group would be told by a
 rebalance; a feed without one asks).
 
@@ -23,9 +22,9 @@ table is "what the team has now", as a later model snapshot would be.
 A record the table rejects is counted by reason and sent to the dead-letter topic with its
 bytes and ``topic/partition@offset``; the feed goes on. Each start reads the topic again, so
 the same bad records are counted again (compaction keeps a key's latest record, and never
-compacts the active segment): what says whether the table is still missing data is
-``rejected_keys``, the keys whose latest record was rejected. It clears when the publisher
-sends a good record (or a tombstone) for each.
+compacts the active segment), though not sent again (``letter_marks``): what says whether
+the table is still missing data is ``rejected_keys``, the keys whose latest record was
+rejected. It clears when the publisher sends a good record (or a tombstone) for each.
 """
 
 from __future__ import annotations
@@ -46,6 +45,7 @@ from ...labeller import InvalidSink
 from ...probes.external import REJECT_DETAILS as PREFERENCE_REJECTS
 from ..liveness import Pulse
 from ..on_thread import OnThread
+from .letter_marks import LetterMarks
 from .settings import consumer_tuning
 from .topics import LagMeter
 
@@ -79,9 +79,11 @@ class TableFeed:
 
     def __init__(self, name: str, topic: str, apply: Apply, size: Callable[[], int], details: dict[str, str],
                  lock: threading.Lock, client_kw: dict[str, Any], dead_letter: InvalidSink,
-                 tuning: dict[str, Any] | None = None, refresh_s: float = 30.0) -> None:
+                 tuning: dict[str, Any] | None = None, refresh_s: float = 30.0, marks_group: str | None = None) -> None:
         """``refresh_s``: how often to look for partitions added to the topic (the consumer's
-        metadata is refreshed as often, so it sees them)."""
+        metadata is refreshed as often, so it sees them), and to save how far the rejected
+        records are dead-lettered, in consumer group ``marks_group`` (``letter_marks``;
+        None: not saved, every start sends them again)."""
         self.name, self.topic, self.lock = name, topic, lock
         self.refresh_s = refresh_s
         self._apply, self.size, self.details = apply, size, details
@@ -95,9 +97,11 @@ class TableFeed:
         #: Beaten each time the loop goes round and while it waits for its topic (``liveness``).
         self.pulse = Pulse()
         self.lag: dict[tuple[str, int], int] = {}
-        self.consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+        # The group holds the marks' offsets only: the feed assigns itself every partition.
+        self.consumer = KafkaConsumer(group_id=marks_group, enable_auto_commit=False, auto_offset_reset="earliest",
                                       metadata_max_age_ms=max(100, int(refresh_s * 1000)), **(tuning or {}), **client_kw)
         self.lag_meter = LagMeter(self.consumer, log)
+        self.marks = LetterMarks(self.consumer, self._asked, name, marks_group)
 
     def _asked(self, what: str, call: Callable[[], T]) -> T:
         """``call()`` (a client call that needs the broker), waited for on a thread of its own
@@ -155,9 +159,10 @@ class TableFeed:
             self.stopping.wait(1.0)
         return []
 
-    def apply(self, key: bytes | None, value: bytes | None, source: str) -> str:
+    def apply(self, key: bytes | None, value: bytes | None, source: str, send: bool = True) -> str:
         """One record into the table; returns its outcome, counted (and dead-lettered when
-        it is a rejection)."""
+        it is a rejection, unless ``send`` is False: a record below its partition's mark,
+        dead-lettered before)."""
         outcome = self._apply(key, value)
         self.counts[outcome] += 1
         if outcome in APPLIED:
@@ -166,8 +171,9 @@ class TableFeed:
             return outcome
         if key is not None:
             self.rejected_keys.add(key)
-        detail = self.details.get(outcome, outcome) if value is not None else "a tombstone without a key"
-        self.dead_letter(Invalid(outcome, detail, value or b""), source)
+        if send:
+            detail = self.details.get(outcome, outcome) if value is not None else "a tombstone without a key"
+            self.marks.sent(self.dead_letter(Invalid(outcome, detail, value or b""), source))
         return outcome
 
     def run(self) -> None:
@@ -184,6 +190,7 @@ class TableFeed:
             return
         self.consumer.assign(tps)
         self.consumer.seek_to_beginning(*tps)
+        self.marks.load(tps)
         end = self._asked("end offsets", lambda: self.consumer.end_offsets(tps))
         begin = self._asked("beginning offsets", lambda: self.consumer.beginning_offsets(tps))
         log.info("%s table: reading topic %s (%d partitions, up to %d records)", self.name, self.topic, len(tps),
@@ -196,6 +203,7 @@ class TableFeed:
             if time.monotonic() - last_look >= self.refresh_s:
                 last_look = time.monotonic()
                 tps = self._add_new_partitions(tps)
+                self.marks.save()
             if not todo and not self.recovered.is_set():
                 log.info("%s table: %d entries loaded in %.1f s (%s)", self.name, self.size(), time.monotonic() - t0,
                          ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "topic empty")
@@ -205,7 +213,9 @@ class TableFeed:
                 with self.lock:
                     for tp, msgs in batch.items():
                         for m in msgs:
-                            self.apply(m.key, m.value, f"{tp.topic}/{tp.partition}@{m.offset}")
+                            self.apply(m.key, m.value, f"{tp.topic}/{tp.partition}@{m.offset}",
+                                       self.marks.fresh(tp, m.offset))
+                        self.marks.read(tp, msgs[-1].offset + 1)
             for tp in list(todo):
                 # None: not known yet (kafka-python gives that while the broker does not answer)
                 pos = self.consumer.position(tp, timeout_ms=POSITION_WAIT_MS)
@@ -231,6 +241,7 @@ class TableFeed:
         tps = [*tps, *added]
         self.consumer.assign(tps)  # keeps the positions of the partitions already assigned
         self.consumer.seek_to_beginning(*added)
+        self.marks.load(added)
         return tps
 
 
@@ -260,14 +271,15 @@ def feeds_for(stage: Any, cfg: Config, client_kw: dict[str, Any],
     before it evaluates."""
     t, tuning = cfg.kafka.topics, consumer_tuning(cfg.kafka)
     refresh_s = parse_duration(cfg.kafka.side_topic_refresh) / 1000
+    marks = f"{cfg.kafka.group_id}-tables"
     feeds = []
     probe = stage.external
     if probe is not None and cfg.probes.external.from_topic:
         feeds.append(TableFeed("preferences", t.preferences, _apply_to(probe), lambda: probe.n_items,
-                               PREFERENCE_REJECTS, stage.lock, client_kw, dead_letter, tuning, refresh_s))
+                               PREFERENCE_REJECTS, stage.lock, client_kw, dead_letter, tuning, refresh_s, marks))
     table = stage.embeddings
     if table is not None and cfg.embeddings.from_topic:
         feeds.append(TableFeed("embeddings", t.embeddings, _apply_to(table), table.__len__, EMBEDDING_REJECTS,
-                               stage.lock, client_kw, dead_letter, tuning, refresh_s))
+                               stage.lock, client_kw, dead_letter, tuning, refresh_s, marks))
     stage.inputs_ready = [f.recovered for f in feeds]
     return feeds
