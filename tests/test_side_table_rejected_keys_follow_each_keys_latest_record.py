@@ -19,7 +19,7 @@ def _feed(letters: list) -> TableFeed:
     feed._apply = lambda key, value: "deleted" if value is None and key else (
         "missing_field" if value is None else value.decode())
     feed.dead_letter = lambda inv, source: letters.append((inv.reason, inv.raw, source))
-    feed.marks = LetterMarks(None, None, "preferences", None)  # no marks: every rejection is sent
+    feed.marks = LetterMarks({}, None, "preferences")  # no marks: every rejection is sent
     return feed
 
 

@@ -9,7 +9,8 @@ Two tables live beside the stream:
 
 Compaction keeps each key's latest record; a record with a null value (a tombstone) deletes
 what its key set. Every evaluation stage needs a whole table, whichever arms it owns, so a
-feed reads every partition, joining no consumer group: from the beginning, at every start. A partition added to the topic while the feed runs is found within
+feed reads every partition, joining no consumer group: from the beginning, at every start.
+A partition added to the topic while the feed runs is found within
 ``kafka.side_topic_refresh`` and read from its beginning too (a group would be told by a
 rebalance; a feed without one asks).
 
@@ -32,12 +33,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections import Counter
 from typing import Any, Callable, Protocol, TypeVar
 
+import msgspec
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from ... import __version__
 from ...config import Config, parse_duration
 from ...embedding_table import REJECT_DETAILS as EMBEDDING_REJECTS
 from ...events import Invalid
@@ -79,11 +83,12 @@ class TableFeed:
 
     def __init__(self, name: str, topic: str, apply: Apply, size: Callable[[], int], details: dict[str, str],
                  lock: threading.Lock, client_kw: dict[str, Any], dead_letter: InvalidSink,
-                 tuning: dict[str, Any] | None = None, refresh_s: float = 30.0, marks_group: str | None = None) -> None:
+                 tuning: dict[str, Any] | None = None, refresh_s: float = 30.0, marks_group: str | None = None,
+                 rules: str = "") -> None:
         """``refresh_s``: how often to look for partitions added to the topic (the consumer's
         metadata is refreshed as often, so it sees them), and to save how far the rejected
-        records are dead-lettered, in consumer group ``marks_group`` (``letter_marks``;
-        None: not saved, every start sends them again)."""
+        records are dead-lettered, in consumer group ``marks_group`` under ``rules``
+        (``letter_marks``; None: not saved, every start sends them again)."""
         self.name, self.topic, self.lock = name, topic, lock
         self.refresh_s = refresh_s
         self._apply, self.size, self.details = apply, size, details
@@ -97,11 +102,10 @@ class TableFeed:
         #: Beaten each time the loop goes round and while it waits for its topic (``liveness``).
         self.pulse = Pulse()
         self.lag: dict[tuple[str, int], int] = {}
-        # The group holds the marks' offsets only: the feed assigns itself every partition.
-        self.consumer = KafkaConsumer(group_id=marks_group, enable_auto_commit=False, auto_offset_reset="earliest",
+        self.consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                                       metadata_max_age_ms=max(100, int(refresh_s * 1000)), **(tuning or {}), **client_kw)
         self.lag_meter = LagMeter(self.consumer, log)
-        self.marks = LetterMarks(self.consumer, self._asked, name, marks_group)
+        self.marks = LetterMarks(client_kw, marks_group, name, rules, every_s=refresh_s)
 
     def _asked(self, what: str, call: Callable[[], T]) -> T:
         """``call()`` (a client call that needs the broker), waited for on a thread of its own
@@ -183,6 +187,7 @@ class TableFeed:
             pass
         finally:
             self.consumer.close()
+            self.marks.close()
 
     def _run(self) -> None:
         tps = self._partitions()
@@ -190,7 +195,7 @@ class TableFeed:
             return
         self.consumer.assign(tps)
         self.consumer.seek_to_beginning(*tps)
-        self.marks.load(tps)
+        self.marks.load(tps, self.pulse.beat)
         end = self._asked("end offsets", lambda: self.consumer.end_offsets(tps))
         begin = self._asked("beginning offsets", lambda: self.consumer.beginning_offsets(tps))
         log.info("%s table: reading topic %s (%d partitions, up to %d records)", self.name, self.topic, len(tps),
@@ -203,7 +208,6 @@ class TableFeed:
             if time.monotonic() - last_look >= self.refresh_s:
                 last_look = time.monotonic()
                 tps = self._add_new_partitions(tps)
-                self.marks.save()
             if not todo and not self.recovered.is_set():
                 log.info("%s table: %d entries loaded in %.1f s (%s)", self.name, self.size(), time.monotonic() - t0,
                          ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "topic empty")
@@ -212,10 +216,11 @@ class TableFeed:
             if batch:
                 with self.lock:
                     for tp, msgs in batch.items():
+                        self.marks.read(tp, msgs[0].offset, msgs[-1].offset + 1)
                         for m in msgs:
                             self.apply(m.key, m.value, f"{tp.topic}/{tp.partition}@{m.offset}",
                                        self.marks.fresh(tp, m.offset))
-                        self.marks.read(tp, msgs[-1].offset + 1)
+            self.marks.save()
             for tp in list(todo):
                 # None: not known yet (kafka-python gives that while the broker does not answer)
                 pos = self.consumer.position(tp, timeout_ms=POSITION_WAIT_MS)
@@ -241,7 +246,7 @@ class TableFeed:
         tps = [*tps, *added]
         self.consumer.assign(tps)  # keeps the positions of the partitions already assigned
         self.consumer.seek_to_beginning(*added)
-        self.marks.load(added)
+        self.marks.load(added, self.pulse.beat)
         return tps
 
 
@@ -265,21 +270,30 @@ def _apply_to(table: _Table) -> Apply:
     return apply
 
 
+def _rules(cfg: Config) -> str:
+    """What decides which side records are rejected: the release, the reject reasons and the
+    config they read. Dead-letter marks made under other rules are not trusted
+    (``letter_marks``): a record accepted then may be rejected now."""
+    said = msgspec.json.encode([__version__, sorted(PREFERENCE_REJECTS), sorted(EMBEDDING_REJECTS), cfg.limits,
+                                cfg.probes.external, cfg.embeddings, cfg.experiments])
+    return f"{__version__}/{zlib.crc32(said):08x}"
+
+
 def feeds_for(stage: Any, cfg: Config, client_kw: dict[str, Any],
               dead_letter: InvalidSink) -> list[TableFeed]:
     """The feeds of an evaluation stage's tables read from topics; the stage waits for them
     before it evaluates."""
     t, tuning = cfg.kafka.topics, consumer_tuning(cfg.kafka)
     refresh_s = parse_duration(cfg.kafka.side_topic_refresh) / 1000
-    marks = f"{cfg.kafka.group_id}-tables"
+    marks, rules = f"{cfg.kafka.group_id}-tables", _rules(cfg)
     feeds = []
     probe = stage.external
     if probe is not None and cfg.probes.external.from_topic:
         feeds.append(TableFeed("preferences", t.preferences, _apply_to(probe), lambda: probe.n_items,
-                               PREFERENCE_REJECTS, stage.lock, client_kw, dead_letter, tuning, refresh_s, marks))
+                               PREFERENCE_REJECTS, stage.lock, client_kw, dead_letter, tuning, refresh_s, marks, rules))
     table = stage.embeddings
     if table is not None and cfg.embeddings.from_topic:
         feeds.append(TableFeed("embeddings", t.embeddings, _apply_to(table), table.__len__, EMBEDDING_REJECTS,
-                               stage.lock, client_kw, dead_letter, tuning, refresh_s, marks))
+                               stage.lock, client_kw, dead_letter, tuning, refresh_s, marks, rules))
     stage.inputs_ready = [f.recovered for f in feeds]
     return feeds

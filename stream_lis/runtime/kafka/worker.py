@@ -193,7 +193,7 @@ class Worker:
         running = [(name, st) for _, name, st in self.loops() if not st.stopping.is_set()]
         stuck = liveness.stalled([(name, st.pulse) for name, st in running], self._stall_s)
         idle = liveness.unassigned([(name, st.membership) for name, st in running
-                                    if hasattr(st, "membership")],  # the side tables' feeds have no group
+                                    if hasattr(st, "membership")],  # the side tables' feeds join no group
                                    self._rebalance_s, self._stall_s)
         said = [liveness.describe(stuck, self._stall_s)] if stuck else []
         if idle:
