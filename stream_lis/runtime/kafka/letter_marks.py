@@ -15,7 +15,8 @@ The marks are bookkeeping: they never hold the feed up, and they never lose a le
 - A mark holds for the rules it was made under (``rules``: the release, the reject reasons
   and the config that decides them): a record accepted then may be rejected now, so marks
   made under other rules are ignored.
-- A partition whose offsets go back (its topic deleted and made again) loses its mark.
+- A partition whose offsets go back (its topic deleted and made again) loses its mark, and
+  no mark is committed for the rest of the run.
 - Marks unchanged for a day are committed again, before the broker's offset retention
   (7 days by default) forgets them.
 - Anything else (no ACL for the group, a letter that failed, three failed commits in a row)
@@ -28,8 +29,8 @@ The marks are bookkeeping: they never hold the feed up, and they never lose a le
 >>> marks.fresh(tp, 2), marks.fresh(tp, 3)
 (False, True)
 >>> marks.read(tp, 0, 5); marks.read(tp, 0, 2)  # offsets went back: the topic was made again
->>> marks.fresh(tp, 2)
-True
+>>> marks.fresh(tp, 2), marks.on
+(True, False)
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ class LetterMarks:
             return
         while self._saving is not None and not self._saving[0].done.wait(0.5):  # one user of the client at a time
             beat()
-        self.save()  # takes that commit's outcome
+        self._take_commit()
+        if not self.on:
+            return
 
         def read() -> dict[TopicPartition, Any]:
             consumer = self._consumer()
@@ -124,34 +127,21 @@ class LetterMarks:
 
     def read(self, tp: TopicPartition, first: int, next_offset: int) -> None:
         """The feed applied ``tp``'s records from ``first`` up to ``next_offset``. Offsets that
-        go back mean the topic was made again: its old mark says nothing of the new records."""
+        go back mean the topic was made again: its old mark says nothing of the new records,
+        and no mark is committed for the rest of the run (one may be on its way)."""
         if first < self.read_to.get(tp, 0):
             self.marks.pop(tp, None)
+            if self.on:
+                self._off(f"the offsets of partition {tp.partition} went back (the topic made again?)")
         self.read_to[tp] = next_offset
 
     def save(self) -> None:
         """Called at every round of the feed: takes the outcome of a commit on its way, or
         starts one (every ``every_s``) of the offsets read so far, once every letter sent
         before them is acknowledged."""
-        if not self.on:
+        if not self.on or not self._take_commit():
             return
         now = self.clock()
-        if self._saving is not None:
-            saving, offsets, n = self._saving
-            if not saving.done.is_set():
-                return
-            self._saving = None
-            try:
-                saving.result()
-            except KafkaError as exc:
-                self._failures += 1
-                if not exc.retriable or self._failures >= MAX_FAILURES:
-                    self._off(f"committing them failed: {exc!r}")
-                return
-            self._failures = 0
-            self.marks.update(offsets)
-            del self._letters[:n]
-            self._committed = now
         if now - self._tried < self.every_s:
             return
         self._tried = now
@@ -170,6 +160,29 @@ class LetterMarks:
         commit = {tp: OffsetAndMetadata(off, self.rules, -1) for tp, off in offsets.items()}
         self._saving = (OnThread(lambda: consumer.commit(commit, timeout_ms=WAIT_MS), f"{self.table}-table-marks"),
                         offsets, n)
+
+    def _take_commit(self) -> bool:
+        """The outcome of the commit on its way, taken once it is done; False while it runs."""
+        if self._saving is None:
+            return True
+        saving, offsets, n = self._saving
+        if not saving.done.is_set():
+            return False
+        self._saving = None
+        try:
+            saving.result()
+        except KafkaError as exc:
+            self._failures += 1
+            if not exc.retriable or self._failures >= MAX_FAILURES:
+                self._off(f"committing them failed: {exc!r}")
+            return self.on
+        if not self.on:  # turned off while it ran
+            return False
+        self._failures = 0
+        self.marks.update(offsets)
+        del self._letters[:n]
+        self._committed = self.clock()
+        return True
 
     def close(self) -> None:
         if self._client is not None:
