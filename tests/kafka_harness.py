@@ -69,13 +69,21 @@ def broker_frozen(pid: int):
         os.kill(pid, signal.SIGCONT)
 
 
-def healthz(port: int) -> tuple[int, str]:
-    """An in-process worker's ``/healthz`` on 127.0.0.1: status and body, 503 included."""
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """A worker's ``path`` on 127.0.0.1: status and body, 503 included; ``(0, "")`` when
+    nothing answers."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def healthz(port: int) -> tuple[int, str]:
+    """An in-process worker's ``/healthz``."""
+    return http_get(port, "/healthz")
 
 
 def free_port() -> int:

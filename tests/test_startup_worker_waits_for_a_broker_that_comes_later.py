@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kafka.errors import KafkaTimeoutError
 
-from kafka_harness import BOOTSTRAP, CLI, cli, free_port, namespace, require_broker, set_args, wait_for
+from kafka_harness import BOOTSTRAP, CLI, cli, free_port, http_get, namespace, require_broker, set_args, wait_for
 from stream_lis.config import ConfigError, load_config
 from stream_lis.runtime.kafka import startup
 from stream_lis.runtime.kafka.startup import BrokerWait
@@ -88,19 +88,6 @@ class _Relay:
                 s.close()
 
 
-def _get(port: int, path: str) -> tuple[int, str]:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return 0, ""
-
-
 def _gauges(body: str) -> dict[str, float]:
     return {f.name: f.samples[0].value for f in text_string_to_metric_families(body) if f.samples and not f.samples[0].labels}
 
@@ -122,20 +109,20 @@ def test_a_worker_started_before_its_broker_waits_alive_and_goes_on_when_it_answ
 
         # The broker "not up yet": nothing listens at the bootstrap address.
         wait_for(lambda: "waiting for the broker at" in log.read_text(), 60, "the worker saying it waits", alive)
-        status, body = _get(port, "/healthz")
+        status, body = http_get(port, "/healthz")
         assert status == 200 and body.startswith(f"starting: waiting for the broker at 127.0.0.1:{relay.port}"), body
-        assert _get(port, "/readyz") == (503, "starting\n")
-        status, body = _get(port, "/metrics")
+        assert http_get(port, "/readyz") == (503, "starting\n")
+        status, body = http_get(port, "/metrics")
         assert status == 200
         assert _gauges(body) == {"stream_lis_ready": 0.0, "stream_lis_broker_answering": 0.0}
 
         relay.start()  # the broker is up
         t0 = time.monotonic()
-        wait_for(lambda: _get(port, "/readyz")[0] == 200, 90, f"the worker ready (log {log})", alive)
+        wait_for(lambda: http_get(port, "/readyz")[0] == 200, 90, f"the worker ready (log {log})", alive)
         print(f"ready {time.monotonic() - t0:.1f} s after the broker came")
         assert relay.relayed >= 1
-        assert _get(port, "/healthz") == (200, "ok\n")
-        m = _gauges(_get(port, "/metrics")[1])
+        assert http_get(port, "/healthz") == (200, "ok\n")
+        m = _gauges(http_get(port, "/metrics")[1])
         assert m["stream_lis_ready"] == 1.0 and m["stream_lis_broker_answering"] == 1.0
         assert "answered after" in log.read_text()
         proc.terminate()
